@@ -1,0 +1,3 @@
+from killswitch.cli.main import main
+
+main()

@@ -1,0 +1,210 @@
+"""`killswitch`: contain, restore, demo, audit, sandbox, inventory, permissions.
+
+Entry points parse, authorize and start a run; no business logic here.
+Exit codes: 0 proven / ok · 1 not proven (a credential alive or unknown, or a check failed)
+· 2 refused (bad input, unknown or protected agent; nothing changed) · 3 could not run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from killswitch.cli import audit, sandbox
+from killswitch.cli.common import (
+    EXIT_NOT_PROVEN,
+    EXIT_OK,
+    emit_json,
+    err,
+    errors_handled,
+    out,
+    progress_to_stderr,
+)
+from killswitch.cli.common import actor as current_actor
+from killswitch.codec import agent_to_dict, report_to_dict, restore_to_dict
+from killswitch.containment import Request
+from killswitch.report import render_containment, render_restore
+from killswitch.settings import load_settings
+
+app = typer.Typer(
+    name="killswitch",
+    help="Kill switch for AI-agent credentials: contain an agent everywhere, prove every "
+    "credential dead, restore a false positive, audit the record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(audit.app, name="audit")
+inventory_app = typer.Typer(help="The inventory of agents.", no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's own log lines too.")
+
+
+@app.command()
+def contain(
+    agent_id: str = typer.Argument(..., help="The agent to contain (one id; no wildcards)."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (goes into the ledger)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    break_glass: bool = typer.Option(
+        False,
+        "--break-glass",
+        help="Run without Prefect (orchestrator down): same plan, same revokers, same ledger.",
+    ),
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Contain an agent: kill every credential, detach its grants, prove each one dead."""
+    from killswitch.cli import runs
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        settings = load_settings()
+        mode = "dry-run" if dry_run else "break-glass" if break_glass else "flow"
+        request = Request(
+            agent_id=agent_id, reason=reason, actor=current_actor(), trigger="cli", mode=mode
+        )
+        report = runs.contain(settings, request, verbose=verbose)
+    if as_json:
+        emit_json(report_to_dict(report))
+    else:
+        render_containment(out, report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+@app.command()
+def restore(
+    agent_id: str = typer.Argument(..., help="The agent whose containment was a false positive."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (goes into the ledger)."),
+    break_glass: bool = typer.Option(False, "--break-glass", help="Run without Prefect."),
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Undo a containment: reverse exactly the recorded changes, then prove the keys work."""
+    from killswitch.cli import runs
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        settings = load_settings()
+        request = Request(
+            agent_id=agent_id,
+            reason=reason,
+            actor=current_actor(),
+            trigger="cli",
+            mode="break-glass" if break_glass else "flow",
+        )
+        report = runs.restore(settings, request, verbose=verbose)
+    if as_json:
+        emit_json(restore_to_dict(report))
+    else:
+        render_restore(out, report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+@app.command()
+def demo(
+    as_json: bool = JSON,
+    break_glass: bool = typer.Option(False, "--break-glass", help="Contain without Prefect."),
+    quiet: bool = QUIET,
+) -> None:
+    """Start the sandbox (fresh fleet), contain its compromised agent, and prove it."""
+    from killswitch.cli import runs
+    from killswitch.sandbox import control, fleet
+    from killswitch.sandbox.state import Paths
+    from killswitch.settings import default_home
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        home = default_home()
+        control.up(home, reset=True)
+        settings = load_settings(profile=Paths.under(home).profile)
+        request = Request(
+            agent_id=fleet.DEMO_AGENT,
+            reason="demo: an access key of research-agent-7 was found in a public repository",
+            actor=current_actor(),
+            trigger="demo",
+            mode="break-glass" if break_glass else "flow",
+        )
+        report = runs.contain(settings, request, check_untouched=True)
+    if as_json:
+        emit_json(report_to_dict(report))
+    else:
+        render_containment(out, report)
+        err.print(
+            "\nThe sandbox keeps running: `killswitch sandbox status`, "
+            f"`killswitch restore {fleet.DEMO_AGENT} --reason ...`, "
+            "`killswitch audit verify`, `killswitch sandbox down`."
+        )
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+@app.command()
+def permissions(
+    provider: str = typer.Argument(..., help="e.g. aws"),
+) -> None:
+    """Print the least-privilege policy the kill switch's own identity needs at a provider."""
+    from revokers.base import registered
+
+    with errors_handled(False):
+        available = registered()
+        if provider not in available:
+            from killswitch.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"unknown provider {provider!r}; known: {', '.join(sorted(available))}"
+            )
+        revoker = available[provider]
+        out.print_json(
+            json.dumps(
+                {
+                    "provider": provider,
+                    "by_verb": {verb: list(perms) for verb, perms in revoker.permissions.items()},
+                    "policy": revoker.permission_policy(),
+                }
+            )
+        )
+
+
+@inventory_app.command("list")
+def inventory_list(
+    agent: str = typer.Option(None, "--agent", help="Only this agent."), as_json: bool = JSON
+) -> None:
+    """List the agents the inventory knows, with their status and declared credentials."""
+    from killswitch.inventory import Inventory
+
+    with errors_handled(as_json):
+        settings = load_settings()
+        inventory = Inventory(settings.inventory_file)
+        agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
+        rows = [
+            {
+                **agent_to_dict(a),
+                "declared": [f"{c.kind}:{c.ref}" for c in inventory.declared(a.id)],
+                "protected": a.id in settings.protected_agents,
+            }
+            for a in agents
+        ]
+    if as_json:
+        emit_json({"target": settings.target, "agents": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"agents ({settings.target})")
+    for column in ("id", "owner", "status", "protected", "declared credentials"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["owner"],
+            row["status"],
+            "yes" if row["protected"] else "",
+            str(len(row["declared"])),
+        )
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,102 @@
+"""Start a containment or restore: as a Prefect flow in this process, or break-glass."""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+
+from killswitch import containment, restoration
+from killswitch.cli.common import err
+from killswitch.containment import Request
+from killswitch.errors import ConfigurationError
+from killswitch.models import ContainmentReport, RestoreReport
+from killswitch.runtime import Runtime
+from killswitch.settings import Settings
+
+
+def prefect_environment(settings: Settings, *, verbose: bool = False) -> None:
+    """Point Prefect at the configured API before it is imported; keep its console quiet."""
+    if settings.prefect_api_url:
+        os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect-client"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:
+        err.print(
+            "[yellow]no Prefect API configured: Prefect starts a temporary server "
+            "(about 10 s). Set prefect_api_url, run `killswitch sandbox up`, or use "
+            "--break-glass.[/]"
+        )
+        return
+    try:
+        with urllib.request.urlopen(f"{api}/health", timeout=2) as response:  # noqa: S310
+            response.read()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the Prefect API at {api} is unreachable ({exc})",
+            remediation="Run the same command with --break-glass: same plan, same revokers, "
+            "same ledger, no orchestrator.",
+        ) from exc
+
+
+def contain(
+    settings: Settings,
+    request: Request,
+    *,
+    check_untouched: bool = False,
+    verbose: bool = False,
+) -> ContainmentReport:
+    """Dry run and break-glass run without Prefect; otherwise the `contain` flow, in-process."""
+    runtime = Runtime.open(settings)
+    try:
+        containment.authorize(runtime, request)  # refuse before an orchestrator is involved
+        if request.mode in ("dry-run", "break-glass"):
+            return containment.run(runtime, request, untouched=check_untouched)
+        prefect_environment(settings, verbose=verbose)
+        from flows import runtime as handover
+        from flows.contain import ContainmentNotProven
+        from flows.contain import contain as contain_flow
+
+        with handover.fast(), handover.using(runtime):
+            try:
+                return contain_flow(
+                    request.agent_id,
+                    request.reason,
+                    actor=request.actor,
+                    trigger=request.trigger,
+                    run_id=request.run_id,
+                    check_untouched=check_untouched,
+                )
+            except ContainmentNotProven as exc:
+                return exc.report
+    finally:
+        runtime.close()
+
+
+def restore(settings: Settings, request: Request, *, verbose: bool = False) -> RestoreReport:
+    runtime = Runtime.open(settings)
+    try:
+        restoration.pending(runtime, request)  # refuse before an orchestrator is involved
+        if request.mode == "break-glass":
+            return restoration.restore(runtime, request)
+        prefect_environment(settings, verbose=verbose)
+        from flows import runtime as handover
+        from flows.restore import RestoreIncomplete
+        from flows.restore import restore as restore_flow
+
+        with handover.fast(), handover.using(runtime):
+            try:
+                return restore_flow(
+                    request.agent_id,
+                    request.reason,
+                    actor=request.actor,
+                    trigger=request.trigger,
+                    run_id=request.run_id,
+                )
+            except RestoreIncomplete as exc:
+                return exc.report
+    finally:
+        runtime.close()

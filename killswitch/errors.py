@@ -1,0 +1,109 @@
+"""One error tree: every failure the kill switch reports carries a stable code and a remediation."""
+
+from __future__ import annotations
+
+
+class KillSwitchError(Exception):
+    """Base of every error the kill switch raises on purpose."""
+
+    code = "killswitch-error"
+    remediation = "See the runbooks for this error code."
+    exit_code = 3
+
+    def __init__(self, message: str, *, remediation: str | None = None) -> None:
+        super().__init__(message)
+        if remediation is not None:
+            self.remediation = remediation
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+class RefusedError(KillSwitchError):
+    """Input that the kill switch will not act on; nothing was changed."""
+
+    code = "refused"
+    remediation = "Fix the input; nothing was changed."
+    exit_code = 2
+
+
+class InvalidAgentIdError(RefusedError):
+    code = "invalid-agent-id"
+    remediation = (
+        "Agent ids are 1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter "
+        "or digit; wildcards are never accepted."
+    )
+
+
+class UnknownAgentError(RefusedError):
+    code = "unknown-agent"
+    remediation = (
+        "Check the id with `killswitch inventory list`; only known agents can be acted on."
+    )
+
+
+class ProtectedIdentityError(RefusedError):
+    code = "protected-identity"
+    remediation = (
+        "Protected identities (break-glass admins, the kill switch's own identity) are never "
+        "touched; remove the id from settings.protected_agents only through change control."
+    )
+
+
+class NothingToRestoreError(RefusedError):
+    code = "nothing-to-restore"
+    remediation = "`killswitch audit show --agent ID` lists what was done to the agent."
+
+
+class ConfigurationError(KillSwitchError):
+    code = "configuration"
+    remediation = "Check the profile (KILLSWITCH_PROFILE) and KILLSWITCH_* environment variables."
+
+
+class SandboxError(KillSwitchError):
+    code = "sandbox"
+    remediation = (
+        "Run `killswitch sandbox status`; `killswitch sandbox down` then `up` starts over."
+    )
+
+
+class ProviderError(KillSwitchError):
+    """A provider answered with an error that retrying will not fix."""
+
+    code = "provider-error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        provider_code: str = "",
+        remediation: str | None = None,
+    ) -> None:
+        super().__init__(message, remediation=remediation)
+        self.provider = provider
+        self.provider_code = provider_code
+
+
+class NotFoundError(ProviderError):
+    """The target no longer exists at the provider (for a revocation: already gone)."""
+
+    code = "not-found"
+
+
+class OwnIdentityError(ProviderError):
+    """The kill switch's own identity was refused: never retried, always paged."""
+
+    code = "own-identity-refused"
+    remediation = (
+        "The kill switch's own credentials were refused or lack a permission: check them and "
+        "`killswitch permissions <provider>`; page the platform owner."
+    )
+
+
+class TransientError(ProviderError):
+    """Throttling, 5xx, timeouts, resets: the only errors that are retried."""
+
+    code = "transient"
+    remediation = "The provider was slow or unavailable; retried until the deadline."

@@ -1,0 +1,216 @@
+"""One provider's share of a run: perform its actions in parallel, then prove each credential.
+
+Plain functions over the revoker contract, so that the Prefect flow (one task per provider)
+and break-glass (no orchestrator) run exactly the same code. Only `TransientError` is
+retried, with jittered backoff, inside the action deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from killswitch.errors import KillSwitchError, TransientError
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Credential,
+    Outcome,
+    Plan,
+    ProviderOutcome,
+    Verdict,
+    VerdictStatus,
+)
+from killswitch.secrets import Material, SecretSource
+from revokers.base import ProbeAttempt, ProbeOutcome, Revoker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long to keep trying: provider calls and probes each have their own deadline."""
+
+    action_deadline_s: float
+    probe_deadline_s: float
+    probe_interval_s: float
+
+
+def _retrying(deadline_s: float) -> Retrying:
+    return Retrying(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_delay(deadline_s),
+        wait=wait_random_exponential(multiplier=0.1, max=5),
+        reraise=True,
+    )
+
+
+def perform(revoker: Revoker, action: Action, deadline_s: float) -> ActionResult:
+    """Perform one action, retrying transient errors; a failure is a result, not a raise."""
+    return attempt(revoker.perform, action, action, deadline_s)
+
+
+def attempt(
+    call: Callable[[T], ActionResult], arg: T, action: Action, deadline_s: float
+) -> ActionResult:
+    """Call a revoker verb with retries inside the deadline; errors become FAILED results."""
+    started = time.monotonic()
+    try:
+        result: ActionResult = _retrying(deadline_s)(call, arg)
+        return result
+    except KillSwitchError as exc:
+        detail = f"{exc.code}: {exc.message}"
+    except Exception as exc:
+        log.exception("unexpected error in %s %s", action.operation, action.target)
+        detail = f"unexpected {type(exc).__name__} (see the log)"
+    return ActionResult(action, Outcome.FAILED, detail, None, time.monotonic() - started)
+
+
+def _attempt(revoker: Revoker, credential: Credential, material: Material) -> ProbeAttempt:
+    try:
+        return revoker.probe(credential, material)
+    except KillSwitchError as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{exc.code}: {exc.message}")
+
+
+def poll(
+    revoker: Revoker,
+    credential: Credential,
+    materials: Sequence[Material],
+    *,
+    until: ProbeOutcome,
+    deadline_s: float,
+    interval_s: float,
+) -> tuple[list[ProbeAttempt], int, float]:
+    """Probe every piece of material until each answers `until` or the deadline passes."""
+    started = time.monotonic()
+    pending = list(materials)
+    final: dict[int, ProbeAttempt] = {}
+    attempts, wait = 0, interval_s
+    while True:
+        still = []
+        for material in pending:
+            attempt = _attempt(revoker, credential, material)
+            attempts += 1
+            final[id(material)] = attempt
+            if attempt.outcome is not until:
+                still.append(material)
+        pending = still
+        elapsed = time.monotonic() - started
+        if not pending or elapsed >= deadline_s:
+            return [final[id(m)] for m in materials], attempts, elapsed
+        time.sleep(min(wait, max(deadline_s - elapsed, 0.0)))
+        wait = min(wait * 1.5, 10.0)
+
+
+def prove_dead(
+    revoker: Revoker, credential: Credential, materials: Sequence[Material], timing: Timing
+) -> Verdict:
+    """`dead` only when every probe saw the provider reject the credential."""
+    if not materials:
+        try:
+            return revoker.read_back(credential)
+        except KillSwitchError as exc:
+            return Verdict(VerdictStatus.UNKNOWN, f"read-back failed: {exc.code}: {exc.message}")
+    finals, attempts, elapsed = poll(
+        revoker,
+        credential,
+        materials,
+        until=ProbeOutcome.REJECTED,
+        deadline_s=timing.probe_deadline_s,
+        interval_s=timing.probe_interval_s,
+    )
+    outcomes = {a.outcome for a in finals}
+    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals))
+    if outcomes == {ProbeOutcome.REJECTED}:
+        status = VerdictStatus.DEAD
+    elif ProbeOutcome.ACCEPTED in outcomes:
+        status = VerdictStatus.ALIVE
+        evidence = f"still authenticates after {elapsed:.1f}s: {evidence}"
+    else:
+        status = VerdictStatus.UNKNOWN
+        evidence = f"no rejection seen within {elapsed:.1f}s: {evidence}"
+    return Verdict(status, evidence, attempts, elapsed)
+
+
+def check_alive(
+    revoker: Revoker,
+    credential: Credential,
+    materials: Sequence[Material],
+    *,
+    deadline_s: float,
+    interval_s: float,
+) -> Verdict:
+    """The inverse proof (untouched agents, restores): `alive` when every probe authenticates."""
+    finals, attempts, elapsed = poll(
+        revoker,
+        credential,
+        materials,
+        until=ProbeOutcome.ACCEPTED,
+        deadline_s=deadline_s,
+        interval_s=interval_s,
+    )
+    outcomes = {a.outcome for a in finals}
+    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals))
+    if outcomes == {ProbeOutcome.ACCEPTED}:
+        status = VerdictStatus.ALIVE
+    elif ProbeOutcome.REJECTED in outcomes:
+        status = VerdictStatus.DEAD
+    else:
+        status = VerdictStatus.UNKNOWN
+    return Verdict(status, evidence, attempts, elapsed)
+
+
+def run_provider(
+    revoker: Revoker,
+    plan: Plan,
+    *,
+    secrets: SecretSource,
+    timing: Timing,
+    on_result: Callable[[ActionResult], None],
+    on_verdict: Callable[[Credential, Verdict], None],
+) -> ProviderOutcome:
+    """Contain and detach in parallel, then probe every credential in parallel."""
+    started = time.monotonic()
+    results: list[ActionResult] = []
+    for action in plan.actions:
+        if action.in_place:
+            result = ActionResult(action, Outcome.ALREADY, "already in place at discovery")
+            results.append(result)
+            on_result(result)
+    pending = [a for a in plan.actions if not a.in_place]
+    workers = max(1, min(revoker.max_workers, max(len(pending), len(plan.credentials))))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool:
+        futures = [pool.submit(perform, revoker, a, timing.action_deadline_s) for a in pending]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            on_result(result)
+        contain_s = time.monotonic() - started
+        verifying = time.monotonic()
+
+        def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
+            verdict = prove_dead(revoker, credential, secrets.materials(credential), timing)
+            on_verdict(credential, verdict)
+            return credential, verdict
+
+        verdicts = list(pool.map(verdict_for, plan.credentials))
+    return ProviderOutcome(
+        provider=revoker.provider,
+        results=tuple(results),
+        verdicts=tuple(verdicts),
+        contain_s=contain_s,
+        verify_s=time.monotonic() - verifying,
+    )

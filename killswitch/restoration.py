@@ -1,0 +1,146 @@
+"""Undo a containment (a false positive): reverse exactly what the containments changed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from killswitch import progress
+from killswitch.containment import Recorder, Request, authorize, refuse
+from killswitch.errors import KillSwitchError, NothingToRestoreError
+from killswitch.execution import attempt, check_alive
+from killswitch.models import (
+    ActionResult,
+    Agent,
+    AgentStatus,
+    Credential,
+    Outcome,
+    RestoreReport,
+    UndoRecord,
+    Verdict,
+)
+from killswitch.runtime import Runtime
+
+
+def pending(runtime: Runtime, request: Request) -> tuple[Agent, list[UndoRecord]]:
+    """Guard the request and list what would be reversed; refuse when there is nothing."""
+    agent = authorize(runtime, request, "restore")
+    records = runtime.inventory.pending_undo(agent.id)
+    if not records:
+        error = NothingToRestoreError(
+            f"nothing to restore for {agent.id!r}: no containment change is waiting to be undone"
+        )
+        refuse(runtime, request, error, "restore")
+        raise error
+    return agent, records
+
+
+def _refusal(record: UndoRecord, runtime: Runtime) -> str | None:
+    a = record.action
+    if not a.reversible:
+        return (
+            f"{a.provider} {a.operation} {a.target}: irreversible at the provider; "
+            "issue a new credential instead"
+        )
+    if a.provider not in runtime.revokers:
+        return f"{a.provider} {a.operation} {a.target}: provider {a.provider!r} is not configured"
+    return None
+
+
+def reverse_all(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionResult]:
+    def one(record: UndoRecord) -> ActionResult:
+        revoker = runtime.revokers[record.action.provider]
+        return attempt(revoker.restore, record, record.action, runtime.settings.action_deadline_s)
+
+    if not records:
+        return []
+    workers = min(16, len(records))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, records))
+
+
+def _checks(runtime: Runtime, agent: Agent) -> list[tuple[Credential, Verdict]]:
+    """Probe the agent's credentials that have material: each must authenticate again."""
+    declared = runtime.inventory.declared(agent.id)
+    jobs: list[tuple[str, Credential]] = []
+    for name, revoker in runtime.revokers.items():
+        try:
+            found = revoker.discover(agent, declared)
+        except KillSwitchError:
+            continue
+        jobs += [(name, c) for c in found.credentials if runtime.secrets.materials(c)]
+
+    def one(job: tuple[str, Credential]) -> tuple[Credential, Verdict]:
+        name, credential = job
+        return credential, check_alive(
+            runtime.revokers[name],
+            credential,
+            runtime.secrets.materials(credential),
+            deadline_s=runtime.settings.probe_deadline_s,
+            interval_s=runtime.settings.probe_interval_s,
+        )
+
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        return list(pool.map(one, jobs))
+
+
+Reverser = Callable[[Runtime, Sequence[UndoRecord]], list[ActionResult]]
+
+
+def restore(
+    runtime: Runtime, request: Request, *, reverse: Reverser = reverse_all
+) -> RestoreReport:
+    """Reverse every pending change of the agent, newest first, then prove its keys work."""
+    started = time.monotonic()
+    agent, records = pending(runtime, request)
+    recorder = Recorder(runtime, request)
+    refused = {r.id: msg for r in records if (msg := _refusal(r, runtime))}
+    todo = [r for r in reversed(records) if r.id not in refused]
+    recorder.write(
+        "restore",
+        "started",
+        reason=request.reason,
+        records=len(records),
+        refused=list(refused.values()),
+    )
+    progress.emit("restore", f"reversing {len(todo)} change(s) on {agent.id}")
+    results = reverse(runtime, todo)
+    for result in results:
+        a = result.action
+        recorder.write(
+            f"restore:{a.operation}",
+            result.outcome.value,
+            provider=a.provider,
+            credential=a.target,
+            principal=a.principal,
+            detail=result.detail,
+        )
+    undone = [
+        rec.id for rec, res in zip(todo, results, strict=True) if res.outcome is not Outcome.FAILED
+    ]
+    runtime.inventory.mark_restored(undone + list(refused), run_id=request.run_id)
+    failed = [r for r in results if r.outcome is Outcome.FAILED]
+    if not failed:
+        runtime.inventory.set_status(agent.id, AgentStatus.ACTIVE)
+    checks = _checks(runtime, agent)
+    report = RestoreReport(
+        run_id=request.run_id,
+        agent=runtime.inventory.get_agent(agent.id) or agent,
+        reason=request.reason,
+        actor=request.actor,
+        target=runtime.settings.target,
+        results=tuple(results),
+        refused=tuple(refused.values()),
+        checks=tuple(checks),
+        total_s=time.monotonic() - started,
+    )
+    recorder.write(
+        "restore",
+        "restored" if report.ok else "incomplete",
+        failed=len(failed),
+        checks={c.key: v.status.value for c, v in checks},
+    )
+    return report

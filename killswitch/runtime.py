@@ -1,0 +1,60 @@
+"""What a run needs, opened once from settings: inventory, ledger, secrets, revokers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from killswitch.execution import Timing
+from killswitch.inventory import Inventory
+from killswitch.ledger import Ledger, ledger_key_from
+from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
+from killswitch.settings import Settings
+from revokers.base import Revoker, build
+
+
+@dataclass
+class Runtime:
+    """Open for the life of a process (the warm service keeps one; the CLI opens one per run)."""
+
+    settings: Settings
+    inventory: Inventory
+    ledger: Ledger
+    secrets: SecretSource
+    revokers: dict[str, Revoker] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, providers: Sequence[str] | None = None) -> Runtime:
+        sources: list[SecretSource] = []
+        if settings.keyring_path is not None:
+            sources.append(KeyringFile(settings.keyring_path))
+        key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+        return cls(
+            settings=settings,
+            inventory=Inventory(settings.inventory_file),
+            ledger=Ledger(settings.ledger_file, ledger_key_from(key)),
+            secrets=ChainedSource(sources),
+            revokers=build(list(providers or settings.providers), settings),
+        )
+
+    @property
+    def timing(self) -> Timing:
+        return Timing(
+            action_deadline_s=self.settings.action_deadline_s,
+            probe_deadline_s=self.settings.probe_deadline_s,
+            probe_interval_s=self.settings.probe_interval_s,
+        )
+
+    def with_secrets(self, extra: SecretSource) -> Runtime:
+        """The same runtime asking `extra` (e.g. material carried by an alert) first."""
+        return Runtime(
+            self.settings,
+            self.inventory,
+            self.ledger,
+            ChainedSource([extra, self.secrets]),
+            self.revokers,
+        )
+
+    def close(self) -> None:
+        for revoker in self.revokers.values():
+            revoker.close()

@@ -1,0 +1,262 @@
+"""`killswitch sandbox up | status | down`: start, describe and stop the local stand-ins.
+
+Everything lives under `$KILLSWITCH_HOME/sandbox` (never in the repository); every process
+it starts is recorded with its pid and stopped by `down`, and nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from killswitch import progress
+from killswitch.errors import SandboxError
+from killswitch.inventory import Inventory
+from killswitch.sandbox import fleet
+from killswitch.sandbox.daemon import MARKER
+from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
+from killswitch.secrets import KeyringFile
+from killswitch.settings import DEFAULT_PROTECTED_AGENTS
+
+PREFECT_MARKER = "prefect server start"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(  # noqa: S603  (our own interpreter and arguments)
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    return process.pid
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def _wait(what: str, ready: Any, timeout: float, pid: int, marker: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if not pid_alive(pid, marker):
+            raise SandboxError(f"{what} exited while starting: see the sandbox logs")
+        time.sleep(0.1)
+    raise SandboxError(f"{what} did not become ready within {timeout:.0f}s")
+
+
+def _prefect_healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _start_prefect(paths: Paths) -> tuple[int, str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(paths.prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    prefect = str(Path(sys.executable).parent / "prefect")
+    pid = _spawn(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        paths.logs / "prefect.log",
+        env,
+    )
+    return pid, f"http://127.0.0.1:{port}/api"
+
+
+def _profile(
+    paths: Paths, home: Path, aws: dict[str, str], prefect_api: str | None
+) -> dict[str, Any]:
+    return {
+        "home": str(home),
+        "target": "sandbox",
+        "inventory_path": str(paths.inventory),
+        "ledger_path": str(paths.ledger),
+        "keyring_path": str(paths.keyring),
+        "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
+        "providers": ["aws"],
+        "probe_deadline_s": 20.0,
+        "probe_interval_s": 0.25,
+        "action_deadline_s": 20.0,
+        "prefect_api_url": prefect_api,
+        "aws": {
+            **aws,
+            "protected_principals": [fleet.ADMIN_USER, fleet.BREAKGLASS_USER],
+        },
+    }
+
+
+def _seed(paths: Paths, home: Path, moto_url: str, prefect_api: str | None) -> dict[str, Any]:
+    inventory = Inventory(paths.inventory)
+    keyring = KeyringFile(paths.keyring)
+    inventory.clear()
+    keyring.clear()
+    progress.emit("sandbox", "seeding the demo fleet")
+    admin = fleet.seed(moto_url, inventory, keyring)
+    aws = {
+        "endpoint_url": moto_url,
+        "region": fleet.REGION,
+        "access_key_id": admin.access_key_id,
+        "secret_access_key": admin.secret_access_key,
+    }
+    _write_private(paths.profile, _profile(paths, home, aws, prefect_api))
+    return aws
+
+
+def up(
+    home: Path, *, reset: bool = False, prefect: bool = True, timeout: float = 120
+) -> dict[str, Any]:
+    """Start the stand-ins (and a Prefect server) and seed the fleet; idempotent when running."""
+    paths = Paths.under(home)
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state = read_state(paths)
+    if is_running(state):
+        assert state is not None  # noqa: S101
+        if reset:
+            moto_url = state["providers"]["aws"]["endpoint_url"]
+            fleet.reset(moto_url)
+            state["providers"]["aws"] = _seed(paths, home, moto_url, state["prefect"]["api_url"])
+            state["seeded_at"] = datetime.now(UTC).isoformat()
+            _write_private(paths.state, state)
+        return status(home)
+    if state:
+        down(home)
+    paths.stand_ins.unlink(missing_ok=True)
+    progress.emit("sandbox", "starting stand-ins")
+    pid = _spawn([sys.executable, "-m", MARKER, str(paths.root)], paths.logs / "stand-ins.log")
+    processes: dict[str, Any] = {"stand-ins": {"pid": pid, "marker": MARKER}}
+    prefect_api = None
+    if prefect:
+        prefect_pid, prefect_api = _start_prefect(paths)
+        processes["prefect"] = {"pid": prefect_pid, "marker": PREFECT_MARKER}
+    state = {
+        "version": 1,
+        "started_at": datetime.now(UTC).isoformat(),
+        "dir": str(paths.root),
+        "processes": processes,
+        "prefect": {"api_url": prefect_api},
+    }
+    _write_private(paths.state, state)
+    try:
+        _wait("the stand-ins", paths.stand_ins.exists, timeout, pid, MARKER)
+        moto_url = json.loads(paths.stand_ins.read_text())["stand_ins"]["moto"]["url"]
+        state["providers"] = {"aws": _seed(paths, home, moto_url, prefect_api)}
+        state["seeded_at"] = datetime.now(UTC).isoformat()
+        _write_private(paths.state, state)
+        if prefect_api:
+            progress.emit("sandbox", "waiting for the Prefect server")
+            _wait(
+                "the Prefect server",
+                lambda: _prefect_healthy(prefect_api),
+                timeout,
+                processes["prefect"]["pid"],
+                PREFECT_MARKER,
+            )
+    except BaseException:
+        down(home)
+        raise
+    return status(home)
+
+
+def status(home: Path) -> dict[str, Any]:
+    """What runs, where, and with which identity — enough for scripts outside the project."""
+    paths = Paths.under(home)
+    state = read_state(paths)
+    running = is_running(state)
+    if not state:
+        return {"running": False, "dir": str(paths.root)}
+    agents = Inventory(paths.inventory).list_agents() if paths.inventory.exists() else []
+    processes = {
+        name: {**proc, "running": pid_alive(int(proc["pid"]), str(proc["marker"]))}
+        for name, proc in state.get("processes", {}).items()
+    }
+    api_url = state.get("prefect", {}).get("api_url")
+    return {
+        "running": running,
+        "dir": str(paths.root),
+        "started_at": state.get("started_at"),
+        "seeded_at": state.get("seeded_at"),
+        "demo_agent": fleet.DEMO_AGENT,
+        "agents": [{"id": a.id, "status": a.status.value, "owner": a.owner} for a in agents],
+        "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
+        "keyring": str(paths.keyring),
+        "profile": str(paths.profile),
+        "inventory": str(paths.inventory),
+        "ledger": str(paths.ledger),
+        "logs": str(paths.logs),
+        "providers": state.get("providers", {}),
+        "prefect": {
+            "api_url": api_url,
+            "ui_url": api_url[: -len("/api")] if api_url else None,
+            "running": bool(processes.get("prefect", {}).get("running")),
+        },
+        "processes": processes,
+    }
+
+
+def down(home: Path, timeout: float = 15) -> list[str]:
+    """Stop every process the sandbox started (by pid, checked by command line); keep the data."""
+    paths = Paths.under(home)
+    state = read_state(paths)
+    stopped: list[str] = []
+    if not state:
+        return stopped
+    live = {
+        name: int(proc["pid"])
+        for name, proc in state.get("processes", {}).items()
+        if pid_alive(int(proc["pid"]), str(proc["marker"]))
+    }
+    for pid in live.values():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for name, pid in live.items():
+        while time.monotonic() < deadline and _exists(pid):
+            time.sleep(0.05)
+        if _exists(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stopped.append(name)
+    paths.state.unlink(missing_ok=True)
+    paths.stand_ins.unlink(missing_ok=True)
+    return stopped
+
+
+def _exists(pid: int) -> bool:
+    """True while the process exists and is not a zombie (we may be its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

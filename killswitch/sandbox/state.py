@@ -1,0 +1,88 @@
+"""Where the sandbox keeps its state (outside the repository) and how to tell it is running."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """Every file the sandbox writes, under `$KILLSWITCH_HOME/sandbox`."""
+
+    root: Path
+
+    @classmethod
+    def under(cls, home: Path) -> Paths:
+        return cls(home / "sandbox")
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def profile(self) -> Path:
+        return self.root / "profile.json"
+
+    @property
+    def keyring(self) -> Path:
+        return self.root / "keyring.json"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.db"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.db"
+
+    @property
+    def stand_ins(self) -> Path:
+        return self.root / "stand-ins.json"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+
+def pid_alive(pid: int, marker: str) -> bool:
+    """True when `pid` runs and its command line carries `marker` (guards against pid reuse)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return True
+    return marker in cmdline
+
+
+def read_state(paths: Paths) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(paths.state.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
+
+
+def is_running(state: dict[str, Any] | None) -> bool:
+    if not state:
+        return False
+    stand_ins = state.get("processes", {}).get("stand-ins")
+    return bool(stand_ins) and pid_alive(int(stand_ins["pid"]), str(stand_ins["marker"]))
+
+
+def running_profile(home: Path) -> Path | None:
+    """The sandbox's profile when its stand-ins are running under `home`, else None."""
+    paths = Paths.under(home)
+    if is_running(read_state(paths)) and paths.profile.exists():
+        return paths.profile
+    return None

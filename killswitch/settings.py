@@ -1,0 +1,122 @@
+"""Settings: a JSON profile (production, or the one the sandbox writes) under KILLSWITCH_* env.
+
+Which profile: `KILLSWITCH_PROFILE` when set; otherwise the running sandbox's profile
+(`$KILLSWITCH_HOME/sandbox/profile.json`); otherwise defaults, which point boto3 at its
+default credential chain. Environment variables override single fields
+(`KILLSWITCH_AWS__REGION=eu-west-1`). Every plan and report names the target it acted on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from killswitch.errors import ConfigurationError
+
+DEFAULT_PROTECTED_AGENTS = ("killswitch", "breakglass")
+
+
+def default_home() -> Path:
+    """Where state lives: `$KILLSWITCH_HOME`, else `$XDG_STATE_HOME/killswitch`."""
+    if home := os.environ.get("KILLSWITCH_HOME"):
+        return Path(home).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "killswitch"
+
+
+class AwsSettings(BaseModel):
+    """How the AWS revoker reaches AWS (or moto) with the kill switch's own identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint_url: str | None = Field(None, description="None means the real AWS endpoints")
+    region: str = "us-east-1"
+    access_key_id: str | None = Field(None, description="None means boto3's default chain")
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    profile_name: str | None = None
+    tag_key: str = Field("agent-id", description="the IAM tag that names a principal's agent")
+    protected_principals: tuple[str, ...] = Field(
+        (), description="user/role names or ARNs never touched, e.g. the kill switch's own"
+    )
+    max_workers: int = Field(16, ge=1, le=128)
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know; parsed once at the edge."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KILLSWITCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    home: Path = Field(default_factory=default_home)
+    target: str = Field("live", description="'sandbox' or 'live'; printed on every plan")
+    inventory_path: Path | None = None
+    ledger_path: Path | None = None
+    ledger_key: SecretStr | None = Field(
+        None, description="HMAC key of the ledger chain; default: a 0600 file beside the ledger"
+    )
+    keyring_path: Path | None = Field(None, description="a local probe-material file")
+    protected_agents: tuple[str, ...] = DEFAULT_PROTECTED_AGENTS
+    providers: tuple[str, ...] = ("aws",)
+    probe_deadline_s: float = Field(180.0, gt=0, description="AWS IAM is eventually consistent")
+    probe_interval_s: float = Field(1.0, gt=0)
+    action_deadline_s: float = Field(60.0, gt=0)
+    prefect_api_url: str | None = None
+    aws: AwsSettings = AwsSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the profile (which arrives as init arguments).
+        return (env_settings, init_settings)
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.inventory_path or self.home / "inventory.db"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.ledger_path or self.home / "ledger.db"
+
+
+def profile_path() -> Path | None:
+    """The profile in force: KILLSWITCH_PROFILE, else a running sandbox's, else none."""
+    if explicit := os.environ.get("KILLSWITCH_PROFILE"):
+        return Path(explicit).expanduser()
+    from killswitch.sandbox.state import running_profile
+
+    return running_profile(default_home())
+
+
+def load_settings(profile: Path | None = None, **overrides: Any) -> Settings:
+    """Parse the profile and environment; a bad value is a ConfigurationError naming it."""
+    data: dict[str, Any] = {}
+    path = profile or profile_path()
+    if path is not None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot read profile {path}: {exc}") from exc
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = f"profile {path}" if path else "the environment"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings in {where}: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Provider revokers behind one contract (`revokers.base.Revoker`) and one registry."""

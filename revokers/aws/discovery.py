@@ -1,0 +1,251 @@
+"""Find an agent's IAM principals, keys and grants, and turn them into containment actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from killswitch.models import Action, Credential, CredentialRef, Grant, Verb
+from revokers.aws.errors import translate
+from revokers.aws.policies import (
+    OWN_POLICIES,
+    QUARANTINE_POLICY,
+    REVOKE_SESSIONS_POLICY,
+    is_deny_all,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+
+@dataclass(slots=True)
+class Principal:
+    """An IAM user or role as GetAccountAuthorizationDetails describes it."""
+
+    kind: str
+    name: str
+    arn: str
+    tags: dict[str, str]
+    groups: list[str] = field(default_factory=list)
+    attached: list[str] = field(default_factory=list)
+    inline: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_detail(cls, kind: str, detail: Mapping[str, Any]) -> Principal:
+        name_key, policies_key = (
+            ("UserName", "UserPolicyList") if kind == "user" else ("RoleName", "RolePolicyList")
+        )
+        return cls(
+            kind=kind,
+            name=str(detail[name_key]),
+            arn=str(detail["Arn"]),
+            tags={t["Key"]: t["Value"] for t in detail.get("Tags", [])},
+            groups=[str(g) for g in detail.get("GroupList", [])],
+            attached=[str(p["PolicyArn"]) for p in detail.get("AttachedManagedPolicies", [])],
+            inline={
+                str(p["PolicyName"]): p.get("PolicyDocument", {})
+                for p in detail.get(policies_key, [])
+            },
+        )
+
+    def has_deny_all(self, policy_name: str) -> bool:
+        return policy_name in self.inline and is_deny_all(self.inline[policy_name])
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    key_id: str
+    status: str
+    created_at: datetime | None
+
+
+def find_principals(
+    iam: IAMClient, *, tag_key: str, agent_id: str, declared: Sequence[CredentialRef]
+) -> list[Principal]:
+    """Users and roles tagged `tag_key=agent_id`, plus those the inventory declares."""
+    wanted_names = _declared_principal_names(iam, declared)
+    found: list[Principal] = []
+    try:
+        pages = iam.get_paginator("get_account_authorization_details").paginate(
+            Filter=["User", "Role"]
+        )
+        for page in pages:
+            for kind, details in (
+                ("user", page.get("UserDetailList", [])),
+                ("role", page.get("RoleDetailList", [])),
+            ):
+                for detail in details:
+                    principal = Principal.from_detail(kind, detail)
+                    if (
+                        principal.tags.get(tag_key) == agent_id
+                        or (kind, principal.name) in wanted_names
+                        or (kind, principal.arn) in wanted_names
+                    ):
+                        found.append(principal)
+    except Exception as exc:
+        raise translate(exc, doing="iam:GetAccountAuthorizationDetails") from exc
+    return found
+
+
+def _declared_principal_names(
+    iam: IAMClient, declared: Sequence[CredentialRef]
+) -> set[tuple[str, str]]:
+    names: set[tuple[str, str]] = set()
+    for ref in declared:
+        if ref.provider != "aws":
+            continue
+        if ref.kind == "aws.user":
+            names.add(("user", ref.ref.rsplit("/", 1)[-1]))
+        elif ref.kind == "aws.role":
+            names.add(("role", ref.ref.rsplit("/", 1)[-1]))
+        elif ref.kind == "aws.access-key":
+            try:
+                owner = iam.get_access_key_last_used(AccessKeyId=ref.ref).get("UserName")
+            except Exception as exc:
+                raise translate(exc, doing=f"iam:GetAccessKeyLastUsed {ref.ref}") from exc
+            if owner:
+                names.add(("user", owner))
+    return names
+
+
+def list_keys(iam: IAMClient, user: str) -> list[AccessKey]:
+    """iam:ListAccessKeys for one user (every page)."""
+    keys: list[AccessKey] = []
+    try:
+        for page in iam.get_paginator("list_access_keys").paginate(UserName=user):
+            for meta in page.get("AccessKeyMetadata", []):
+                keys.append(
+                    AccessKey(
+                        key_id=str(meta["AccessKeyId"]),
+                        status=str(meta.get("Status", "")),
+                        created_at=meta.get("CreateDate"),
+                    )
+                )
+    except Exception as exc:
+        raise translate(exc, doing=f"iam:ListAccessKeys {user}") from exc
+    return keys
+
+
+def keys_by_user(
+    iam: IAMClient, users: Iterable[Principal], *, workers: int
+) -> dict[str, list[AccessKey]]:
+    users = list(users)
+    if not users:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(workers, len(users))) as pool:
+        results = pool.map(lambda p: (p.name, list_keys(iam, p.name)), users)
+        return dict(results)
+
+
+def user_plan(
+    principal: Principal, keys: Sequence[AccessKey], agent_id: str
+) -> tuple[list[Credential], list[Grant], list[Action]]:
+    """Keys off, deny-all on, groups and policies detached."""
+    who = {"user": principal.name}
+    credentials = [
+        Credential(
+            provider="aws",
+            kind="aws.access-key",
+            ref=key.key_id,
+            principal=principal.arn,
+            agent_id=agent_id,
+            state=key.status,
+            created_at=key.created_at,
+        )
+        for key in keys
+    ]
+    actions = [
+        _action(
+            Verb.CONTAIN, "deactivate-key", principal, key.key_id, key.status == "Inactive", who
+        )
+        for key in keys
+    ]
+    actions.append(
+        _action(
+            Verb.CONTAIN,
+            "quarantine-user",
+            principal,
+            principal.arn,
+            principal.has_deny_all(QUARANTINE_POLICY),
+            who,
+        )
+    )
+    grants, detach = _grant_actions(principal, agent_id, who)
+    return credentials, grants, actions + detach
+
+
+def role_plan(
+    principal: Principal, agent_id: str
+) -> tuple[list[Credential], list[Grant], list[Action]]:
+    """Deny-all on the role, its older sessions revoked, its policies detached."""
+    who = {"role": principal.name}
+    credential = Credential(
+        provider="aws",
+        kind="aws.role",
+        ref=principal.arn,
+        principal=principal.arn,
+        agent_id=agent_id,
+    )
+    actions = [
+        _action(
+            Verb.CONTAIN,
+            "quarantine-role",
+            principal,
+            principal.arn,
+            principal.has_deny_all(QUARANTINE_POLICY),
+            who,
+        ),
+        _action(
+            Verb.CONTAIN,
+            "revoke-role-sessions",
+            principal,
+            principal.arn,
+            REVOKE_SESSIONS_POLICY in principal.inline,
+            who,
+        ),
+    ]
+    grants, detach = _grant_actions(principal, agent_id, who)
+    return [credential], grants, actions + detach
+
+
+def _grant_actions(
+    principal: Principal, agent_id: str, who: Mapping[str, str]
+) -> tuple[list[Grant], list[Action]]:
+    grants: list[Grant] = []
+    actions: list[Action] = []
+
+    def add(kind: str, operation: str, ref: str) -> None:
+        grants.append(Grant("aws", kind, principal.arn, ref, agent_id))
+        actions.append(_action(Verb.DETACH, operation, principal, ref, False, who))
+
+    for group in principal.groups:
+        add("aws.group-membership", "remove-from-group", group)
+    for policy_arn in principal.attached:
+        add("aws.managed-policy", f"detach-{principal.kind}-policy", policy_arn)
+    for name in principal.inline:
+        if name not in OWN_POLICIES:
+            add("aws.inline-policy", f"delete-{principal.kind}-inline-policy", name)
+    return grants, actions
+
+
+def _action(
+    verb: Verb,
+    operation: str,
+    principal: Principal,
+    target: str,
+    in_place: bool,
+    params: Mapping[str, str],
+) -> Action:
+    return Action(
+        provider="aws",
+        verb=verb,
+        operation=operation,
+        principal=principal.arn,
+        target=target,
+        reversible=True,
+        in_place=in_place,
+        params=dict(params),
+    )

@@ -1,0 +1,141 @@
+"""Probes: use the agent's own credential against a call the quarantine deny blocks.
+
+Never sts:GetCallerIdentity: it succeeds even under an explicit deny. On real AWS a
+deactivated or deleted key fails every call with InvalidClientTokenId; where only the deny
+stops it (moto ignores Inactive keys), AccessDenied counts as dead only when the deny-all is
+read back on the principal, so an implicit deny is never mistaken for a kill.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from killswitch.errors import KillSwitchError, NotFoundError
+from killswitch.models import Credential, Verdict, VerdictStatus
+from revokers.aws.errors import TRANSIENT_EXCEPTIONS, error_code, error_message, translate
+from revokers.aws.policies import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY, is_deny_all
+from revokers.base import ProbeAttempt, ProbeOutcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+DEAD_CODES = frozenset(
+    {"InvalidClientTokenId", "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException"}
+)
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
+def name_of(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def kind_of(arn: str) -> str:
+    return "role" if ":role/" in arn else "user"
+
+
+def probe_call(client: IAMClient, credential: Credential) -> str:
+    """The call a probe makes with the credential: iam:GetUser (self) or iam:GetRole."""
+    if credential.kind == "aws.role":
+        client.get_role(RoleName=name_of(credential.principal))
+        return "iam:GetRole"
+    client.get_user()
+    return "iam:GetUser"
+
+
+def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeAttempt:
+    """One attempt with the agent's credential; classify the provider's answer."""
+    call = "iam:GetRole" if credential.kind == "aws.role" else "iam:GetUser"
+    try:
+        probe_call(client, credential)
+    except ClientError as exc:
+        code, message = error_code(exc), error_message(exc)
+        said = f"{call} with the credential → {code}: {message}"
+        if code in DEAD_CODES:
+            return ProbeAttempt(ProbeOutcome.REJECTED, said)
+        if code in DENIED_CODES:
+            return _denied(admin, credential, said)
+        if code == "SignatureDoesNotMatch":
+            return ProbeAttempt(
+                ProbeOutcome.INCONCLUSIVE,
+                f"{said} (the probe material does not match this key: fix the secret source)",
+            )
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said)
+    except TRANSIENT_EXCEPTIONS as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
+    return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the credential succeeded")
+
+
+def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
+    try:
+        deny = quarantine_in_place(admin, credential.principal)
+    except KillSwitchError as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said}; read-back failed: {exc}")
+    if deny:
+        return ProbeAttempt(
+            ProbeOutcome.REJECTED,
+            f"{said} (explicit deny-all {QUARANTINE_POLICY} read back on the principal)",
+        )
+    return ProbeAttempt(
+        ProbeOutcome.INCONCLUSIVE,
+        f"{said}, but no quarantine deny is in place: an implicit deny proves nothing",
+    )
+
+
+def _inline_document(admin: IAMClient, principal: str, policy: str) -> object | None:
+    name = name_of(principal)
+    try:
+        if kind_of(principal) == "role":
+            return admin.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        return admin.get_user_policy(UserName=name, PolicyName=policy)["PolicyDocument"]
+    except Exception as exc:
+        error = translate(exc, doing=f"read back {policy} on {principal}")
+        if isinstance(error, NotFoundError):
+            return None
+        raise error from exc
+
+
+def quarantine_in_place(admin: IAMClient, principal: str) -> bool:
+    """True when the principal carries the unconditional deny-all quarantine policy."""
+    document = _inline_document(admin, principal, QUARANTINE_POLICY)
+    return document is not None and is_deny_all(document)
+
+
+def read_back(admin: IAMClient, credential: Credential) -> Verdict:
+    """No secret to probe with: read key status and policies back from IAM."""
+    to_prove = (
+        f"no secret material for {credential.ref}: add it to a secret source (or pass the "
+        "leaked value with the alert) and re-run to probe it"
+    )
+    try:
+        quarantined = quarantine_in_place(admin, credential.principal)
+        seen = [f"{QUARANTINE_POLICY} {'attached' if quarantined else 'MISSING'}"]
+        complete = quarantined
+        if credential.kind == "aws.access-key":
+            status = _key_status(admin, credential)
+            seen.insert(0, f"key {status}")
+            complete = complete and status in ("Inactive", "deleted")
+        else:
+            revoked = _inline_document(admin, credential.principal, REVOKE_SESSIONS_POLICY)
+            seen.append(f"{REVOKE_SESSIONS_POLICY} {'attached' if revoked else 'MISSING'}")
+            complete = complete and revoked is not None
+    except KillSwitchError as exc:
+        return Verdict(VerdictStatus.UNKNOWN, f"read-back failed: {exc}", to_prove=to_prove)
+    evidence = "read back: " + "; ".join(seen) + f" on {credential.principal}"
+    status_ = VerdictStatus.UNVERIFIED if complete else VerdictStatus.UNKNOWN
+    return Verdict(status_, evidence, to_prove=to_prove)
+
+
+def _key_status(admin: IAMClient, credential: Credential) -> str:
+    try:
+        keys = admin.list_access_keys(UserName=name_of(credential.principal))
+    except Exception as exc:
+        error = translate(exc, doing="iam:ListAccessKeys")
+        if isinstance(error, NotFoundError):
+            return "deleted"
+        raise error from exc
+    for meta in keys.get("AccessKeyMetadata", []):
+        if meta["AccessKeyId"] == credential.ref:
+            return str(meta.get("Status", "unknown"))
+    return "deleted"

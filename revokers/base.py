@@ -1,0 +1,133 @@
+"""The revoker contract: what every provider implements, and the registry that finds them.
+
+A revoker does provider I/O only: no Prefect, no ledger, no scheduling. Every verb is
+idempotent (running it twice, or after a crash halfway, ends in the same state and says so)
+and raises only `killswitch.errors` types; the engine retries `TransientError` alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Agent,
+    Credential,
+    CredentialRef,
+    Grant,
+    UndoRecord,
+    Verdict,
+)
+from killswitch.secrets import Material
+from killswitch.settings import Settings
+
+VERBS = ("discover", "contain", "detach", "probe", "restore")
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What a provider holds for an agent, and the actions a containment would take."""
+
+    credentials: tuple[Credential, ...]
+    grants: tuple[Grant, ...]
+    actions: tuple[Action, ...]
+    protected_skipped: tuple[str, ...] = ()
+
+
+class ProbeOutcome(StrEnum):
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAttempt:
+    """One try of a credential against the provider, with the provider's answer as evidence."""
+
+    outcome: ProbeOutcome
+    evidence: str
+
+
+class Revoker(ABC):
+    """One provider behind the contract; registered with `@revoker("name")`."""
+
+    provider: ClassVar[str]
+    credential_kinds: ClassVar[tuple[str, ...]]
+    grant_kinds: ClassVar[tuple[str, ...]]
+    stand_in: ClassVar[str]
+    permissions: ClassVar[Mapping[str, tuple[str, ...]]]
+    max_workers: int = 8
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: Settings) -> Revoker:
+        """Build the revoker with the kill switch's own identity for this provider."""
+
+    @abstractmethod
+    def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
+        """Credentials and grants the provider holds for the agent, and the containment plan."""
+
+    @abstractmethod
+    def perform(self, action: Action) -> ActionResult:
+        """Carry out one planned contain/detach action; `already` when it was in place."""
+
+    @abstractmethod
+    def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        """Try to use the credential once; the provider's rejection is the evidence of death."""
+
+    @abstractmethod
+    def read_back(self, credential: Credential) -> Verdict:
+        """No secret to probe with: read the control plane back (`unverified` or `unknown`)."""
+
+    @abstractmethod
+    def restore(self, record: UndoRecord) -> ActionResult:
+        """Reverse one recorded change (a false positive); `already` when nothing to do."""
+
+    @classmethod
+    @abstractmethod
+    def permission_policy(cls) -> dict[str, Any]:
+        """The least-privilege policy the kill switch's own identity needs here."""
+
+    def close(self) -> None:  # noqa: B027  (an optional hook, not every revoker holds pools)
+        """Release clients and connection pools."""
+
+
+_REGISTRY: dict[str, type[Revoker]] = {}
+R = TypeVar("R", bound=type[Revoker])
+
+
+def revoker(name: str) -> Callable[[R], R]:
+    """Register a revoker class under a provider name."""
+
+    def register(cls: R) -> R:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"provider {name!r} is registered twice")
+        cls.provider = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def registered() -> Mapping[str, type[Revoker]]:
+    from revokers import registry  # noqa: F401  (imports every provider module)
+
+    return dict(_REGISTRY)
+
+
+def build(names: Sequence[str], settings: Settings) -> dict[str, Revoker]:
+    """Instantiate the named revokers from settings."""
+    available = registered()
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        from killswitch.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(sorted(available))}"
+        )
+    return {name: available[name].from_settings(settings) for name in names}
