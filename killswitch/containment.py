@@ -247,13 +247,17 @@ def finish(
         (r for o in outcomes for r in o.results), key=lambda r: order.get(r.action.key, len(order))
     )
     verdicts = {c.key: v for o in outcomes for c, v in o.verdicts}
-    credentials = tuple(
-        CredentialReport(
-            c,
-            tuple(r for r in results if _belongs(r, c)),
-            verdicts.get(c.key, Verdict(VerdictStatus.UNKNOWN, "provider step did not run")),
+    credentials = (
+        ()
+        if request.mode == "dry-run"
+        else tuple(
+            CredentialReport(
+                c,
+                tuple(r for r in results if _belongs(r, c)),
+                verdicts.get(c.key, Verdict(VerdictStatus.UNKNOWN, "provider step did not run")),
+            )
+            for c in plan.credentials
         )
-        for c in plan.credentials
     )
     claimed = {id(r) for c in credentials for r in c.actions}
     grants = tuple(r for r in results if r.action.verb is Verb.DETACH)

@@ -242,6 +242,7 @@ class ContainmentReport:
             not self.errors
             and all(c.verdict.status not in bad for c in self.credentials)
             and all(r.outcome is not Outcome.FAILED for r in self.grants_detached)
+            and all(r.outcome is not Outcome.FAILED for r in self.other_actions)
             and all(u.verdict.status is VerdictStatus.ALIVE for u in self.untouched_agents_checked)
         )
 

@@ -125,10 +125,10 @@ class KeyringFile:
         return sorted(self._read())
 
     def secret_values(self) -> Iterator[str]:
-        """Every secret value in the file (tests grep outputs for these canaries)."""
+        """Every secret in the file, identifiers (`*_id`) aside: the canaries tests grep for."""
         for items in self._read().values():
             for item in items:
-                yield from item.values()
+                yield from (value for name, value in item.items() if not name.endswith("_id"))
 
     def _read(self) -> dict[str, list[dict[str, str]]]:
         try:

@@ -46,7 +46,7 @@ def fail(exc: KillSwitchError, as_json: bool) -> NoReturn:
                 "error": {"code": exc.code, "message": exc.message, "remediation": exc.remediation},
             }
         )
-    err.print(f"[bold red]error[{exc.code}][/]: {escape(exc.message)}")
+    err.print(f"[bold red]{escape(f'error[{exc.code}]')}[/]: {escape(exc.message)}")
     err.print(f"  → {escape(exc.remediation)}")
     raise typer.Exit(exc.exit_code)
 

@@ -81,8 +81,8 @@ class Admin:
 
     endpoint_url: str
     access_key_id: str
-    secret_access_key: str
-    clients: dict[str, Any] = field(default_factory=dict)
+    secret_access_key: str = field(repr=False)
+    clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def iam(self) -> IAMClient:
         if "iam" not in self.clients:

@@ -1,0 +1,127 @@
+"""Shared fixtures: one sandbox per test session, started and stopped through the real CLI.
+
+Integration tests run against the sandbox's stand-ins (moto with auth enforced, a Prefect
+server); each test that changes state seeds agents of its own, so tests do not depend on
+each other's order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from killswitch.inventory import Inventory
+from killswitch.runtime import Runtime
+from killswitch.sandbox import fleet
+from killswitch.sandbox.state import Paths
+from killswitch.secrets import KeyringFile
+from killswitch.settings import Settings, load_settings
+
+KILLSWITCH = str(Path(sys.executable).parent / "killswitch")
+# In-process flows (tests/flows) must not touch ~/.prefect; set before Prefect is imported.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="killswitch-tests-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))}
+    env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200", **extra)
+    return env
+
+
+def run_cli(
+    home: Path, *args: str, timeout: float = 180, cwd: Path | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `killswitch` console script as a user would."""
+    return subprocess.run(
+        [KILLSWITCH, *args],
+        env=cli_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd or home.parent,
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("killswitch-home")
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_home: Path) -> Iterator[dict[str, Any]]:
+    """`killswitch sandbox up --json` once per session; `down` at the end, whatever happened."""
+    started = run_cli(sandbox_home, "sandbox", "up", "--json", timeout=240)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield json.loads(started.stdout)
+    finally:
+        if "prefect" in sys.modules:  # ship in-process flow logs before the server goes
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()
+        stopped = run_cli(sandbox_home, "sandbox", "down")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def settings(sandbox: dict[str, Any], sandbox_home: Path) -> Settings:
+    return load_settings(profile=Paths.under(sandbox_home).profile)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    opened = Runtime.open(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="session")
+def admin(sandbox: dict[str, Any]) -> fleet.Admin:
+    aws = sandbox["providers"]["aws"]
+    return fleet.Admin(aws["endpoint_url"], aws["access_key_id"], aws["secret_access_key"])
+
+
+@pytest.fixture(scope="session")
+def keyring(settings: Settings) -> KeyringFile:
+    assert settings.keyring_path is not None
+    return KeyringFile(settings.keyring_path)
+
+
+@pytest.fixture(scope="session")
+def inventory(settings: Settings) -> Inventory:
+    return Inventory(settings.inventory_file)
+
+
+SeedAgent = Callable[..., str]
+
+
+@pytest.fixture
+def seed_agent(admin: fleet.Admin, inventory: Inventory, keyring: KeyringFile) -> SeedAgent:
+    """Seed a fresh agent with a unique id in moto, the inventory and the keyring."""
+
+    def seed(prefix: str = "t", **spec: Any) -> str:
+        agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        fleet.seed_agent(
+            admin, inventory, keyring, fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
+        )
+        return agent_id
+
+    return seed
+
+
+def keyring_material(keyring: KeyringFile, kind: str, ref: str) -> dict[str, str]:
+    """The first piece of probe material the keyring holds for `kind:ref` (plain strings)."""
+    entries: dict[str, list[dict[str, str]]] = json.loads(keyring.path.read_text())["entries"]
+    return entries[f"{kind}:{ref}"][0]

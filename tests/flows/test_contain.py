@@ -1,0 +1,100 @@
+"""The flows in-process against the sandbox's Prefect server: the warm-service path."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flows import runtime as handover
+from flows.contain import ContainmentNotProven, contain
+from flows.restore import restore
+from killswitch.errors import ProtectedIdentityError
+from killswitch.models import VerdictStatus
+from killswitch.runtime import Runtime
+from killswitch.secrets import KeyringFile, MappingSource
+from tests.conftest import SeedAgent, keyring_material
+
+pytestmark = [pytest.mark.integration, pytest.mark.flow]
+
+
+@pytest.fixture
+def prefect_api(sandbox: dict[str, Any]) -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api = str(sandbox["prefect"]["api_url"])
+    with temporary_settings(updates={PREFECT_API_URL: api}), handover.fast():
+        yield api
+
+
+def flow_runs(api: str, name: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = httpx.post(
+        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}
+    ).json()
+    return runs
+
+
+def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
+    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    with handover.using(runtime):
+        report = contain(agent_id, "flow test", actor="test", run_id=uuid.uuid4().hex)
+    assert report.ok and report.mode == "flow"
+    assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+    [run] = flow_runs(prefect_api, f"contain-{agent_id}")
+    assert run["state_type"] == "COMPLETED"
+    tasks = httpx.post(
+        f"{prefect_api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
+    ).json()
+    assert [t["name"] for t in tasks] == ["contain-aws"]  # one task per provider, not per key
+    artifacts = httpx.post(
+        f"{prefect_api}/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [f"containment-{agent_id}"]}}},
+    ).json()
+    assert artifacts and artifacts[0]["type"] == "table"
+
+
+def test_contain_flow_fails_when_a_credential_stays_alive(
+    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, keyring: KeyringFile
+) -> None:
+    agent_id, bystander = seed_agent(role=False), seed_agent(role=False)
+    victim = runtime.inventory.declared(agent_id)[0]
+    bystander_key = runtime.inventory.declared(bystander)[0]
+    # Wrong probe material: another agent's live key offered for the victim's key id.
+    material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
+    wrong = MappingSource("wrong", {f"aws.access-key:{victim.ref}": [material]})
+    hurried = runtime.settings.model_copy(update={"probe_deadline_s": 0.5})
+    with handover.using(
+        Runtime(
+            hurried,
+            runtime.inventory,
+            runtime.ledger,
+            runtime.with_secrets(wrong).secrets,
+            runtime.revokers,
+        )
+    ):
+        with pytest.raises(ContainmentNotProven) as failed:
+            contain(agent_id, "flow test", actor="test")
+    verdicts = {c.credential.ref: c.verdict.status for c in failed.value.report.credentials}
+    assert verdicts[victim.ref] is VerdictStatus.ALIVE
+    assert flow_runs(prefect_api, f"contain-{agent_id}")[0]["state_type"] == "FAILED"
+
+
+def test_refusal_inside_the_flow_changes_nothing(prefect_api: str, runtime: Runtime) -> None:
+    with handover.using(runtime), pytest.raises(ProtectedIdentityError):
+        contain("breakglass", "flow test", actor="test")
+
+
+def test_restore_flow_undoes_the_containment(
+    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    with handover.using(runtime):
+        assert contain(agent_id, "flow test", actor="test").ok
+        report = restore(agent_id, "false positive", actor="test")
+    assert report.ok and {v.status for _, v in report.checks} == {VerdictStatus.ALIVE}
+    assert flow_runs(prefect_api, f"restore-{agent_id}")[0]["state_type"] == "COMPLETED"

@@ -1,0 +1,184 @@
+"""The `killswitch` command as a user runs it: JSON shapes, exit codes, refusals, break-glass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from killswitch.inventory import Inventory
+from killswitch.sandbox import fleet
+from killswitch.secrets import KeyringFile
+from tests.conftest import SeedAgent, keyring_material, run_cli
+from tests.revokers.test_aws import snapshot
+
+pytestmark = pytest.mark.integration
+DEAD_PREFECT = "http://127.0.0.1:9/api"
+
+
+def contain_json(
+    home: Path, agent_id: str, *args: str, **env: str
+) -> tuple[int, dict[str, Any], str]:
+    done = run_cli(
+        home, "contain", agent_id, "--reason", "test: leaked key", "--json", *args, **env
+    )
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def test_contain_runs_the_flow_and_prints_the_documented_json(
+    sandbox_home: Path, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    code, report, stderr = contain_json(sandbox_home, agent_id)
+    assert code == 0, stderr
+    assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
+    assert report["target"] == "sandbox" and report["actor"] == "test-suite"
+    assert len(report["credentials"]) == 4
+    for credential in report["credentials"]:
+        assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
+        assert credential["verdict"] == "dead" and credential["actions"]
+    assert len(report["grants_detached"]) == 10
+    assert report["untouched_agents_checked"] == []
+    assert report["ledger_verified"] is True
+    assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s"}
+    assert "aws: contained and probed" in stderr  # progress goes to stderr, JSON to stdout
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+) -> None:
+    agent_id = seed_agent()
+    before = snapshot(admin)
+    code, report, _ = contain_json(sandbox_home, agent_id, "--dry-run")
+    assert code == 0 and report["dry_run"] and report["credentials"] == []
+    assert len(report["plan"]["actions"]) == 17
+    assert report["plan"]["irreversible_actions"] == 0
+    assert snapshot(admin) == before
+    human = run_cli(sandbox_home, "contain", agent_id, "--reason", "look", "--dry-run")
+    assert "dry run: nothing was changed" in human.stdout and "deactivate-key" in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("agent_id", "code"),
+    [
+        ("*", "invalid-agent-id"),
+        ("no-such-agent", "unknown-agent"),
+        ("breakglass", "protected-identity"),
+    ],
+)
+def test_refusals_exit_2_change_nothing_and_are_ledgered(
+    sandbox_home: Path, admin: fleet.Admin, agent_id: str, code: str
+) -> None:
+    before = snapshot(admin)
+    done = run_cli(sandbox_home, "contain", agent_id, "--reason", "x", "--json")
+    assert done.returncode == 2
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == code and error["remediation"]
+    assert f"error[{code}]" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert snapshot(admin) == before
+    shown = run_cli(sandbox_home, "audit", "show", "--json", "--agent", agent_id)
+    refusals = [r for r in json.loads(shown.stdout) if r["outcome"] == "refused"]
+    assert refusals and refusals[-1]["actor"] == "test-suite"
+    assert refusals[-1]["detail"]["code"] == code
+
+
+def test_orchestrator_down_fails_fast_and_break_glass_still_contains(
+    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+) -> None:
+    agent_id = seed_agent()
+    before = snapshot(admin)
+    down = run_cli(
+        sandbox_home,
+        "contain",
+        agent_id,
+        "--reason",
+        "x",
+        "--json",
+        KILLSWITCH_PREFECT_API_URL=DEAD_PREFECT,
+    )
+    assert down.returncode == 3
+    assert "--break-glass" in json.loads(down.stdout)["error"]["remediation"]
+    assert snapshot(admin) == before
+    code, report, stderr = contain_json(
+        sandbox_home, agent_id, "--break-glass", KILLSWITCH_PREFECT_API_URL=DEAD_PREFECT
+    )
+    assert code == 0, stderr
+    assert report["mode"] == "break-glass" and report["ok"] and report["ledger_verified"]
+
+
+def test_a_credential_that_stays_alive_fails_the_run_loudly(
+    sandbox_home: Path,
+    seed_agent: SeedAgent,
+    sandbox: dict[str, Any],
+    keyring: KeyringFile,
+    inventory: Inventory,
+) -> None:
+    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    bystander = seed_agent(users=(("runtime", 1),), role=False)
+    [victim_key] = inventory.declared(agent_id)
+    [bystander_key] = inventory.declared(bystander)
+    # Wrong probe material: another agent's live key filed under the victim's key id.
+    material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
+    keyring.add("aws.access-key", victim_key.ref, material)
+    code, report, _ = contain_json(sandbox_home, agent_id, KILLSWITCH_PROBE_DEADLINE_S="1.5")
+    assert code == 1 and not report["ok"]
+    verdict = {c["ref"]: c for c in report["credentials"]}[victim_key.ref]
+    assert verdict["verdict"] == "alive" and "still authenticates" in verdict["evidence"]
+    human = run_cli(
+        sandbox_home, "contain", agent_id, "--reason", "again", KILLSWITCH_PROBE_DEADLINE_S="0.5"
+    )
+    assert human.returncode == 1 and "NOT PROVEN" in human.stdout
+    api = sandbox["prefect"]["api_url"]
+    runs = httpx.post(
+        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [f"contain-{agent_id}"]}}}
+    ).json()
+    assert runs and {r["state_type"] for r in runs} == {"FAILED"}
+
+
+def test_restore_through_the_cli_then_nothing_left_to_restore(
+    sandbox_home: Path, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    assert contain_json(sandbox_home, agent_id)[0] == 0
+    done = run_cli(sandbox_home, "restore", agent_id, "--reason", "false positive", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["agent_status"] == "active"
+    assert report["checks"] and {c["verdict"] for c in report["checks"]} == {"alive"}
+    again = run_cli(sandbox_home, "restore", agent_id, "--reason", "again")
+    assert again.returncode == 2 and "nothing-to-restore" in again.stderr
+
+
+def test_sandbox_status_json_has_what_scripts_need(sandbox_home: Path) -> None:
+    done = run_cli(sandbox_home, "sandbox", "status", "--json")
+    assert done.returncode == 0
+    status = json.loads(done.stdout)
+    assert status["demo_agent"] == fleet.DEMO_AGENT
+    assert {a["id"]: a["status"] for a in status["agents"]}["legacy-summarizer"] == "decommissioned"
+    assert len([a for a in status["agents"] if a["id"] not in ("breakglass",)]) >= 5
+    assert Path(status["keyring"]).exists()
+    aws = status["providers"]["aws"]
+    assert {"endpoint_url", "region", "access_key_id", "secret_access_key"} <= set(aws)
+    assert aws["endpoint_url"].startswith("http://127.0.0.1:")
+
+
+def test_inventory_list_and_permissions(sandbox_home: Path) -> None:
+    listed = json.loads(run_cli(sandbox_home, "inventory", "list", "--json").stdout)
+    assert {"breakglass", fleet.DEMO_AGENT} <= {a["id"] for a in listed["agents"]}
+    assert [a["protected"] for a in listed["agents"] if a["id"] == "breakglass"] == [True]
+    perms = run_cli(sandbox_home, "permissions", "aws")
+    assert perms.returncode == 0
+    assert "iam:UpdateAccessKey" in json.loads(perms.stdout)["policy"]["Statement"][0]["Action"]
+    unknown = run_cli(sandbox_home, "permissions", "nope")
+    assert unknown.returncode == 3 and "unknown provider" in unknown.stderr
+
+
+def test_help_is_helpful(sandbox_home: Path) -> None:
+    done = run_cli(sandbox_home, "contain", "--help")
+    assert done.returncode == 0
+    for flag in ("--reason", "--dry-run", "--break-glass", "--json"):
+        assert flag in done.stdout

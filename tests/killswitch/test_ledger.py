@@ -1,0 +1,120 @@
+"""The ledger's chain finds any edit, deletion, insertion, reordering or truncation."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from killswitch.ledger import Entry, Ledger
+from tests.conftest import run_cli
+
+
+def filled(tmp_path: Path, n: int = 6) -> Ledger:
+    ledger = Ledger(tmp_path / "ledger.db")
+    for i in range(n):
+        ledger.append(
+            Entry(
+                run_id="r1",
+                actor="alice",
+                trigger="cli",
+                agent=f"agent-{i}",
+                action="deactivate-key",
+                outcome="done",
+                provider="aws",
+                credential=f"AKIA{i:016d}",
+                detail={"i": i},
+            )
+        )
+    return ledger
+
+
+def sql(ledger: Ledger, statement: str, *args: object) -> None:
+    with sqlite3.connect(ledger.path) as db:
+        db.execute(statement, args)
+
+
+def test_an_untouched_ledger_verifies(tmp_path: Path) -> None:
+    result = filled(tmp_path).verify()
+    assert result.ok and result.entries == 6 and not result.problems
+
+
+def test_an_edit_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    sql(ledger, "UPDATE entries SET outcome = 'failed' WHERE seq = 3")
+    result = ledger.verify()
+    assert not result.ok and any("entry 3" in p and "edited" in p for p in result.problems)
+
+
+def test_an_edit_of_the_detail_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    sql(ledger, "UPDATE entries SET detail = ? WHERE seq = 2", json.dumps({"i": 99}))
+    assert not ledger.verify().ok
+
+
+def test_a_deletion_in_the_middle_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    sql(ledger, "DELETE FROM entries WHERE seq = 4")
+    result = ledger.verify()
+    assert not result.ok and any("deleted" in p for p in result.problems)
+
+
+def test_a_deletion_at_the_end_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    sql(ledger, "DELETE FROM entries WHERE seq = 6")
+    result = ledger.verify()
+    assert not result.ok and any("head" in p for p in result.problems)
+
+
+def test_a_reordering_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    with sqlite3.connect(ledger.path) as db:
+        a = db.execute("SELECT * FROM entries WHERE seq = 2").fetchone()
+        b = db.execute("SELECT * FROM entries WHERE seq = 5").fetchone()
+        db.execute("DELETE FROM entries WHERE seq IN (2, 5)")
+        insert = "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        db.execute(insert, (2, *b[1:]))
+        db.execute(insert, (5, *a[1:]))
+    assert not ledger.verify().ok
+
+
+def test_a_forged_entry_without_the_key_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    forger = Ledger(tmp_path / "ledger.db", key=b"not the key")
+    forger.append(
+        Entry(
+            run_id="r2",
+            actor="mallory",
+            trigger="cli",
+            agent="agent-1",
+            action="restore",
+            outcome="done",
+        )
+    )
+    result = ledger.verify()
+    assert not result.ok and any("entry 7" in p for p in result.problems)
+
+
+def test_appends_from_two_handles_keep_one_chain(tmp_path: Path) -> None:
+    first = filled(tmp_path, 2)
+    second = Ledger(tmp_path / "ledger.db")
+    second.append(Entry("r", "a", "t", "agent-x", "probe", "dead"))
+    first.append(Entry("r", "a", "t", "agent-x", "probe", "dead"))
+    assert first.verify().ok and first.verify().entries == 4
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["UPDATE entries SET actor = 'mallory' WHERE seq = 1", "DELETE FROM entries WHERE seq = 2"],
+)
+def test_audit_verify_exits_1_on_a_broken_chain(tmp_path: Path, tamper: str) -> None:
+    ledger = filled(tmp_path)
+    ok = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["entries"] == 6
+    sql(ledger, tamper)
+    broken = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
+    assert broken.returncode == 1
+    assert "BROKEN" in broken.stdout
