@@ -143,6 +143,11 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
             }
             for c in report.credentials
         ],
+        "unverified": [
+            c.credential.ref
+            for c in report.credentials
+            if c.verdict.status is VerdictStatus.UNVERIFIED
+        ],
         "grants_detached": [result_to_dict(r) for r in report.grants_detached],
         "other_actions": [result_to_dict(r) for r in report.other_actions],
         "protected_skipped": list(report.plan.protected_skipped),

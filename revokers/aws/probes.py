@@ -51,7 +51,7 @@ def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeA
         probe_call(client, credential)
     except ClientError as exc:
         code, message = error_code(exc), error_message(exc)
-        said = f"{call} with the credential → {code}: {message}"
+        said = f"{call} → {code}: {message}"
         if code in DEAD_CODES:
             return ProbeAttempt(ProbeOutcome.REJECTED, said)
         if code in DENIED_CODES:
@@ -64,7 +64,7 @@ def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeA
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said)
     except TRANSIENT_EXCEPTIONS as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
-    return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the credential succeeded")
+    return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's credential succeeded")
 
 
 def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
@@ -75,7 +75,7 @@ def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt
     if deny:
         return ProbeAttempt(
             ProbeOutcome.REJECTED,
-            f"{said} (explicit deny-all {QUARANTINE_POLICY} read back on the principal)",
+            f"{said} [deny-all {QUARANTINE_POLICY} read back on the principal]",
         )
     return ProbeAttempt(
         ProbeOutcome.INCONCLUSIVE,
