@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tenacity import (
@@ -115,6 +115,35 @@ def poll(
         wait = min(wait * 1.5, 10.0)
 
 
+STATUS = {ProbeOutcome.REJECTED: VerdictStatus.DEAD, ProbeOutcome.ACCEPTED: VerdictStatus.ALIVE}
+
+
+def probe_until(
+    revoker: Revoker,
+    credential: Credential,
+    materials: Sequence[Material],
+    *,
+    want: ProbeOutcome,
+    deadline_s: float,
+    interval_s: float,
+) -> Verdict:
+    """Poll until every probe answers `want`: that status when all do; the opposite one when
+    any probe answered the opposite; `unknown` when the provider never said either."""
+    finals, attempts, elapsed = poll(
+        revoker, credential, materials, until=want, deadline_s=deadline_s, interval_s=interval_s
+    )
+    outcomes = {a.outcome for a in finals}
+    opposite = ProbeOutcome.ACCEPTED if want is ProbeOutcome.REJECTED else ProbeOutcome.REJECTED
+    if outcomes == {want}:
+        status = STATUS[want]
+    elif opposite in outcomes:
+        status = STATUS[opposite]
+    else:
+        status = VerdictStatus.UNKNOWN
+    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals)) or "no probe material"
+    return Verdict(status, evidence, attempts, elapsed)
+
+
 def prove_dead(
     revoker: Revoker, credential: Credential, materials: Sequence[Material], timing: Timing
 ) -> Verdict:
@@ -124,25 +153,21 @@ def prove_dead(
             return revoker.read_back(credential)
         except KillSwitchError as exc:
             return Verdict(VerdictStatus.UNKNOWN, f"read-back failed: {exc.code}: {exc.message}")
-    finals, attempts, elapsed = poll(
+    verdict = probe_until(
         revoker,
         credential,
         materials,
-        until=ProbeOutcome.REJECTED,
+        want=ProbeOutcome.REJECTED,
         deadline_s=timing.probe_deadline_s,
         interval_s=timing.probe_interval_s,
     )
-    outcomes = {a.outcome for a in finals}
-    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals))
-    if outcomes == {ProbeOutcome.REJECTED}:
-        status = VerdictStatus.DEAD
-    elif ProbeOutcome.ACCEPTED in outcomes:
-        status = VerdictStatus.ALIVE
-        evidence = f"still authenticates after {elapsed:.1f}s: {evidence}"
+    if verdict.status is VerdictStatus.ALIVE:
+        lead = f"still authenticates after {verdict.elapsed_s:.1f}s: "
+    elif verdict.status is VerdictStatus.UNKNOWN:
+        lead = f"no rejection seen within {verdict.elapsed_s:.1f}s: "
     else:
-        status = VerdictStatus.UNKNOWN
-        evidence = f"no rejection seen within {elapsed:.1f}s: {evidence}"
-    return Verdict(status, evidence, attempts, elapsed)
+        return verdict
+    return replace(verdict, evidence=lead + verdict.evidence)
 
 
 def check_alive(
@@ -154,23 +179,14 @@ def check_alive(
     interval_s: float,
 ) -> Verdict:
     """The inverse proof (untouched agents, restores): `alive` when every probe authenticates."""
-    finals, attempts, elapsed = poll(
+    return probe_until(
         revoker,
         credential,
         materials,
-        until=ProbeOutcome.ACCEPTED,
+        want=ProbeOutcome.ACCEPTED,
         deadline_s=deadline_s,
         interval_s=interval_s,
     )
-    outcomes = {a.outcome for a in finals}
-    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals))
-    if outcomes == {ProbeOutcome.ACCEPTED}:
-        status = VerdictStatus.ALIVE
-    elif ProbeOutcome.REJECTED in outcomes:
-        status = VerdictStatus.DEAD
-    else:
-        status = VerdictStatus.UNKNOWN
-    return Verdict(status, evidence, attempts, elapsed)
 
 
 def run_provider(

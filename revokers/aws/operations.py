@@ -75,46 +75,33 @@ def _remove_from_group(iam: IAMClient, action: Action) -> Done:
     return f"removed from group {action.target}", {}
 
 
-def _detach_user_policy(iam: IAMClient, action: Action) -> Done:
-    """iam:DetachUserPolicy."""
+def _detach_policy(iam: IAMClient, action: Action) -> Done:
+    """iam:DetachUserPolicy / iam:DetachRolePolicy."""
     try:
-        iam.detach_user_policy(UserName=action.params["user"], PolicyArn=action.target)
+        if "role" in action.params:
+            iam.detach_role_policy(RoleName=action.params["role"], PolicyArn=action.target)
+        else:
+            iam.detach_user_policy(UserName=action.params["user"], PolicyArn=action.target)
     except Exception as exc:
-        _already_if_missing(exc, f"iam:DetachUserPolicy {action.target}")
+        _already_if_missing(exc, f"detach {action.target}")
         return "not attached any more", None
     return "managed policy detached", {}
 
 
-def _detach_role_policy(iam: IAMClient, action: Action) -> Done:
-    """iam:DetachRolePolicy."""
+def _delete_inline(iam: IAMClient, action: Action) -> Done:
+    """iam:Get{User,Role}Policy (document kept for undo), then iam:Delete{User,Role}Policy."""
+    name = action.target
     try:
-        iam.detach_role_policy(RoleName=action.params["role"], PolicyArn=action.target)
+        if "role" in action.params:
+            role = action.params["role"]
+            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+        else:
+            user = action.params["user"]
+            document = iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"]
+            iam.delete_user_policy(UserName=user, PolicyName=name)
     except Exception as exc:
-        _already_if_missing(exc, f"iam:DetachRolePolicy {action.target}")
-        return "not attached any more", None
-    return "managed policy detached", {}
-
-
-def _delete_user_inline(iam: IAMClient, action: Action) -> Done:
-    """iam:GetUserPolicy (kept for undo) then iam:DeleteUserPolicy."""
-    user = action.params["user"]
-    try:
-        document = iam.get_user_policy(UserName=user, PolicyName=action.target)["PolicyDocument"]
-        iam.delete_user_policy(UserName=user, PolicyName=action.target)
-    except Exception as exc:
-        _already_if_missing(exc, f"iam:DeleteUserPolicy {action.target}")
-        return "inline policy already gone", None
-    return "inline policy deleted (document kept for restore)", {"document": document}
-
-
-def _delete_role_inline(iam: IAMClient, action: Action) -> Done:
-    """iam:GetRolePolicy (kept for undo) then iam:DeleteRolePolicy."""
-    role = action.params["role"]
-    try:
-        document = iam.get_role_policy(RoleName=role, PolicyName=action.target)["PolicyDocument"]
-        iam.delete_role_policy(RoleName=role, PolicyName=action.target)
-    except Exception as exc:
-        _already_if_missing(exc, f"iam:DeleteRolePolicy {action.target}")
+        _already_if_missing(exc, f"delete inline policy {name}")
         return "inline policy already gone", None
     return "inline policy deleted (document kept for restore)", {"document": document}
 
@@ -131,10 +118,10 @@ CONTAIN: dict[str, Operation] = {
     "quarantine-role": _quarantine_role,
     "revoke-role-sessions": _revoke_role_sessions,
     "remove-from-group": _remove_from_group,
-    "detach-user-policy": _detach_user_policy,
-    "detach-role-policy": _detach_role_policy,
-    "delete-user-inline-policy": _delete_user_inline,
-    "delete-role-inline-policy": _delete_role_inline,
+    "detach-user-policy": _detach_policy,
+    "detach-role-policy": _detach_policy,
+    "delete-user-inline-policy": _delete_inline,
+    "delete-role-inline-policy": _delete_inline,
 }
 
 
@@ -158,48 +145,80 @@ def _policy_json(document: Any) -> str:
     return document if isinstance(document, str) else json.dumps(document)
 
 
+def _activate_key(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
+    """iam:UpdateAccessKey Status=Active."""
+    iam.update_access_key(
+        UserName=action.params["user"], AccessKeyId=action.target, Status="Active"
+    )
+    return "key set Active"
+
+
+def _remove_own_policy(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
+    """iam:DeleteUserPolicy / iam:DeleteRolePolicy of the kill switch's own inline policy."""
+    name = (
+        REVOKE_SESSIONS_POLICY if action.operation == "revoke-role-sessions" else QUARANTINE_POLICY
+    )
+    if "role" in action.params:
+        iam.delete_role_policy(RoleName=action.params["role"], PolicyName=name)
+    else:
+        iam.delete_user_policy(UserName=action.params["user"], PolicyName=name)
+    return f"inline {name} removed"
+
+
+def _add_to_group(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
+    """iam:AddUserToGroup."""
+    iam.add_user_to_group(UserName=action.params["user"], GroupName=action.target)
+    return f"added back to group {action.target}"
+
+
+def _attach_policy(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
+    """iam:AttachUserPolicy / iam:AttachRolePolicy."""
+    if "role" in action.params:
+        iam.attach_role_policy(RoleName=action.params["role"], PolicyArn=action.target)
+    else:
+        iam.attach_user_policy(UserName=action.params["user"], PolicyArn=action.target)
+    return "managed policy attached again"
+
+
+def _put_inline(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
+    """iam:PutUserPolicy / iam:PutRolePolicy with the document recorded at detach time."""
+    document = _policy_json(data["document"])
+    if "role" in action.params:
+        iam.put_role_policy(
+            RoleName=action.params["role"], PolicyName=action.target, PolicyDocument=document
+        )
+    else:
+        iam.put_user_policy(
+            UserName=action.params["user"], PolicyName=action.target, PolicyDocument=document
+        )
+    return "inline policy put back"
+
+
+Inverse = Callable[["IAMClient", Action, Mapping[str, Any]], str]
+RESTORE: dict[str, Inverse] = {
+    "deactivate-key": _activate_key,
+    "quarantine-user": _remove_own_policy,
+    "quarantine-role": _remove_own_policy,
+    "revoke-role-sessions": _remove_own_policy,
+    "remove-from-group": _add_to_group,
+    "detach-user-policy": _attach_policy,
+    "detach-role-policy": _attach_policy,
+    "delete-user-inline-policy": _put_inline,
+    "delete-role-inline-policy": _put_inline,
+}
+
+
 def restore(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> ActionResult:
-    """Reverse one recorded change; a change already reversed reports `already`."""
+    """Reverse one recorded change; a policy of ours already removed reports `already`."""
+    inverse = RESTORE.get(action.operation)
+    if inverse is None:
+        raise KillSwitchError(f"aws: cannot restore operation {action.operation!r}")
     started = time.monotonic()
-    op, p, target = action.operation, action.params, action.target
     try:
-        if op == "deactivate-key":
-            iam.update_access_key(UserName=p["user"], AccessKeyId=target, Status="Active")
-            detail = "key set Active"
-        elif op in ("quarantine-user", "quarantine-role", "revoke-role-sessions"):
-            name = REVOKE_SESSIONS_POLICY if op == "revoke-role-sessions" else QUARANTINE_POLICY
-            try:
-                if op == "quarantine-user":
-                    iam.delete_user_policy(UserName=p["user"], PolicyName=name)
-                else:
-                    iam.delete_role_policy(RoleName=p["role"], PolicyName=name)
-            except Exception as exc:
-                _already_if_missing(exc, f"delete {name}")
-                return ActionResult(action, Outcome.ALREADY, f"{name} already removed")
-            detail = f"inline {name} removed"
-        elif op == "remove-from-group":
-            iam.add_user_to_group(UserName=p["user"], GroupName=target)
-            detail = f"added back to group {target}"
-        elif op == "detach-user-policy":
-            iam.attach_user_policy(UserName=p["user"], PolicyArn=target)
-            detail = "managed policy attached again"
-        elif op == "detach-role-policy":
-            iam.attach_role_policy(RoleName=p["role"], PolicyArn=target)
-            detail = "managed policy attached again"
-        elif op == "delete-user-inline-policy":
-            iam.put_user_policy(
-                UserName=p["user"], PolicyName=target, PolicyDocument=_policy_json(data["document"])
-            )
-            detail = "inline policy put back"
-        elif op == "delete-role-inline-policy":
-            iam.put_role_policy(
-                RoleName=p["role"], PolicyName=target, PolicyDocument=_policy_json(data["document"])
-            )
-            detail = "inline policy put back"
-        else:
-            raise KillSwitchError(f"aws: cannot restore operation {op!r}")
-    except KillSwitchError:
-        raise
+        detail = inverse(iam, action, data)
     except Exception as exc:
-        raise translate(exc, doing=f"restore {op} {target}") from exc
+        error = translate(exc, doing=f"restore {action.operation} {action.target}")
+        if isinstance(error, NotFoundError) and inverse is _remove_own_policy:
+            return ActionResult(action, Outcome.ALREADY, "already removed")
+        raise error from exc
     return ActionResult(action, Outcome.DONE, detail, None, time.monotonic() - started)
