@@ -169,6 +169,15 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
             "contain_s": round(report.timings.contain_s, 4),
             "verify_s": round(report.timings.verify_s, 4),
             "total_s": round(report.timings.total_s, 4),
+            "providers": {
+                p.provider: {
+                    "start_s": round(p.start_s, 4),
+                    "contain_s": round(p.contain_s, 4),
+                    "verify_s": round(p.verify_s, 4),
+                    "end_s": round(p.end_s, 4),
+                }
+                for p in report.timings.providers
+            },
         },
     }
 

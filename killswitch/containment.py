@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from killswitch import progress
 from killswitch.codec import action_to_dict
 from killswitch.errors import KillSwitchError, RefusedError
-from killswitch.execution import check_alive, run_provider
+from killswitch.execution import check_alive, materials_for, retrying_transient, run_provider
 from killswitch.guards import resolve_agent, validate_reason
 from killswitch.ledger import Entry
 from killswitch.models import (
@@ -31,6 +31,7 @@ from killswitch.models import (
     Outcome,
     Plan,
     ProviderOutcome,
+    ProviderTiming,
     Timings,
     UntouchedCheck,
     Verb,
@@ -139,11 +140,13 @@ def refuse(runtime: Runtime, request: Request, error: RefusedError, action: str)
 
 
 def _discover(runtime: Runtime, agent: Agent) -> dict[str, Discovery | KillSwitchError]:
+    """Every provider's discovery in parallel; transient errors retried inside the deadline."""
     declared = runtime.inventory.declared(agent.id)
 
     def one(name: str) -> tuple[str, Discovery | KillSwitchError]:
+        retrying = retrying_transient(runtime.settings.action_deadline_s)
         try:
-            return name, runtime.revokers[name].discover(agent, declared)
+            return name, retrying(runtime.revokers[name].discover, agent, declared)
         except KillSwitchError as exc:
             return name, exc
 
@@ -225,9 +228,13 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
 
 
 def _belongs(result: ActionResult, credential: Credential) -> bool:
-    a = result.action
-    return a.target == credential.ref or (
-        a.verb is Verb.CONTAIN and a.principal == credential.principal and a.target == a.principal
+    """An action is a credential's when it targets the credential itself, its principal as a
+    whole (a deny-all, a disabled entity), or a prefix it lives under (a lease prefix)."""
+    target = result.action.target
+    return (
+        target == credential.ref
+        or (result.action.verb is Verb.CONTAIN and target == credential.principal)
+        or (target.endswith("/") and credential.ref.startswith(target))
     )
 
 
@@ -283,6 +290,12 @@ def finish(
             contain_s=max((o.contain_s for o in outcomes), default=0.0),
             verify_s=max((o.verify_s for o in outcomes), default=0.0),
             total_s=time.monotonic() - started,
+            providers=tuple(
+                ProviderTiming(
+                    o.provider, o.started - started, o.contain_s, o.verify_s, o.finished - started
+                )
+                for o in outcomes
+            ),
         ),
     )
     if request.mode != "dry-run":
@@ -296,8 +309,11 @@ def finish(
     return replace(report, ledger_verified=runtime.ledger.verify().ok)
 
 
-def check_untouched(runtime: Runtime, exclude: str, *, limit: int = 20) -> list[UntouchedCheck]:
-    """Probe other active agents' credentials once each: they must still work."""
+def check_untouched(runtime: Runtime, exclude: str, *, per_agent: int = 4) -> list[UntouchedCheck]:
+    """Probe a few credentials of every other active agent once each: they must still work.
+
+    Up to `per_agent` per agent, taken in turn from each provider, so that collateral damage
+    anywhere (a shared group, a shared role, a wrong prefix) shows up."""
     agents = [
         a
         for a in runtime.inventory.list_agents()
@@ -305,26 +321,35 @@ def check_untouched(runtime: Runtime, exclude: str, *, limit: int = 20) -> list[
         and a.status is AgentStatus.ACTIVE
         and a.id not in runtime.settings.protected_agents
     ]
-    jobs: list[tuple[str, Credential]] = []
-    for agent in agents:
+
+    def sample(agent: Agent) -> list[tuple[str, Credential]]:
+        pools: list[list[tuple[str, Credential]]] = []
         for name, found in _discover(runtime, agent).items():
-            if isinstance(found, KillSwitchError):
-                continue
-            jobs += [(name, c) for c in found.credentials if runtime.secrets.materials(c)]
-    jobs = jobs[:limit]
+            if not isinstance(found, KillSwitchError):
+                revoker = runtime.revokers[name]
+                pools.append(
+                    [
+                        (name, c)
+                        for c in found.credentials
+                        if materials_for(revoker, runtime.secrets, c)
+                    ]
+                )
+        picked: list[tuple[str, Credential]] = []
+        while len(picked) < per_agent and any(pools):
+            for pool_ in pools:
+                if pool_ and len(picked) < per_agent:
+                    picked.append(pool_.pop(0))
+        return picked
 
     def one(job: tuple[str, Credential]) -> UntouchedCheck:
         name, credential = job
-        verdict = check_alive(
-            runtime.revokers[name],
-            credential,
-            runtime.secrets.materials(credential),
-            deadline_s=0.0,
-            interval_s=0.0,
-        )
+        revoker = runtime.revokers[name]
+        materials = materials_for(revoker, runtime.secrets, credential)
+        verdict = check_alive(revoker, credential, materials, deadline_s=0.0, interval_s=0.0)
         return UntouchedCheck(credential.agent_id, credential, verdict)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [job for picked in pool.map(sample, agents) for job in picked]
         return list(pool.map(one, jobs))
 
 

@@ -48,7 +48,8 @@ class Timing:
     probe_interval_s: float
 
 
-def _retrying(deadline_s: float) -> Retrying:
+def retrying_transient(deadline_s: float) -> Retrying:
+    """Retry TransientError alone, with jittered exponential backoff, until the deadline."""
     return Retrying(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_delay(deadline_s),
@@ -68,7 +69,7 @@ def attempt(
     """Call a revoker verb with retries inside the deadline; errors become FAILED results."""
     started = time.monotonic()
     try:
-        result: ActionResult = _retrying(deadline_s)(call, arg)
+        result: ActionResult = retrying_transient(deadline_s)(call, arg)
         return result
     except KillSwitchError as exc:
         detail = f"{exc.code}: {exc.message}"
@@ -189,6 +190,16 @@ def check_alive(
     )
 
 
+def materials_for(
+    revoker: Revoker, secrets: SecretSource, credential: Credential
+) -> Sequence[Material]:
+    """What to probe a credential with: the provider itself for self-probing kinds (a lease
+    lookup needs no secret), else whatever the secret sources hold."""
+    if credential.kind in revoker.self_probing_kinds:
+        return [Material("provider", {})]
+    return secrets.materials(credential)
+
+
 def run_provider(
     revoker: Revoker,
     plan: Plan,
@@ -218,7 +229,9 @@ def run_provider(
         verifying = time.monotonic()
 
         def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
-            verdict = prove_dead(revoker, credential, secrets.materials(credential), timing)
+            verdict = prove_dead(
+                revoker, credential, materials_for(revoker, secrets, credential), timing
+            )
             on_verdict(credential, verdict)
             return credential, verdict
 
@@ -229,4 +242,6 @@ def run_provider(
         verdicts=tuple(verdicts),
         contain_s=contain_s,
         verify_s=time.monotonic() - verifying,
+        started=started,
+        finished=time.monotonic(),
     )

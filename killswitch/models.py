@@ -191,6 +191,19 @@ class ProviderOutcome:
     verdicts: tuple[tuple[Credential, Verdict], ...]
     contain_s: float
     verify_s: float
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTiming:
+    """When one provider's step ran, in seconds from the start of the run."""
+
+    provider: str
+    start_s: float
+    contain_s: float
+    verify_s: float
+    end_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +221,7 @@ class Timings:
     contain_s: float = 0.0
     verify_s: float = 0.0
     total_s: float = 0.0
+    providers: tuple[ProviderTiming, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,9 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         f"timings: plan {t.plan_s:.2f}s · contain {t.contain_s:.2f}s · "
         f"verify {t.verify_s:.2f}s · total {t.total_s:.2f}s"
     )
+    if len(t.providers) > 1:
+        spans = " · ".join(f"{p.provider} {p.start_s:.2f}→{p.end_s:.2f}s" for p in t.providers)
+        console.print(f"providers ran in parallel: {spans}")
     if report.ledger_verified is not None:
         console.print(
             "ledger chain: "

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from killswitch import progress
 from killswitch.containment import Recorder, Request, authorize, refuse
 from killswitch.errors import KillSwitchError, NothingToRestoreError
-from killswitch.execution import attempt, check_alive
+from killswitch.execution import attempt, check_alive, materials_for
 from killswitch.models import (
     ActionResult,
     Agent,
@@ -69,14 +69,18 @@ def _checks(runtime: Runtime, agent: Agent) -> list[tuple[Credential, Verdict]]:
             found = revoker.discover(agent, declared)
         except KillSwitchError:
             continue
-        jobs += [(name, c) for c in found.credentials if runtime.secrets.materials(c)]
+        jobs += [
+            (name, c)
+            for c in found.credentials
+            if materials_for(runtime.revokers[name], runtime.secrets, c)
+        ]
 
     def one(job: tuple[str, Credential]) -> tuple[Credential, Verdict]:
         name, credential = job
         return credential, check_alive(
             runtime.revokers[name],
             credential,
-            runtime.secrets.materials(credential),
+            materials_for(runtime.revokers[name], runtime.secrets, credential),
             deadline_s=runtime.settings.probe_deadline_s,
             interval_s=runtime.settings.probe_interval_s,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from killswitch.errors import ConfigurationError
 from killswitch.execution import Timing
 from killswitch.inventory import Inventory
 from killswitch.ledger import Ledger, ledger_key_from
@@ -26,8 +27,15 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings, providers: Sequence[str] | None = None) -> Runtime:
         sources: list[SecretSource] = []
-        if settings.keyring_path is not None:
-            sources.append(KeyringFile(settings.keyring_path))
+        for name in settings.secret_sources:
+            if name == "keyring" and settings.keyring_path is not None:
+                sources.append(KeyringFile(settings.keyring_path))
+            elif name == "vault":
+                from revokers.vault.material import VaultKvSource
+
+                sources.append(VaultKvSource(settings.vault))
+            elif name != "keyring":
+                raise ConfigurationError(f"unknown secret source {name!r} (vault, keyring)")
         key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
         return cls(
             settings=settings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from killswitch.errors import KillSwitchError
 from killswitch.models import Credential
+
+log = logging.getLogger(__name__)
+
+
+# Material fields that name rather than prove (they appear in reports and the ledger).
+IDENTIFIER_FIELDS = frozenset({"access_key_id", "role_id", "username"})
 
 
 class Secret:
@@ -64,6 +72,25 @@ class SecretSource(Protocol):
         ...
 
 
+class MaterialStore(Protocol):
+    """Where seeding (the sandbox, tests) writes probe material."""
+
+    def add(
+        self, kind: str, ref: str, fields: Mapping[str, str], *, agent_id: str = ""
+    ) -> None: ...
+
+
+class Stores:
+    """Write the same material to several stores (the sandbox: keyring file and Vault KV)."""
+
+    def __init__(self, stores: Sequence[MaterialStore]) -> None:
+        self.stores = list(stores)
+
+    def add(self, kind: str, ref: str, fields: Mapping[str, str], *, agent_id: str = "") -> None:
+        for store in self.stores:
+            store.add(kind, ref, fields, agent_id=agent_id)
+
+
 class MappingSource:
     """Material handed over in memory, e.g. a leaked key carried by an alert."""
 
@@ -88,7 +115,15 @@ class ChainedSource:
 
     def materials(self, credential: Credential) -> Sequence[Material]:
         for source in self.sources:
-            found = source.materials(credential)
+            try:
+                found = source.materials(credential)
+            except KillSwitchError as exc:
+                # A source that is down must not stop the run: the next source may hold the
+                # material, and without any the verdict says so (read-back, never `dead`).
+                log.warning(
+                    "secret source %s failed for %s: %s", source.name, credential.key, exc.code
+                )
+                continue
             if found:
                 return found
         return []
@@ -110,7 +145,7 @@ class KeyringFile:
         items = self._read().get(credential.key, [])
         return [Material(self.name, {k: Secret(v) for k, v in item.items()}) for item in items]
 
-    def add(self, kind: str, ref: str, fields: Mapping[str, str]) -> None:
+    def add(self, kind: str, ref: str, fields: Mapping[str, str], *, agent_id: str = "") -> None:
         """Append one piece of material for `kind:ref` (atomic, safe across processes)."""
         with self._locked():
             entries = self._read()
@@ -125,10 +160,10 @@ class KeyringFile:
         return sorted(self._read())
 
     def secret_values(self) -> Iterator[str]:
-        """Every secret in the file, identifiers (`*_id`) aside: the canaries tests grep for."""
+        """Every secret in the file, identifiers aside: the canaries tests grep for."""
         for items in self._read().values():
             for item in items:
-                yield from (value for name, value in item.items() if not name.endswith("_id"))
+                yield from (v for name, v in item.items() if name not in IDENTIFIER_FIELDS)
 
     def _read(self) -> dict[str, list[dict[str, str]]]:
         try:

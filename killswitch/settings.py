@@ -49,6 +49,37 @@ class AwsSettings(BaseModel):
     read_timeout_s: float = 10.0
 
 
+class VaultSettings(BaseModel):
+    """How the Vault revoker reaches Vault or OpenBao, and the conventions it discovers by."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    addr: str | None = Field(None, description="e.g. https://vault.internal:8200")
+    namespace: str | None = None
+    auth_method: str = Field("token", pattern="^(token|approle)$")
+    token: SecretStr | None = Field(None, description="the kill switch's own token (token auth)")
+    role_id: str | None = Field(None, description="approle auth of the kill switch itself")
+    secret_id: SecretStr | None = None
+    approle_auth_mount: str = "approle"
+    verify: bool | str = Field(True, description="TLS: True, False, or a CA bundle path")
+    protected_entities: tuple[str, ...] = Field(
+        (), description="entity names or ids never touched (break-glass operators)"
+    )
+    lease_prefixes: tuple[str, ...] = Field(
+        ("pki/issue/{agent}/",), description="each agent's own lease prefixes ({agent} = its id)"
+    )
+    probe_read_path: str | None = Field(
+        None, description="a path the agent's policies let it read: a second, policy-gated probe"
+    )
+    kv_mount: str = "secret"
+    kv_prefix: str = Field(
+        "killswitch/material",
+        description="probe material at <kv_mount>/<prefix>/<agent>/<kind>/<ref>",
+    )
+    max_workers: int = Field(16, ge=1, le=128)
+    timeout_s: float = 10.0
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know; parsed once at the edge."""
 
@@ -64,6 +95,9 @@ class Settings(BaseSettings):
         None, description="HMAC key of the ledger chain; default: a 0600 file beside the ledger"
     )
     keyring_path: Path | None = Field(None, description="a local probe-material file")
+    secret_sources: tuple[str, ...] = Field(
+        ("keyring",), description="where probe material is read, in order: 'vault', 'keyring'"
+    )
     protected_agents: tuple[str, ...] = DEFAULT_PROTECTED_AGENTS
     providers: tuple[str, ...] = ("aws",)
     probe_deadline_s: float = Field(180.0, gt=0, description="AWS IAM is eventually consistent")
@@ -71,6 +105,7 @@ class Settings(BaseSettings):
     action_deadline_s: float = Field(60.0, gt=0)
     prefect_api_url: str | None = None
     aws: AwsSettings = AwsSettings()
+    vault: VaultSettings = VaultSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -60,6 +60,8 @@ class Revoker(ABC):
     credential_kinds: ClassVar[tuple[str, ...]]
     grant_kinds: ClassVar[tuple[str, ...]]
     stand_in: ClassVar[str]
+    # Kinds probed by asking the provider directly (e.g. a lease lookup): no secret needed.
+    self_probing_kinds: ClassVar[tuple[str, ...]] = ()
     permissions: ClassVar[Mapping[str, tuple[str, ...]]]
     max_workers: int = 8
 

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from killswitch.inventory import Inventory
 from killswitch.runtime import Runtime
-from killswitch.sandbox import fleet
+from killswitch.sandbox import fleet, vault_fleet
 from killswitch.sandbox.state import Paths
-from killswitch.secrets import KeyringFile
-from killswitch.settings import Settings, load_settings
+from killswitch.secrets import KeyringFile, Stores
+from killswitch.settings import Settings, VaultSettings, load_settings
+from revokers.vault.material import VaultKvSource
 
 KILLSWITCH = str(Path(sys.executable).parent / "killswitch")
 # In-process flows (tests/flows) must not touch ~/.prefect; set before Prefect is imported.
@@ -94,6 +96,21 @@ def admin(sandbox: dict[str, Any]) -> fleet.Admin:
 
 
 @pytest.fixture(scope="session")
+def vault(sandbox: dict[str, Any]) -> vault_fleet.Vault:
+    info = sandbox["providers"]["vault"]
+    return vault_fleet.Vault(info["addr"], info["root_token"])
+
+
+@pytest.fixture(scope="session")
+def material_store(keyring: KeyringFile, vault: vault_fleet.Vault) -> Stores:
+    """Where test seeding writes probe material: the keyring file and Vault KV, as the sandbox."""
+    writer = VaultSettings(
+        addr=vault.addr, token=SecretStr(vault.root_token), kv_prefix=vault_fleet.KV_PREFIX
+    )
+    return Stores([keyring, VaultKvSource(writer)])
+
+
+@pytest.fixture(scope="session")
 def keyring(settings: Settings) -> KeyringFile:
     assert settings.keyring_path is not None
     return KeyringFile(settings.keyring_path)
@@ -108,14 +125,15 @@ SeedAgent = Callable[..., str]
 
 
 @pytest.fixture
-def seed_agent(admin: fleet.Admin, inventory: Inventory, keyring: KeyringFile) -> SeedAgent:
-    """Seed a fresh agent with a unique id in moto, the inventory and the keyring."""
+def seed_agent(
+    admin: fleet.Admin, inventory: Inventory, material_store: Stores, vault: vault_fleet.Vault
+) -> SeedAgent:
+    """Seed a fresh agent with a unique id in moto, OpenBao, the inventory and the stores."""
 
     def seed(prefix: str = "t", **spec: Any) -> str:
         agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        fleet.seed_agent(
-            admin, inventory, keyring, fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
-        )
+        agent = fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
+        fleet.seed_agent(admin, inventory, material_store, agent, vault)
         return agent_id
 
     return seed

@@ -35,7 +35,14 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
         assert report["agent"] == status["demo_agent"] == "research-agent-7"
         assert report["ok"] and report["ledger_verified"] and report["mode"] == "flow"
         kinds = sorted(c["kind"] for c in report["credentials"])
-        assert kinds == ["aws.access-key"] * 3 + ["aws.role"]
+        assert kinds == sorted(
+            ["aws.access-key"] * 3
+            + ["aws.role"]
+            + ["vault.token"] * 3
+            + ["vault.secret-id"] * 2
+            + ["vault.userpass"]
+            + ["vault.lease"] * 2
+        )
         assert {c["verdict"] for c in report["credentials"]} == {"dead"}
         untouched = report["untouched_agents_checked"]
         assert len({u["agent"] for u in untouched}) >= 3
@@ -58,7 +65,7 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
 
         paths = Paths.under(home)
         secrets = list(KeyringFile(paths.keyring).secret_values())
-        assert len(secrets) >= 6 * 4  # every seeded key and session of the fleet
+        assert len(secrets) >= 6 * 10  # every seeded key, session, token, secret-id, password
         for text in outputs:
             for secret in secrets:
                 assert secret not in text

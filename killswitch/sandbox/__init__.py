@@ -1,4 +1,4 @@
 """The sandbox: local stand-ins that speak each provider's wire protocol, and a demo fleet."""
 
 # provider -> the stand-in the sandbox runs for it (the revoker contract test checks both).
-STAND_INS = {"aws": "moto"}
+STAND_INS = {"aws": "moto", "vault": "openbao"}

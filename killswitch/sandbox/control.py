@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,16 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from killswitch import progress
 from killswitch.errors import SandboxError
 from killswitch.inventory import Inventory
-from killswitch.sandbox import fleet
+from killswitch.sandbox import fleet, vault_fleet
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
-from killswitch.secrets import KeyringFile
-from killswitch.settings import DEFAULT_PROTECTED_AGENTS
+from killswitch.secrets import KeyringFile, Stores
+from killswitch.settings import DEFAULT_PROTECTED_AGENTS, VaultSettings
+from revokers.vault.material import VaultKvSource
 
 PREFECT_MARKER = "prefect server start"
+OPENBAO_MARKER = "server -dev"
 
 
 def _free_port() -> int:
@@ -59,13 +64,15 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _wait(what: str, ready: Any, timeout: float, pid: int, marker: str) -> None:
+def _wait(what: str, ready: Any, timeout: float, pid: int) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():
             return
-        if not pid_alive(pid, marker):
-            raise SandboxError(f"{what} exited while starting: see the sandbox logs")
+        # Not pid_alive(): right after the fork the child may not have exec'd yet, and its
+        # command line is still ours.
+        if not _exists(pid):
+            raise SandboxError(f"{what} exited while starting: see {what} in the sandbox logs")
         time.sleep(0.1)
     raise SandboxError(f"{what} did not become ready within {timeout:.0f}s")
 
@@ -91,8 +98,39 @@ def _start_prefect(paths: Paths) -> tuple[int, str]:
     return pid, f"http://127.0.0.1:{port}/api"
 
 
+def _start_openbao(paths: Paths) -> tuple[int, str, str]:
+    """`bao server -dev` (in memory) on a free port, with a random root token."""
+    port = _free_port()
+    root = secrets.token_urlsafe(24)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+    # The root token goes by environment, not argv (where `ps` would show it); HOME keeps
+    # any token helper file inside the sandbox.
+    env.update(BAO_DEV_ROOT_TOKEN_ID=root, HOME=str(paths.root))
+    cmd = [
+        str(vault_fleet.bao_binary()),
+        "server",
+        "-dev",
+        "-dev-no-store-token",
+        f"-dev-listen-address=127.0.0.1:{port}",
+    ]
+    pid = _spawn(cmd, paths.logs / "openbao.log", env)
+    return pid, f"http://127.0.0.1:{port}", root
+
+
+def _vault_healthy(addr: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def _profile(
-    paths: Paths, home: Path, aws: dict[str, str], prefect_api: str | None
+    paths: Paths,
+    home: Path,
+    aws: dict[str, str],
+    vault: dict[str, str],
+    prefect_api: str | None,
 ) -> dict[str, Any]:
     return {
         "home": str(home),
@@ -100,8 +138,9 @@ def _profile(
         "inventory_path": str(paths.inventory),
         "ledger_path": str(paths.ledger),
         "keyring_path": str(paths.keyring),
+        "secret_sources": ["vault", "keyring"],
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
-        "providers": ["aws"],
+        "providers": ["aws", "vault"],
         "probe_deadline_s": 20.0,
         "probe_interval_s": 0.25,
         "action_deadline_s": 20.0,
@@ -110,41 +149,92 @@ def _profile(
             **aws,
             "protected_principals": [fleet.ADMIN_USER, fleet.BREAKGLASS_USER],
         },
+        "vault": {
+            "addr": vault["addr"],
+            "token": vault["token"],
+            "protected_entities": ["breakglass"],
+            "probe_read_path": vault_fleet.PROBE_READ_PATH,
+            "kv_prefix": vault_fleet.KV_PREFIX,
+        },
     }
 
 
-def _seed(paths: Paths, home: Path, moto_url: str, prefect_api: str | None) -> dict[str, Any]:
+def _seed(
+    paths: Paths, home: Path, moto_url: str, vault: vault_fleet.Vault, prefect_api: str | None
+) -> dict[str, Any]:
     inventory = Inventory(paths.inventory)
     keyring = KeyringFile(paths.keyring)
     inventory.clear()
     keyring.clear()
-    progress.emit("sandbox", "seeding the demo fleet")
-    admin = fleet.seed(moto_url, inventory, keyring)
+    progress.emit("sandbox", "seeding the demo fleet (AWS and Vault)")
+    token = vault_fleet.bootstrap(vault)
+    vault_info = {"addr": vault.addr, "token": token, "root_token": vault.root_token}
+    kv_writer = VaultKvSource(
+        VaultSettings(
+            addr=vault.addr, token=SecretStr(vault.root_token), kv_prefix=vault_fleet.KV_PREFIX
+        )
+    )
+    admin = fleet.seed(moto_url, inventory, Stores([keyring, kv_writer]), vault=vault)
     aws = {
         "endpoint_url": moto_url,
         "region": fleet.REGION,
         "access_key_id": admin.access_key_id,
         "secret_access_key": admin.secret_access_key,
     }
-    _write_private(paths.profile, _profile(paths, home, aws, prefect_api))
-    return aws
+    _write_private(paths.profile, _profile(paths, home, aws, vault_info, prefect_api))
+    return {"aws": aws, "vault": vault_info}
+
+
+def _openbao(paths: Paths, processes: dict[str, Any], timeout: float) -> vault_fleet.Vault:
+    """Start a fresh in-memory OpenBao and wait for it (a reset starts a new one)."""
+    pid, addr, root = _start_openbao(paths)
+    processes["openbao"] = {"pid": pid, "marker": OPENBAO_MARKER}
+    _wait("OpenBao", lambda: _vault_healthy(addr), timeout, pid)
+    return vault_fleet.Vault(addr, root)
+
+
+def _stop(pid: int, marker: str, timeout: float = 10) -> None:
+    if not pid_alive(pid, marker):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _exists(pid):
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reseed(home: Path, paths: Paths, state: dict[str, Any], timeout: float) -> None:
+    moto_url = state["providers"]["aws"]["endpoint_url"]
+    fleet.reset(moto_url)
+    old = state["processes"].get("openbao")
+    if old:
+        _stop(int(old["pid"]), str(old["marker"]))
+    vault = _openbao(paths, state["processes"], timeout)
+    _write_private(paths.state, state)
+    state["providers"] = _seed(paths, home, moto_url, vault, state["prefect"]["api_url"])
+    state["seeded_at"] = datetime.now(UTC).isoformat()
+    _write_private(paths.state, state)
 
 
 def up(
     home: Path, *, reset: bool = False, prefect: bool = True, timeout: float = 120
 ) -> dict[str, Any]:
-    """Start the stand-ins (and a Prefect server) and seed the fleet; idempotent when running."""
+    """Start the stand-ins (moto, OpenBao, and a Prefect server) and seed the fleet.
+
+    Idempotent while running; `reset` wipes the stand-ins and seeds a fresh fleet."""
     paths = Paths.under(home)
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = read_state(paths)
     if is_running(state):
         assert state is not None  # noqa: S101
         if reset:
-            moto_url = state["providers"]["aws"]["endpoint_url"]
-            fleet.reset(moto_url)
-            state["providers"]["aws"] = _seed(paths, home, moto_url, state["prefect"]["api_url"])
-            state["seeded_at"] = datetime.now(UTC).isoformat()
-            _write_private(paths.state, state)
+            _reseed(home, paths, state, timeout)
         return status(home)
     if state:
         down(home)
@@ -165,9 +255,11 @@ def up(
     }
     _write_private(paths.state, state)
     try:
-        _wait("the stand-ins", paths.stand_ins.exists, timeout, pid, MARKER)
+        vault = _openbao(paths, processes, timeout)
+        _write_private(paths.state, state)
+        _wait("the stand-ins", paths.stand_ins.exists, timeout, pid)
         moto_url = json.loads(paths.stand_ins.read_text())["stand_ins"]["moto"]["url"]
-        state["providers"] = {"aws": _seed(paths, home, moto_url, prefect_api)}
+        state["providers"] = _seed(paths, home, moto_url, vault, prefect_api)
         state["seeded_at"] = datetime.now(UTC).isoformat()
         _write_private(paths.state, state)
         if prefect_api:
@@ -177,7 +269,6 @@ def up(
                 lambda: _prefect_healthy(prefect_api),
                 timeout,
                 processes["prefect"]["pid"],
-                PREFECT_MARKER,
             )
     except BaseException:
         down(home)
@@ -229,24 +320,17 @@ def down(home: Path, timeout: float = 15) -> list[str]:
     if not state:
         return stopped
     live = {
-        name: int(proc["pid"])
+        name: proc
         for name, proc in state.get("processes", {}).items()
         if pid_alive(int(proc["pid"]), str(proc["marker"]))
     }
-    for pid in live.values():
+    for proc in live.values():
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(int(proc["pid"]), signal.SIGTERM)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    for name, pid in live.items():
-        while time.monotonic() < deadline and _exists(pid):
-            time.sleep(0.05)
-        if _exists(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    for name, proc in live.items():
+        _stop(int(proc["pid"]), str(proc["marker"]), timeout)
         stopped.append(name)
     paths.state.unlink(missing_ok=True)
     paths.stand_ins.unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """The demo fleet: agents with IAM users, keys, a role and its session, groups and policies.
 
 Seeded through the real boto3 client against moto with auth enforced, using the kill
-switch's own sandbox identity. The agents' secrets go to the keyring file (probe material),
+switch's own sandbox identity. The agents' secrets go to the material stores (probe material),
 never to stdout or logs.
 """
 
@@ -19,7 +19,8 @@ from botocore.config import Config
 
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
-from killswitch.secrets import KeyringFile
+from killswitch.sandbox import vault_fleet
+from killswitch.secrets import MaterialStore
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -58,6 +59,7 @@ class AgentSpec:
     users: Sequence[tuple[str, int]] = (("runtime", 2), ("ci", 1))
     role: bool = True
     groups: Sequence[str] = ("agents-readonly", "agents-data")
+    vault: bool = True
 
 
 FLEET: tuple[AgentSpec, ...] = (
@@ -126,7 +128,7 @@ def reset(endpoint_url: str) -> None:
         response.read()
 
 
-def bootstrap(endpoint_url: str, keyring: KeyringFile) -> Admin:
+def bootstrap(endpoint_url: str, store: MaterialStore) -> Admin:
     """Create the kill switch's own admin (auth off), then switch moto's auth enforcement on."""
     set_auth(endpoint_url, enforce=False)
     boot = client("iam", endpoint_url, "AKIAIOSFODNN7EXAMPLE", "bootstrap")
@@ -138,13 +140,14 @@ def bootstrap(endpoint_url: str, keyring: KeyringFile) -> Admin:
         )
     key = boot.create_access_key(UserName=ADMIN_USER)["AccessKey"]
     breakglass = boot.create_access_key(UserName=BREAKGLASS_USER)["AccessKey"]
-    keyring.add(
+    store.add(
         "aws.access-key",
         breakglass["AccessKeyId"],
         {
             "access_key_id": breakglass["AccessKeyId"],
             "secret_access_key": breakglass["SecretAccessKey"],
         },
+        agent_id="breakglass",
     )
     set_auth(endpoint_url, enforce=True)
     admin = Admin(endpoint_url, key["AccessKeyId"], key["SecretAccessKey"])
@@ -162,18 +165,25 @@ def policy_arn(name: str) -> str:
 
 
 def add_key(
-    admin: Admin, keyring: KeyringFile, user: str, *, remember: bool = True
+    admin: Admin, store: MaterialStore, user: str, *, agent_id: str = "", remember: bool = True
 ) -> dict[str, str]:
-    """A new access key for `user`; its secret goes to the keyring unless `remember` is off."""
+    """A new access key for `user`; its secret goes to the store unless `remember` is off."""
     key = admin.iam().create_access_key(UserName=user)["AccessKey"]
     material = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
     if remember:
-        keyring.add("aws.access-key", key["AccessKeyId"], material)
+        store.add("aws.access-key", key["AccessKeyId"], material, agent_id=agent_id)
     return material
 
 
-def seed_agent(admin: Admin, inventory: Inventory, keyring: KeyringFile, spec: AgentSpec) -> None:
-    """One agent: its users (tagged), keys, groups, policies, a role and one live session."""
+def seed_agent(
+    admin: Admin,
+    inventory: Inventory,
+    store: MaterialStore,
+    spec: AgentSpec,
+    vault: vault_fleet.Vault | None = None,
+) -> None:
+    """One agent: IAM users (tagged), keys, groups, policies, a role and one live session;
+    and, when the sandbox runs OpenBao, its Vault entity with everything hanging off it."""
     iam = admin.iam()
     inventory.upsert_agent(Agent(spec.id, spec.owner, spec.status, spec.purpose, spec.environment))
     tags: list[Any] = [{"Key": TAG_KEY, "Value": spec.id}, {"Key": "owner", "Value": spec.owner}]
@@ -192,18 +202,19 @@ def seed_agent(admin: Admin, inventory: Inventory, keyring: KeyringFile, spec: A
             PolicyDocument=json.dumps(DATA_POLICY),
         )
         for _ in range(key_count):
-            material = add_key(admin, keyring, user)
-            inventory.declare(
-                spec.id, CredentialRef("aws", "aws.access-key", material["access_key_id"])
-            )
+            material = add_key(admin, store, user, agent_id=spec.id)
+            ref = CredentialRef("aws", "aws.access-key", material["access_key_id"])
+            inventory.declare(spec.id, ref)
             runtime_key = runtime_key or material
     if spec.role and runtime_key is not None:
-        _seed_role(admin, keyring, spec, tags, first_user, runtime_key)
+        _seed_role(admin, store, spec, tags, first_user, runtime_key)
+    if spec.vault and vault is not None:
+        vault_fleet.seed_agent(vault, store, spec.id, spec.owner)
 
 
 def _seed_role(
     admin: Admin,
-    keyring: KeyringFile,
+    store: MaterialStore,
     spec: AgentSpec,
     tags: list[Any],
     user: str,
@@ -235,7 +246,7 @@ def _seed_role(
     creds = sts.assume_role(
         RoleArn=arn, RoleSessionName=f"{spec.id}-session", DurationSeconds=43200
     )["Credentials"]
-    keyring.add(
+    store.add(
         "aws.role",
         arn,
         {
@@ -243,17 +254,19 @@ def _seed_role(
             "secret_access_key": creds["SecretAccessKey"],
             "session_token": creds["SessionToken"],
         },
+        agent_id=spec.id,
     )
 
 
 def seed(
     endpoint_url: str,
     inventory: Inventory,
-    keyring: KeyringFile,
+    store: MaterialStore,
     fleet: Sequence[AgentSpec] = FLEET,
+    vault: vault_fleet.Vault | None = None,
 ) -> Admin:
     """The whole demo fleet, plus the protected break-glass agent."""
-    admin = bootstrap(endpoint_url, keyring)
+    admin = bootstrap(endpoint_url, store)
     inventory.upsert_agent(
         Agent(
             "breakglass",
@@ -263,5 +276,5 @@ def seed(
         )
     )
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda spec: seed_agent(admin, inventory, keyring, spec), fleet))
+        list(pool.map(lambda spec: seed_agent(admin, inventory, store, spec, vault), fleet))
     return admin

@@ -36,14 +36,16 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert code == 0, stderr
     assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
     assert report["target"] == "sandbox" and report["actor"] == "test-suite"
-    assert len(report["credentials"]) == 4
+    assert len(report["credentials"]) == 12  # 4 in AWS, 8 in Vault
+    assert {c["provider"] for c in report["credentials"]} == {"aws", "vault"}
     for credential in report["credentials"]:
         assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
         assert credential["verdict"] == "dead" and credential["actions"]
-    assert len(report["grants_detached"]) == 10
+    assert len(report["grants_detached"]) == 12
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
-    assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s"}
+    assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s", "providers"}
+    assert set(report["timings"]["providers"]) == {"aws", "vault"}
     assert "aws: contained and probed" in stderr  # progress goes to stderr, JSON to stdout
 
 
@@ -54,8 +56,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     before = snapshot(admin)
     code, report, _ = contain_json(sandbox_home, agent_id, "--dry-run")
     assert code == 0 and report["dry_run"] and report["credentials"] == []
-    assert len(report["plan"]["actions"]) == 17
-    assert report["plan"]["irreversible_actions"] == 0
+    assert len(report["plan"]["actions"]) == 21
+    assert report["plan"]["irreversible_actions"] == 1  # Vault leases, revoked for good
     assert snapshot(admin) == before
     human = run_cli(sandbox_home, "contain", agent_id, "--reason", "look", "--dry-run")
     assert "dry run: nothing was changed" in human.stdout and "deactivate-key" in human.stdout
@@ -124,12 +126,21 @@ def test_a_credential_that_stays_alive_fails_the_run_loudly(
     # Wrong probe material: another agent's live key filed under the victim's key id.
     material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
     keyring.add("aws.access-key", victim_key.ref, material)
-    code, report, _ = contain_json(sandbox_home, agent_id, KILLSWITCH_PROBE_DEADLINE_S="1.5")
+    keyring_only = {"KILLSWITCH_SECRET_SOURCES": '["keyring"]'}
+    code, report, _ = contain_json(
+        sandbox_home, agent_id, KILLSWITCH_PROBE_DEADLINE_S="1.5", **keyring_only
+    )
     assert code == 1 and not report["ok"]
     verdict = {c["ref"]: c for c in report["credentials"]}[victim_key.ref]
     assert verdict["verdict"] == "alive" and "still authenticates" in verdict["evidence"]
     human = run_cli(
-        sandbox_home, "contain", agent_id, "--reason", "again", KILLSWITCH_PROBE_DEADLINE_S="0.5"
+        sandbox_home,
+        "contain",
+        agent_id,
+        "--reason",
+        "again",
+        KILLSWITCH_PROBE_DEADLINE_S="0.5",
+        **keyring_only,
     )
     assert human.returncode == 1 and "NOT PROVEN" in human.stdout
     api = sandbox["prefect"]["api_url"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +21,20 @@ from killswitch.models import AgentStatus, Credential, Outcome, VerdictStatus
 from killswitch.runtime import Runtime
 from killswitch.sandbox import fleet
 from killswitch.secrets import KeyringFile, MappingSource
+from killswitch.settings import Settings
 from revokers.aws.probes import probe
 from revokers.base import ProbeOutcome
 from tests.conftest import SeedAgent
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """AWS alone: these tests count and compare AWS state only."""
+    opened = Runtime.open(settings, providers=["aws"])
+    yield opened
+    opened.close()
 
 
 def contain(runtime: Runtime, agent_id: str, **kw: Any) -> containment.ContainmentReport:

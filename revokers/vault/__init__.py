@@ -1,0 +1,101 @@
+"""Vault / OpenBao revoker (hvac): an agent's identity entity and everything hanging off it.
+
+contain = disable the entity (every token and login of it refused at once, reversibly) and
+revoke the agent's leases by prefix (irreversible: dynamic secrets die at their source);
+detach = leave identity groups (recorded for undo); probe = the agent's own token / secret-id /
+password against Vault, and a lookup of each lease. See shared PROVIDERS.md, Vault section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Agent,
+    Credential,
+    CredentialRef,
+    UndoRecord,
+    Verdict,
+)
+from killswitch.secrets import Material
+from killswitch.settings import Settings, VaultSettings
+from revokers.base import Discovery, ProbeAttempt, Revoker, revoker
+from revokers.vault import discovery, operations, policies, probes
+from revokers.vault.client import Clients
+from revokers.vault.errors import translate
+
+
+@revoker("vault")
+class VaultRevoker(Revoker):
+    credential_kinds = ("vault.token", "vault.secret-id", "vault.userpass", "vault.lease")
+    grant_kinds = ("vault.group-membership",)
+    self_probing_kinds = ("vault.lease",)
+    stand_in = "openbao"
+    permissions = policies.PERMISSIONS
+
+    def __init__(self, config: VaultSettings) -> None:
+        self.config = config
+        self.max_workers = config.max_workers
+        self.clients = Clients(config)
+        self._own_entity: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VaultRevoker:
+        return cls(settings.vault)
+
+    def own_entity(self) -> str:
+        """The entity behind the kill switch's own token ('' for a root or entity-less token)."""
+        if self._own_entity is None:
+            try:
+                data = self.clients.own().auth.token.lookup_self()["data"]
+            except Exception as exc:
+                raise translate(exc, doing="auth/token/lookup-self (own identity)") from exc
+            self._own_entity = str(data.get("entity_id") or "")
+        return self._own_entity
+
+    def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
+        own = self.own_entity()
+        protected = set(self.config.protected_entities)
+        found = discovery.find_entities(self.clients, agent.id, declared)
+        skipped = [
+            f"identity/entity/{e.id}"
+            for e in found
+            if e.id == own or e.id in protected or e.name in protected
+        ]
+        entities = [e for e in found if f"identity/entity/{e.id}" not in skipped]
+        tokens = discovery.token_accessors(self.clients, {e.id for e in entities}, self.max_workers)
+        prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]
+        credentials, grants, actions = [], [], []
+        for entity in entities:
+            lease_ids = discovery.leases(self.clients, prefixes)
+            c, g, a = discovery.entity_plan(
+                entity,
+                [t for t in tokens if t[1].get("entity_id") == entity.id],
+                discovery.secret_id_accessors(self.clients, entity),
+                lease_ids,
+                prefixes,
+                agent.id,
+            )
+            credentials += c
+            grants += g
+            actions += a
+        return Discovery(tuple(credentials), tuple(grants), tuple(actions), tuple(skipped))
+
+    def perform(self, action: Action) -> ActionResult:
+        return operations.perform(self.clients, action)
+
+    def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        return probes.probe(self.clients, credential, material, self.config.probe_read_path)
+
+    def read_back(self, credential: Credential) -> Verdict:
+        return probes.read_back(self.clients, credential)
+
+    def restore(self, record: UndoRecord) -> ActionResult:
+        return operations.restore(self.clients, record.action, record.data)
+
+    @classmethod
+    def permission_policy(cls) -> dict[str, Any]:
+        return policies.permission_policy()

@@ -1,0 +1,245 @@
+"""Find an agent's identity entity, its tokens, secret-ids, logins, leases and groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from killswitch.errors import NotFoundError
+from killswitch.models import Action, Credential, CredentialRef, Grant, Verb
+from revokers.vault.client import Clients
+from revokers.vault.errors import translate
+
+TAG = "agent-id"
+
+
+@dataclass(slots=True)
+class Entity:
+    id: str
+    name: str
+    disabled: bool
+    metadata: dict[str, str]
+    aliases: list[dict[str, Any]]
+    group_ids: list[str]
+    groups: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"identity/entity/{self.name}"
+
+
+def _data(response: Any) -> dict[str, Any]:
+    data = response.get("data") if isinstance(response, Mapping) else None
+    return dict(data or {})
+
+
+def read_entity(
+    clients: Clients, *, name: str | None = None, entity_id: str | None = None
+) -> Entity | None:
+    """identity/entity/name/:name or identity/entity/id/:id; None when there is none."""
+    client = clients.own()
+    try:
+        if name is not None:
+            response = client.secrets.identity.read_entity_by_name(name)
+        else:
+            response = client.secrets.identity.read_entity(entity_id)
+    except Exception as exc:
+        error = translate(exc, doing=f"read entity {name or entity_id}")
+        if isinstance(error, NotFoundError):
+            return None
+        raise error from exc
+    data = _data(response)
+    if not data:
+        return None
+    return Entity(
+        id=str(data["id"]),
+        name=str(data["name"]),
+        disabled=bool(data.get("disabled")),
+        metadata=dict(data.get("metadata") or {}),
+        aliases=list(data.get("aliases") or []),
+        group_ids=list(data.get("direct_group_ids") or data.get("group_ids") or []),
+    )
+
+
+def find_entities(
+    clients: Clients, agent_id: str, declared: Sequence[CredentialRef]
+) -> list[Entity]:
+    """The entity named after the agent (unless its agent-id metadata names another agent),
+    plus entities the inventory declares by id."""
+    found: dict[str, Entity] = {}
+    by_name = read_entity(clients, name=agent_id)
+    if by_name is not None and by_name.metadata.get(TAG, agent_id) == agent_id:
+        found[by_name.id] = by_name
+    for ref in declared:
+        if ref.provider == "vault" and ref.kind == "vault.entity" and ref.ref not in found:
+            entity = read_entity(clients, entity_id=ref.ref)
+            if entity is not None:
+                found[entity.id] = entity
+    for entity in found.values():
+        entity.groups = {gid: _group_name(clients, gid) for gid in entity.group_ids}
+    return list(found.values())
+
+
+def _group_name(clients: Clients, group_id: str) -> str:
+    try:
+        return str(_data(clients.own().secrets.identity.read_group(group_id)).get("name", group_id))
+    except Exception as exc:
+        raise translate(exc, doing=f"read group {group_id}") from exc
+
+
+def token_accessors(
+    clients: Clients, entity_ids: set[str], workers: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """auth/token/accessors (LIST, sudo) then lookup-accessor each: the entities' live tokens."""
+    if not entity_ids:
+        return []
+    try:
+        keys = _data(clients.own().auth.token.list_accessors()).get("keys", [])
+    except Exception as exc:
+        raise translate(exc, doing="list token accessors") from exc
+
+    def lookup(accessor: str) -> tuple[str, dict[str, Any]] | None:
+        try:
+            data = _data(clients.own().auth.token.lookup_accessor(accessor))
+        except Exception as exc:
+            error = translate(exc, doing="lookup-accessor")
+            if isinstance(error, NotFoundError) or getattr(error, "provider_code", "") in (
+                "InvalidRequest",
+            ):
+                return None  # revoked since the list was taken
+            raise error from exc
+        return (accessor, data) if data.get("entity_id") in entity_ids else None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
+        return [hit for hit in pool.map(lookup, keys) if hit is not None]
+
+
+def secret_id_accessors(clients: Clients, entity: Entity) -> list[tuple[str, str, str]]:
+    """(mount, role, accessor) for each AppRole alias of the entity whose role is named after
+    the agent: LIST auth/<mount>/role/<role>/secret-id."""
+    found = []
+    for alias in entity.aliases:
+        if alias.get("mount_type") != "approle":
+            continue
+        mount = str(alias.get("mount_path", "auth/approle/")).removeprefix("auth/").rstrip("/")
+        role = entity.name
+        client = clients.own()
+        try:
+            role_id = _data(client.auth.approle.read_role_id(role, mount_point=mount))["role_id"]
+            if role_id != alias.get("name"):
+                continue  # the alias belongs to a role of another name: not ours to guess
+            listed = client.auth.approle.list_secret_id_accessors(role, mount_point=mount)
+        except Exception as exc:
+            error = translate(exc, doing=f"list secret-ids of {mount}/{role}")
+            if isinstance(error, NotFoundError):
+                continue
+            raise error from exc
+        found += [(mount, role, str(a)) for a in _data(listed).get("keys", [])]
+    return found
+
+
+def leases(clients: Clients, prefixes: Iterable[str]) -> list[str]:
+    """sys/leases/lookup/<prefix> (LIST, sudo), one level of nesting deep."""
+    out: list[str] = []
+    client = clients.own()
+    for prefix in prefixes:
+        try:
+            keys = _data(client.sys.list_leases(prefix)).get("keys", [])
+        except Exception as exc:
+            error = translate(exc, doing=f"list leases under {prefix}")
+            if isinstance(error, NotFoundError):
+                continue
+            raise error from exc
+        for key in keys:
+            if str(key).endswith("/"):
+                out += leases(clients, [prefix + str(key)])
+            else:
+                out.append(prefix + str(key))
+    return out
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def entity_plan(
+    entity: Entity,
+    tokens: Sequence[tuple[str, dict[str, Any]]],
+    secret_ids: Sequence[tuple[str, str, str]],
+    lease_ids: Sequence[str],
+    prefixes: Sequence[str],
+    agent_id: str,
+) -> tuple[list[Credential], list[Grant], list[Action]]:
+    """Entity off (every token and login refused at once), leases revoked, groups left."""
+    principal = f"identity/entity/{entity.id}"
+
+    def credential(kind: str, ref: str, state: str = "", **kw: Any) -> Credential:
+        return Credential("vault", kind, ref, principal, agent_id, state, **kw)
+
+    credentials = [
+        credential(
+            "vault.token",
+            accessor,
+            data.get("display_name", ""),
+            created_at=_time(data.get("issue_time")),
+        )
+        for accessor, data in tokens
+    ]
+    credentials += [
+        credential("vault.secret-id", accessor, f"{mount}/{role}")
+        for mount, role, accessor in secret_ids
+    ]
+    credentials += [
+        credential("vault.userpass", f"{alias['mount_path']}{alias['name']}")
+        for alias in entity.aliases
+        if alias.get("mount_type") == "userpass"
+    ]
+    credentials += [credential("vault.lease", lease_id) for lease_id in lease_ids]
+    actions = [
+        Action(
+            "vault",
+            Verb.CONTAIN,
+            "disable-entity",
+            principal,
+            principal,
+            True,
+            entity.disabled,
+            {"entity_id": entity.id, "entity": entity.name},
+        )
+    ]
+    for prefix in prefixes:
+        live = [lid for lid in lease_ids if lid.startswith(prefix)]
+        actions.append(
+            Action(
+                "vault",
+                Verb.CONTAIN,
+                "revoke-lease-prefix",
+                principal,
+                prefix,
+                False,
+                not live,
+                {"leases": str(len(live))},
+            )
+        )
+    grants = []
+    for group_id, name in entity.groups.items():
+        grants.append(Grant("vault", "vault.group-membership", principal, name, agent_id))
+        actions.append(
+            Action(
+                "vault",
+                Verb.DETACH,
+                "remove-from-group",
+                principal,
+                name,
+                True,
+                False,
+                {"group_id": group_id, "entity_id": entity.id},
+            )
+        )
+    return credentials, grants, actions

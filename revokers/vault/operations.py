@@ -1,0 +1,124 @@
+"""Contain, detach, restore: disable the entity, revoke leases by prefix, leave groups."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import hvac
+
+from killswitch.errors import KillSwitchError, NotFoundError, TransientError
+from killswitch.models import Action, ActionResult, Outcome
+from revokers.vault.client import Clients
+from revokers.vault.errors import translate
+
+Done = tuple[str, Mapping[str, Any] | None]
+
+
+def _set_disabled(clients: Clients, entity_id: str, disabled: bool) -> None:
+    """POST identity/entity/id/:id {disabled}: every token of the entity 403s at once."""
+    clients.own().secrets.identity.update_entity(entity_id, disabled=disabled)
+
+
+def _disable_entity(clients: Clients, action: Action) -> Done:
+    _set_disabled(clients, action.params["entity_id"], True)
+    return "entity disabled: its tokens and logins are refused", {}
+
+
+def _revoke_lease_prefix(clients: Clients, action: Action) -> Done:
+    """PUT sys/leases/revoke-prefix/<prefix> (sudo): dynamic secrets revoked at their source."""
+    clients.own().sys.revoke_prefix(action.target.rstrip("/"))
+    return f"leases under {action.target} revoked (irreversible)", {}
+
+
+_group_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def set_membership(
+    client: hvac.Client, group_id: str, entity_id: str, member: bool
+) -> tuple[str, bool]:
+    """Add or remove one entity in an identity group; returns (group name, changed?).
+
+    Vault has no atomic add/remove: membership is a read-modify-write of member_entity_ids
+    (POST identity/group/id/:id sends only that field). Writers in this process take a lock
+    per group; a writer elsewhere can still race, so the result is read back and a lost
+    update raises TransientError — retried, inside the deadline, by the engine."""
+    with _locks_guard:
+        lock = _group_locks.setdefault(group_id, threading.Lock())
+    with lock:
+        data = client.secrets.identity.read_group(group_id)["data"]
+        name, members = str(data["name"]), list(data.get("member_entity_ids") or [])
+        if (entity_id in members) == member:
+            return name, False
+        wanted = [*members, entity_id] if member else [m for m in members if m != entity_id]
+        client.adapter.post(f"/v1/identity/group/id/{group_id}", json={"member_entity_ids": wanted})
+        after = client.secrets.identity.read_group(group_id)["data"].get("member_entity_ids") or []
+    if (entity_id in after) != member:
+        raise TransientError(
+            f"vault: a concurrent write to group {name} undid the change",
+            provider="vault",
+            provider_code="LostUpdate",
+        )
+    return name, True
+
+
+def _remove_from_group(clients: Clients, action: Action) -> Done:
+    name, changed = set_membership(
+        clients.own(), action.params["group_id"], action.params["entity_id"], member=False
+    )
+    if not changed:
+        return f"not a member of {name} any more", None
+    return f"removed from group {name}", {}
+
+
+CONTAIN: dict[str, Callable[[Clients, Action], Done]] = {
+    "disable-entity": _disable_entity,
+    "revoke-lease-prefix": _revoke_lease_prefix,
+    "remove-from-group": _remove_from_group,
+}
+
+
+def perform(clients: Clients, action: Action) -> ActionResult:
+    operation = CONTAIN.get(action.operation)
+    if operation is None:
+        raise KillSwitchError(f"vault: no such operation {action.operation!r}")
+    started = time.monotonic()
+    try:
+        detail, undo = operation(clients, action)
+    except KillSwitchError:
+        raise
+    except Exception as exc:
+        error = translate(exc, doing=f"{action.operation} {action.target}")
+        if isinstance(error, NotFoundError):
+            return ActionResult(
+                action, Outcome.ALREADY, "gone already", None, time.monotonic() - started
+            )
+        raise error from exc
+    outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
+    return ActionResult(action, outcome, detail, undo, time.monotonic() - started)
+
+
+def restore(clients: Clients, action: Action, data: Mapping[str, Any]) -> ActionResult:
+    """Re-enable the entity; put it back in its groups."""
+    started = time.monotonic()
+    try:
+        if action.operation == "disable-entity":
+            _set_disabled(clients, action.params["entity_id"], False)
+            detail = "entity enabled"
+        elif action.operation == "remove-from-group":
+            name, changed = set_membership(
+                clients.own(), action.params["group_id"], action.params["entity_id"], member=True
+            )
+            if not changed:
+                return ActionResult(action, Outcome.ALREADY, f"already in group {name}")
+            detail = f"added back to group {name}"
+        else:
+            raise KillSwitchError(f"vault: cannot restore operation {action.operation!r}")
+    except KillSwitchError:
+        raise
+    except Exception as exc:
+        raise translate(exc, doing=f"restore {action.operation} {action.target}") from exc
+    return ActionResult(action, Outcome.DONE, detail, None, time.monotonic() - started)

@@ -1,0 +1,235 @@
+"""The Vault revoker against a real OpenBao dev server, through the containment engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import hvac
+import pytest
+from hvac import exceptions as hv
+
+from killswitch import containment, restoration
+from killswitch.containment import Request
+from killswitch.models import AgentStatus, Outcome, VerdictStatus
+from killswitch.runtime import Runtime
+from killswitch.sandbox import vault_fleet
+from killswitch.secrets import KeyringFile, MappingSource
+from killswitch.settings import Settings
+from tests.conftest import SeedAgent, keyring_material
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def vault_runtime(settings: Settings) -> Iterator[Runtime]:
+    opened = Runtime.open(settings, providers=["vault"])
+    yield opened
+    opened.close()
+
+
+def contain(runtime: Runtime, agent_id: str) -> containment.ContainmentReport:
+    return containment.run(runtime, Request(agent_id, "test", "test", mode="break-glass"))
+
+
+def tokens_of(runtime: Runtime, agent_id: str) -> dict[str, str]:
+    """accessor -> token for every token of the agent the keyring holds."""
+    agent = runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    found = runtime.revokers["vault"].discover(agent, [])
+    out = {}
+    for credential in found.credentials:
+        for material in runtime.secrets.materials(credential):
+            if credential.kind == "vault.token" and (token := material.get("token")):
+                out[credential.ref] = token
+    return out
+
+
+def works(addr: str, token: str) -> bool:
+    try:
+        hvac.Client(url=addr, token=token).auth.token.lookup_self()
+    except hv.Forbidden:
+        return False
+    return True
+
+
+def memberships(vault: vault_fleet.Vault) -> dict[str, list[str]]:
+    client = vault.root()
+    return {
+        name: sorted(client.secrets.identity.read_group_by_name(name)["data"]["member_entity_ids"])
+        for name in vault_fleet.GROUPS
+    }
+
+
+def leases_under(vault: vault_fleet.Vault, agent_id: str) -> list[str]:
+    try:
+        listed = vault.root().sys.list_leases(f"pki/issue/{agent_id}/")
+    except hv.InvalidPath:
+        return []
+    return list(listed["data"]["keys"])
+
+
+def test_discovery_finds_the_entity_and_everything_hanging_off_it(
+    vault_runtime: Runtime, seed_agent: SeedAgent
+) -> None:
+    agent_id, other = seed_agent(), seed_agent()
+    agent = vault_runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    found = vault_runtime.revokers["vault"].discover(agent, [])
+    kinds = sorted(c.kind for c in found.credentials)
+    assert kinds == sorted(
+        ["vault.token"] * 3 + ["vault.secret-id"] * 2 + ["vault.userpass"] + ["vault.lease"] * 2
+    )
+    assert {g.ref for g in found.grants} == set(vault_fleet.GROUPS)
+    assert all(f"/{agent_id}/" in c.ref for c in found.credentials if c.kind == "vault.lease")
+    assert not any(other in c.ref for c in found.credentials)
+
+
+def test_contain_kills_every_token_including_one_minted_just_before(
+    vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault, keyring: KeyringFile
+) -> None:
+    agent_id, bystander = seed_agent(), seed_agent()
+    agent = vault_runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    secret_id = next(
+        c
+        for c in vault_runtime.revokers["vault"].discover(agent, []).credentials
+        if c.kind == "vault.secret-id"
+    )
+    material = keyring_material(keyring, "vault.secret-id", secret_id.ref)
+    fresh_accessor, fresh_token = vault_fleet.login(
+        vault.addr, material["role_id"], material["secret_id"]
+    )
+    leaked = MappingSource("alert", {f"vault.token:{fresh_accessor}": [{"token": fresh_token}]})
+    tokens = tokens_of(vault_runtime, agent_id)
+    assert tokens and all(works(vault.addr, t) for t in tokens.values())
+
+    report = contain(vault_runtime.with_secrets(leaked), agent_id)
+
+    assert report.ok, [(c.credential.ref, c.verdict) for c in report.credentials]
+    verdicts = {c.credential.ref: c.verdict for c in report.credentials}
+    assert fresh_accessor in verdicts and verdicts[fresh_accessor].status is VerdictStatus.DEAD
+    assert {v.status for v in verdicts.values()} == {VerdictStatus.DEAD}
+    assert "permission denied" in verdicts[fresh_accessor].evidence
+    assert not any(works(vault.addr, t) for t in [*tokens.values(), fresh_token])
+    assert leases_under(vault, agent_id) == []
+    assert all(works(vault.addr, t) for t in tokens_of(vault_runtime, bystander).values())
+    assert leases_under(vault, bystander)  # another agent's leases live under its own prefix
+
+
+def test_a_token_without_material_is_unverified_never_dead(
+    vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault, keyring: KeyringFile
+) -> None:
+    agent_id = seed_agent()
+    agent = vault_runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    secret_id = next(
+        c
+        for c in vault_runtime.revokers["vault"].discover(agent, []).credentials
+        if c.kind == "vault.secret-id"
+    )
+    material = keyring_material(keyring, "vault.secret-id", secret_id.ref)
+    accessor, token = vault_fleet.login(vault.addr, material["role_id"], material["secret_id"])
+    report = contain(vault_runtime, agent_id)
+    verdict = {c.credential.ref: c.verdict for c in report.credentials}[accessor]
+    assert verdict.status is VerdictStatus.UNVERIFIED and "disabled" in verdict.evidence
+    assert report.ok
+    assert not works(vault.addr, token)
+
+
+def test_restore_makes_the_tokens_work_again_and_puts_groups_back(
+    vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault
+) -> None:
+    agent_id = seed_agent()
+    before = memberships(vault)
+    tokens = tokens_of(vault_runtime, agent_id)
+    assert contain(vault_runtime, agent_id).ok
+    assert memberships(vault) != before
+
+    report = restoration.restore(vault_runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+
+    assert report.ok, report
+    assert memberships(vault) == before
+    assert all(works(vault.addr, t) for t in tokens.values())
+    assert any("irreversible" in message for message in report.refused)  # the leases
+    assert vault_runtime.inventory.get_agent(agent_id).status is AgentStatus.ACTIVE  # type: ignore[union-attr]
+    alive = {c.kind for c, v in report.checks if v.status is VerdictStatus.ALIVE}
+    assert {"vault.token", "vault.secret-id", "vault.userpass"} <= alive
+
+
+def test_contain_twice_is_a_no_op_the_second_time(
+    vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault
+) -> None:
+    agent_id = seed_agent()
+    assert contain(vault_runtime, agent_id).ok
+    after = memberships(vault)
+    second = contain(vault_runtime, agent_id)
+    assert second.ok
+    assert all(a.in_place for a in second.plan.actions)
+    assert not second.grants_detached
+    results = [r for c in second.credentials for r in c.actions]
+    assert results and all(r.outcome is Outcome.ALREADY for r in results)
+    assert memberships(vault) == after
+    assert {c.verdict.status for c in second.credentials} == {VerdictStatus.DEAD}
+
+
+def test_protected_entity_is_never_touched(
+    vault_runtime: Runtime, vault: vault_fleet.Vault, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    protected = vault_runtime.settings.model_copy(
+        update={
+            "vault": vault_runtime.settings.vault.model_copy(
+                update={"protected_entities": (agent_id,)}
+            )
+        }
+    )
+    runtime = Runtime.open(protected, providers=["vault"])
+    try:
+        report = contain(runtime, agent_id)
+    finally:
+        runtime.close()
+    assert report.plan.protected_skipped and not report.plan.actions
+    assert not vault.root().secrets.identity.read_entity_by_name(agent_id)["data"]["disabled"]
+
+
+def test_aws_probes_read_their_material_from_vault(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    """Production keeps agents' secrets in Vault KV: the AWS probes find them there."""
+    agent_id = seed_agent()
+    vault_only = settings.model_copy(update={"secret_sources": ("vault",)})
+    runtime = Runtime.open(vault_only, providers=["aws"])
+    try:
+        report = contain(runtime, agent_id)
+    finally:
+        runtime.close()
+    assert report.ok and len(report.credentials) == 4
+    assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+
+
+def test_aws_and_vault_run_at_the_same_time(runtime: Runtime, seed_agent: SeedAgent) -> None:
+    agent_id = seed_agent()
+    report = contain(runtime, agent_id)
+    assert report.ok
+    spans = {p.provider: p for p in report.timings.providers}
+    aws, vault_ = spans["aws"], spans["vault"]
+    assert aws.start_s < vault_.end_s and vault_.start_s < aws.end_s  # the spans overlap
+    serial = sum(p.end_s - p.start_s for p in spans.values())
+    assert report.timings.total_s < report.timings.plan_s + serial
+
+
+def test_vault_down_is_unknown_not_dead(settings: Settings, seed_agent: SeedAgent) -> None:
+    agent_id = seed_agent()
+    down = settings.model_copy(
+        update={
+            "action_deadline_s": 1.0,
+            "vault": settings.vault.model_copy(update={"addr": "http://127.0.0.1:9"}),
+        }
+    )
+    runtime = Runtime.open(down, providers=["vault"])
+    try:
+        report = contain(runtime, agent_id)
+    finally:
+        runtime.close()
+    assert not report.ok
+    assert any(e.startswith("vault: discovery failed: transient") for e in report.errors)
