@@ -51,7 +51,8 @@ def _artifact(report: ContainmentReport) -> None:
         }
         for c in report.credentials
     ]
-    key = re.sub(r"[^a-z0-9-]", "-", f"containment-{report.agent.id}")
+    noun = "containment" if report.verb == "contain" else report.verb
+    key = re.sub(r"[^a-z0-9-]", "-", f"{noun}-{report.agent.id}")
     create_table_artifact(
         rows,
         key=key,
@@ -60,32 +61,18 @@ def _artifact(report: ContainmentReport) -> None:
     )
 
 
-@flow(name="contain", flow_run_name="contain-{agent_id}", persist_result=False, log_prints=False)
-def contain(
-    agent_id: str,
-    reason: str,
-    actor: str = "prefect",
-    trigger: str = "prefect",
-    run_id: str | None = None,
-    check_untouched: bool = False,
-) -> ContainmentReport:
-    """Contain one agent everywhere and prove every credential dead; fail loudly otherwise."""
+def run_in_flow(request: Request, *, check_untouched: bool = False) -> ContainmentReport:
+    """The steps of a containment (or decommission) inside the current flow run: plan, one
+    task per provider, report; raise ContainmentNotProven so that the flow run fails."""
     logger = get_run_logger()
-    request = Request(
-        agent_id=agent_id,
-        reason=reason,
-        actor=actor,
-        trigger=trigger,
-        mode="flow",
-        run_id=run_id or uuid.uuid4().hex,
-    )
     started = time.monotonic()
     with handover.current() as runtime:
         plan: Plan = containment.prepare(runtime, request)
         plan_s = time.monotonic() - started
         logger.info(
-            "plan for %s: %d credentials, %d actions, providers %s",
-            agent_id,
+            "%s plan for %s: %d credentials, %d actions, providers %s",
+            request.verb,
+            request.agent_id,
             len(plan.credentials),
             len(plan.actions),
             ", ".join(plan.providers),
@@ -100,16 +87,39 @@ def contain(
             outcomes = [f.result() for f in futures]
         finally:
             handover.drop(request.run_id)
-        untouched = containment.check_untouched(runtime, agent_id) if check_untouched else []
+        untouched = (
+            containment.check_untouched(runtime, request.agent_id) if check_untouched else []
+        )
         report = containment.finish(
             runtime, request, plan, outcomes, started=started, plan_s=plan_s, untouched=untouched
         )
     _artifact(report)
     if not report.ok:
-        logger.error("containment of %s NOT PROVEN", agent_id)
+        logger.error("%s of %s NOT PROVEN", request.verb, request.agent_id)
         raise ContainmentNotProven(report)
-    logger.info("containment of %s proven in %.2fs", agent_id, report.timings.total_s)
+    logger.info("%s of %s proven in %.2fs", request.verb, request.agent_id, report.timings.total_s)
     return report
+
+
+@flow(name="contain", flow_run_name="contain-{agent_id}", persist_result=False, log_prints=False)
+def contain(
+    agent_id: str,
+    reason: str,
+    actor: str = "prefect",
+    trigger: str = "prefect",
+    run_id: str | None = None,
+    check_untouched: bool = False,
+) -> ContainmentReport:
+    """Contain one agent everywhere and prove every credential dead; fail loudly otherwise."""
+    request = Request(
+        agent_id=agent_id,
+        reason=reason,
+        actor=actor,
+        trigger=trigger,
+        mode="flow",
+        run_id=run_id or uuid.uuid4().hex,
+    )
+    return run_in_flow(request, check_untouched=check_untouched)
 
 
 if __name__ == "__main__":

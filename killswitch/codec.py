@@ -35,6 +35,7 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         "reversible": action.reversible,
         "in_place": action.in_place,
         "params": dict(action.params),
+        "phase": action.phase,
     }
 
 
@@ -48,6 +49,7 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
         reversible=bool(data["reversible"]),
         in_place=bool(data.get("in_place", False)),
         params={str(k): str(v) for k, v in dict(data.get("params", {})).items()},
+        phase=int(data.get("phase", 0)),
     )
 
 
@@ -125,6 +127,7 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
     """The `--json` document of a containment (or dry run)."""
     return {
         "run_id": report.run_id,
+        "verb": report.verb,
         "agent": report.agent.id,
         "agent_status": report.agent.status.value,
         "reason": report.reason,

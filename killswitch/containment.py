@@ -52,6 +52,11 @@ class Request:
     trigger: str = "cli"
     mode: str = "flow"
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    verb: str = "contain"  # or "decommission": contain, then destroy for good
+
+    @property
+    def destroys(self) -> bool:
+        return self.verb == "decommission"
 
 
 class Recorder:
@@ -166,7 +171,7 @@ def authorize(runtime: Runtime, request: Request, action: str = "contain") -> Ag
 
 def prepare(runtime: Runtime, request: Request) -> Plan:
     """Guard, then discover across providers in parallel: the plan (blast radius)."""
-    agent = authorize(runtime, request)
+    agent = authorize(runtime, request, request.verb)
     progress.emit("plan", f"discovering {agent.id} across {', '.join(runtime.revokers)}")
     credentials: list[Credential] = []
     grants: list[Grant] = []
@@ -180,6 +185,8 @@ def prepare(runtime: Runtime, request: Request) -> Plan:
         credentials += found.credentials
         grants += found.grants
         actions += found.actions
+        if request.destroys:
+            actions += found.destroy
         skipped += found.protected_skipped
     plan = Plan(
         run_id=request.run_id,
@@ -193,7 +200,7 @@ def prepare(runtime: Runtime, request: Request) -> Plan:
         errors=tuple(errors),
     )
     Recorder(runtime, request).write(
-        "contain",
+        request.verb,
         "dry-run" if request.mode == "dry-run" else "started",
         reason=request.reason,
         mode=request.mode,
@@ -270,7 +277,8 @@ def finish(
     grants = tuple(r for r in results if r.action.verb is Verb.DETACH)
     others = tuple(r for r in results if r.action.verb is not Verb.DETACH and id(r) not in claimed)
     if request.mode != "dry-run" and plan.actions:
-        runtime.inventory.set_status(plan.agent.id, AgentStatus.CONTAINED)
+        status = AgentStatus.DECOMMISSIONED if request.destroys else AgentStatus.CONTAINED
+        runtime.inventory.set_status(plan.agent.id, status)
     report = ContainmentReport(
         run_id=request.run_id,
         agent=runtime.inventory.get_agent(plan.agent.id) or plan.agent,
@@ -285,6 +293,7 @@ def finish(
         other_actions=others,
         untouched_agents_checked=tuple(untouched),
         errors=plan.errors,
+        verb=request.verb,
         timings=Timings(
             plan_s=plan_s,
             contain_s=max((o.contain_s for o in outcomes), default=0.0),
@@ -300,7 +309,7 @@ def finish(
     )
     if request.mode != "dry-run":
         Recorder(runtime, request).write(
-            "contain",
+            request.verb,
             "proven" if report.ok else "not-proven",
             summary={s.value: report.count(s) for s in VerdictStatus},
             errors=list(report.errors),

@@ -56,6 +56,16 @@ class NothingToRestoreError(RefusedError):
     remediation = "`killswitch audit show --agent ID` lists what was done to the agent."
 
 
+class DecommissionedError(RefusedError):
+    code = "decommissioned"
+    remediation = "Issue the agent new credentials and add it to the inventory again."
+
+
+class ConfirmationRequiredError(RefusedError):
+    code = "confirmation-required"
+    remediation = "Review the plan with --dry-run, then run the same command with --yes."
+
+
 class ConfigurationError(KillSwitchError):
     code = "configuration"
     remediation = "Check the profile (KILLSWITCH_PROFILE) and KILLSWITCH_* environment variables."

@@ -80,10 +80,14 @@ def attempt(
 
 
 def _attempt(revoker: Revoker, credential: Credential, material: Material) -> ProbeAttempt:
+    """One probe; whatever goes wrong in it is inconclusive, never a crash of the run."""
     try:
         return revoker.probe(credential, material)
     except KillSwitchError as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{exc.code}: {exc.message}")
+    except Exception as exc:
+        log.exception("unexpected error probing %s", credential.key)
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"unexpected {type(exc).__name__}")
 
 
 def poll(
@@ -220,11 +224,13 @@ def run_provider(
     pending = [a for a in plan.actions if not a.in_place]
     workers = max(1, min(revoker.max_workers, max(len(pending), len(plan.credentials))))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool:
-        futures = [pool.submit(perform, revoker, a, timing.action_deadline_s) for a in pending]
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            on_result(result)
+        for phase in sorted({a.phase for a in pending}):
+            batch = [a for a in pending if a.phase == phase]
+            futures = [pool.submit(perform, revoker, a, timing.action_deadline_s) for a in batch]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                on_result(result)
         contain_s = time.monotonic() - started
         verifying = time.monotonic()
 

@@ -86,6 +86,8 @@ class Action:
     reversible: bool
     in_place: bool = False
     params: Mapping[str, str] = field(default_factory=dict)
+    # Actions of one phase run in parallel; phases run in order (destroy: keys before users).
+    phase: int = 0
 
     @property
     def key(self) -> str:
@@ -243,6 +245,7 @@ class ContainmentReport:
     untouched_agents_checked: tuple[UntouchedCheck, ...] = ()
     ledger_verified: bool | None = None
     errors: tuple[str, ...] = ()
+    verb: str = "contain"
 
     @property
     def dry_run(self) -> bool:

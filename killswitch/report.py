@@ -77,7 +77,7 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         console.print("[bold]dry run[/]: nothing was changed")
         return
     console.print(
-        f"[bold]contain {report.agent.id}[/] · target {report.target} · mode {report.mode} · "
+        f"[bold]{report.verb} {report.agent.id}[/] · target {report.target} · mode {report.mode} · "
         f"run {report.run_id[:12]}\nreason: {escape(report.reason)}"
     )
     table = Table(title="credentials", show_lines=True)
@@ -144,7 +144,8 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         )
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in VerdictStatus)
     if report.ok:
-        console.print(f"[bold green]CONTAINED AND PROVEN[/]: {counts}")
+        done = "DECOMMISSIONED" if report.verb == "decommission" else "CONTAINED"
+        console.print(f"[bold green]{done} AND PROVEN[/]: {counts}")
     else:
         console.print(f"[bold red]NOT PROVEN — page on-call[/]: {counts}")
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from killswitch import progress
 from killswitch.containment import Recorder, Request, authorize, refuse
-from killswitch.errors import KillSwitchError, NothingToRestoreError
+from killswitch.errors import DecommissionedError, KillSwitchError, NothingToRestoreError
 from killswitch.execution import attempt, check_alive, materials_for
 from killswitch.models import (
     ActionResult,
@@ -26,6 +26,12 @@ from killswitch.runtime import Runtime
 def pending(runtime: Runtime, request: Request) -> tuple[Agent, list[UndoRecord]]:
     """Guard the request and list what would be reversed; refuse when there is nothing."""
     agent = authorize(runtime, request, "restore")
+    if agent.status is AgentStatus.DECOMMISSIONED:
+        gone = DecommissionedError(
+            f"{agent.id!r} is decommissioned: its credentials were destroyed for good"
+        )
+        refuse(runtime, request, gone, "restore")
+        raise gone
     records = runtime.inventory.pending_undo(agent.id)
     if not records:
         error = NothingToRestoreError(

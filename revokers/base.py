@@ -37,6 +37,8 @@ class Discovery:
     grants: tuple[Grant, ...]
     actions: tuple[Action, ...]
     protected_skipped: tuple[str, ...] = ()
+    # What a decommission adds after containment: irreversible deletions, in phases.
+    destroy: tuple[Action, ...] = ()
 
 
 class ProbeOutcome(StrEnum):

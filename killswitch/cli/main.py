@@ -77,6 +77,45 @@ def contain(
 
 
 @app.command()
+def decommission(
+    agent_id: str = typer.Argument(..., help="The agent to retire for good (one id)."),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (goes into the ledger)."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: deletion cannot be undone."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    break_glass: bool = typer.Option(False, "--break-glass", help="Run without Prefect."),
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Retire an agent: contain it, then delete every credential for good, proving each dead."""
+    from killswitch.cli import runs
+    from killswitch.errors import ConfirmationRequiredError
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        if not (yes or dry_run):
+            raise ConfirmationRequiredError(
+                f"decommissioning {agent_id!r} deletes its credentials for good and cannot be "
+                "restored"
+            )
+        settings = load_settings()
+        mode = "dry-run" if dry_run else "break-glass" if break_glass else "flow"
+        request = Request(
+            agent_id=agent_id,
+            reason=reason,
+            actor=current_actor(),
+            trigger="cli",
+            mode=mode,
+            verb="decommission",
+        )
+        report = runs.contain(settings, request, verbose=verbose)
+    if as_json:
+        emit_json(report_to_dict(report))
+    else:
+        render_containment(out, report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+@app.command()
 def restore(
     agent_id: str = typer.Argument(..., help="The agent whose containment was a false positive."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (goes into the ledger)."),

@@ -49,26 +49,27 @@ def contain(
     check_untouched: bool = False,
     verbose: bool = False,
 ) -> ContainmentReport:
-    """Dry run and break-glass run without Prefect; otherwise the `contain` flow, in-process."""
+    """Dry run and break-glass run without Prefect; otherwise the `contain` (or
+    `decommission`) flow, in this process."""
     runtime = Runtime.open(settings)
     try:
-        containment.authorize(runtime, request)  # refuse before an orchestrator is involved
+        # Refuse before an orchestrator is involved.
+        containment.authorize(runtime, request, request.verb)
         if request.mode in ("dry-run", "break-glass"):
             return containment.run(runtime, request, untouched=check_untouched)
         prefect_environment(settings, verbose=verbose)
         from flows import runtime as handover
         from flows.contain import ContainmentNotProven
         from flows.contain import contain as contain_flow
+        from flows.decommission import decommission as decommission_flow
 
+        who = {"actor": request.actor, "trigger": request.trigger, "run_id": request.run_id}
         with handover.fast(), handover.using(runtime):
             try:
+                if request.destroys:
+                    return decommission_flow(request.agent_id, request.reason, **who)
                 return contain_flow(
-                    request.agent_id,
-                    request.reason,
-                    actor=request.actor,
-                    trigger=request.trigger,
-                    run_id=request.run_id,
-                    check_untouched=check_untouched,
+                    request.agent_id, request.reason, check_untouched=check_untouched, **who
                 )
             except ContainmentNotProven as exc:
                 return exc.report

@@ -103,16 +103,20 @@ class AwsRevoker(Revoker):
         keys = discovery.keys_by_user(
             self.iam, (p for p in principals if p.kind == "user"), workers=self.max_workers
         )
-        credentials, grants, actions = [], [], []
+        credentials, grants, actions, destroy = [], [], [], []
         for principal in principals:
+            user_keys = keys.get(principal.name, [])
             if principal.kind == "user":
-                c, g, a = discovery.user_plan(principal, keys.get(principal.name, []), agent.id)
+                c, g, a = discovery.user_plan(principal, user_keys, agent.id)
             else:
                 c, g, a = discovery.role_plan(principal, agent.id)
             credentials += c
             grants += g
             actions += a
-        return Discovery(tuple(credentials), tuple(grants), tuple(actions), tuple(skipped))
+            destroy += discovery.destroy_plan(principal, user_keys)
+        return Discovery(
+            tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
+        )
 
     def perform(self, action: Action) -> ActionResult:
         return operations.perform(self.iam, action)

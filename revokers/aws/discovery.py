@@ -211,6 +211,24 @@ def role_plan(
     return [credential], grants, actions + detach
 
 
+def destroy_plan(principal: Principal, keys: Sequence[AccessKey]) -> list[Action]:
+    """Decommission, after containment, in the order IAM accepts: keys and other sign-in
+    material (phase 1), then the user or role with what still hangs on it (phase 2)."""
+    who = {principal.kind: principal.name}
+
+    def destroy(operation: str, target: str, phase: int) -> Action:
+        return Action(
+            "aws", Verb.DESTROY, operation, principal.arn, target, False, False, who, phase
+        )
+
+    if principal.kind == "role":
+        return [destroy("delete-role", principal.arn, 2)]
+    actions = [destroy("delete-access-key", key.key_id, 1) for key in keys]
+    actions.append(destroy("strip-user", principal.arn, 1))
+    actions.append(destroy("delete-user", principal.arn, 2))
+    return actions
+
+
 def _grant_actions(
     principal: Principal, agent_id: str, who: Mapping[str, str]
 ) -> tuple[list[Grant], list[Action]]:

@@ -106,6 +106,76 @@ def _delete_inline(iam: IAMClient, action: Action) -> Done:
     return "inline policy deleted (document kept for restore)", {"document": document}
 
 
+def _delete_access_key(iam: IAMClient, action: Action) -> Done:
+    """iam:DeleteAccessKey."""
+    try:
+        iam.delete_access_key(UserName=action.params["user"], AccessKeyId=action.target)
+    except Exception as exc:
+        _already_if_missing(exc, f"iam:DeleteAccessKey {action.target}")
+        return "key deleted already", None
+    return "key deleted", {}
+
+
+def _strip_user(iam: IAMClient, action: Action) -> Done:
+    """Every other way in: login profile, MFA devices, SSH keys, signing certificates."""
+    user = action.params["user"]
+    removed = []
+    try:
+        iam.delete_login_profile(UserName=user)
+        removed.append("console password")
+    except Exception as exc:
+        _already_if_missing(exc, "iam:DeleteLoginProfile")
+    for device in iam.list_mfa_devices(UserName=user).get("MFADevices", []):
+        iam.deactivate_mfa_device(UserName=user, SerialNumber=device["SerialNumber"])
+        if ":mfa/" in device["SerialNumber"]:
+            iam.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
+        removed.append("MFA device")
+    for key in iam.list_ssh_public_keys(UserName=user).get("SSHPublicKeys", []):
+        iam.delete_ssh_public_key(UserName=user, SSHPublicKeyId=key["SSHPublicKeyId"])
+        removed.append("SSH key")
+    for cert in iam.list_signing_certificates(UserName=user).get("Certificates", []):
+        iam.delete_signing_certificate(UserName=user, CertificateId=cert["CertificateId"])
+        removed.append("signing certificate")
+    return ("removed: " + ", ".join(removed)) if removed else "no other sign-in material", {}
+
+
+def _delete_user(iam: IAMClient, action: Action) -> Done:
+    """What still hangs on the user (inline incl. ours, managed, groups), then DeleteUser."""
+    user = action.params["user"]
+    try:
+        for name in iam.list_user_policies(UserName=user).get("PolicyNames", []):
+            iam.delete_user_policy(UserName=user, PolicyName=name)
+        for policy in iam.list_attached_user_policies(UserName=user).get("AttachedPolicies", []):
+            iam.detach_user_policy(UserName=user, PolicyArn=policy["PolicyArn"])
+        for group in iam.list_groups_for_user(UserName=user).get("Groups", []):
+            iam.remove_user_from_group(UserName=user, GroupName=group["GroupName"])
+        iam.delete_user(UserName=user)
+    except Exception as exc:
+        _already_if_missing(exc, f"iam:DeleteUser {user}")
+        return "user deleted already", None
+    return "user deleted", {}
+
+
+def _delete_role(iam: IAMClient, action: Action) -> Done:
+    """Inline (incl. ours) and managed policies, instance profiles, then DeleteRole."""
+    role = action.params["role"]
+    try:
+        for name in iam.list_role_policies(RoleName=role).get("PolicyNames", []):
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+        for policy in iam.list_attached_role_policies(RoleName=role).get("AttachedPolicies", []):
+            iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+        profiles = iam.list_instance_profiles_for_role(RoleName=role).get("InstanceProfiles", [])
+        for profile in profiles:
+            iam.remove_role_from_instance_profile(
+                InstanceProfileName=profile["InstanceProfileName"], RoleName=role
+            )
+        iam.delete_role(RoleName=role)
+    except Exception as exc:
+        _already_if_missing(exc, f"iam:DeleteRole {role}")
+        return "role deleted already", None
+    return "role deleted", {}
+
+
 def _already_if_missing(exc: Exception, doing: str) -> None:
     error = translate(exc, doing=doing)
     if not isinstance(error, NotFoundError):
@@ -122,6 +192,10 @@ CONTAIN: dict[str, Operation] = {
     "detach-role-policy": _detach_policy,
     "delete-user-inline-policy": _delete_inline,
     "delete-role-inline-policy": _delete_inline,
+    "delete-access-key": _delete_access_key,
+    "strip-user": _strip_user,
+    "delete-user": _delete_user,
+    "delete-role": _delete_role,
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import Credential, Verdict, VerdictStatus
@@ -61,14 +62,30 @@ def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeA
                 ProbeOutcome.INCONCLUSIVE,
                 f"{said} (the probe material does not match this key: fix the secret source)",
             )
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said)
+        return _failed(admin, credential, said)
     except TRANSIENT_EXCEPTIONS as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
+    except (BotoCoreError, ResponseParserError) as exc:  # e.g. an HTML 500 page, not XML
+        return _failed(admin, credential, f"{call} → {type(exc).__name__} (the provider failed)")
     return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's credential succeeded")
+
+
+def _failed(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
+    """The provider failed to serve the credential at all. Only when its principal is read
+    back as deleted is that a rejection (moto answers a deleted role's session with a 500;
+    AWS with AccessDenied); otherwise it proves nothing."""
+    try:
+        if not principal_exists(admin, credential.principal):
+            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [the principal is deleted]")
+    except KillSwitchError as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said}; read-back failed: {exc}")
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said)
 
 
 def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
     try:
+        if not principal_exists(admin, credential.principal):
+            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [the principal is deleted]")
         deny = quarantine_in_place(admin, credential.principal)
     except KillSwitchError as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said}; read-back failed: {exc}")
@@ -96,6 +113,21 @@ def _inline_document(admin: IAMClient, principal: str, policy: str) -> object | 
         raise error from exc
 
 
+def principal_exists(admin: IAMClient, principal: str) -> bool:
+    """iam:GetUser / iam:GetRole with the kill switch's identity."""
+    try:
+        if kind_of(principal) == "role":
+            admin.get_role(RoleName=name_of(principal))
+        else:
+            admin.get_user(UserName=name_of(principal))
+    except Exception as exc:
+        error = translate(exc, doing=f"read back {principal}")
+        if isinstance(error, NotFoundError):
+            return False
+        raise error from exc
+    return True
+
+
 def quarantine_in_place(admin: IAMClient, principal: str) -> bool:
     """True when the principal carries the unconditional deny-all quarantine policy."""
     document = _inline_document(admin, principal, QUARANTINE_POLICY)
@@ -109,6 +141,9 @@ def read_back(admin: IAMClient, credential: Credential) -> Verdict:
         "leaked value with the alert) and re-run to probe it"
     )
     try:
+        if not principal_exists(admin, credential.principal):
+            evidence = f"read back: {credential.principal} is deleted"
+            return Verdict(VerdictStatus.UNVERIFIED, evidence, to_prove=to_prove)
         quarantined = quarantine_in_place(admin, credential.principal)
         seen = [f"{QUARANTINE_POLICY} {'attached' if quarantined else 'MISSING'}"]
         complete = quarantined

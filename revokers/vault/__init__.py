@@ -68,21 +68,21 @@ class VaultRevoker(Revoker):
         entities = [e for e in found if f"identity/entity/{e.id}" not in skipped]
         tokens = discovery.token_accessors(self.clients, {e.id for e in entities}, self.max_workers)
         prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]
-        credentials, grants, actions = [], [], []
+        credentials, grants, actions, destroy = [], [], [], []
         for entity in entities:
             lease_ids = discovery.leases(self.clients, prefixes)
+            own_tokens = [t for t in tokens if t[1].get("entity_id") == entity.id]
+            secret_ids = discovery.secret_id_accessors(self.clients, entity)
             c, g, a = discovery.entity_plan(
-                entity,
-                [t for t in tokens if t[1].get("entity_id") == entity.id],
-                discovery.secret_id_accessors(self.clients, entity),
-                lease_ids,
-                prefixes,
-                agent.id,
+                entity, own_tokens, secret_ids, lease_ids, prefixes, agent.id
             )
             credentials += c
             grants += g
             actions += a
-        return Discovery(tuple(credentials), tuple(grants), tuple(actions), tuple(skipped))
+            destroy += discovery.destroy_plan(entity, own_tokens, secret_ids)
+        return Discovery(
+            tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
+        )
 
     def perform(self, action: Action) -> ActionResult:
         return operations.perform(self.clients, action)

@@ -243,3 +243,47 @@ def entity_plan(
             )
         )
     return credentials, grants, actions
+
+
+def destroy_plan(
+    entity: Entity,
+    tokens: Sequence[tuple[str, dict[str, Any]]],
+    secret_ids: Sequence[tuple[str, str, str]],
+) -> list[Action]:
+    """Decommission, after containment: tokens revoked, secret-ids destroyed, logins and
+    roles deleted (phase 1); then the entity itself, with its aliases (phase 2).
+    Destroying a secret-id does not kill tokens already issued: the tokens go by accessor."""
+    principal = f"identity/entity/{entity.id}"
+
+    def destroy(operation: str, target: str, phase: int, **params: str) -> Action:
+        return Action(
+            "vault", Verb.DESTROY, operation, principal, target, False, False, params, phase
+        )
+
+    actions = [destroy("revoke-token", accessor, 1) for accessor, _ in tokens]
+    actions += [
+        destroy("destroy-secret-id", accessor, 1, mount=mount, role=role)
+        for mount, role, accessor in secret_ids
+    ]
+    for alias in entity.aliases:
+        mount = str(alias.get("mount_path", "")).removeprefix("auth/").rstrip("/")
+        if alias.get("mount_type") == "userpass":
+            actions.append(
+                destroy(
+                    "delete-userpass-user",
+                    f"{alias['mount_path']}{alias['name']}",
+                    1,
+                    mount=mount,
+                    user=str(alias["name"]),
+                )
+            )
+        elif alias.get("mount_type") == "approle":
+            roles = {role for m, role, _ in secret_ids if m == mount} or {entity.name}
+            actions += [
+                destroy(
+                    "delete-approle-role", f"auth/{mount}/role/{role}", 2, mount=mount, role=role
+                )
+                for role in sorted(roles)
+            ]
+    actions.append(destroy("delete-entity", principal, 2, entity_id=entity.id))
+    return actions

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import hvac
+from hvac import exceptions as hv
 
 from killswitch.errors import KillSwitchError, NotFoundError, TransientError
 from killswitch.models import Action, ActionResult, Outcome
@@ -74,10 +75,53 @@ def _remove_from_group(clients: Clients, action: Action) -> Done:
     return f"removed from group {name}", {}
 
 
+def _revoke_token(clients: Clients, action: Action) -> Done:
+    """POST auth/token/revoke-accessor."""
+    try:
+        clients.own().auth.token.revoke_accessor(action.target)
+    except hv.InvalidRequest:  # "invalid accessor": revoked already
+        return "token revoked already", None
+    return "token revoked", {}
+
+
+def _destroy_secret_id(clients: Clients, action: Action) -> Done:
+    """POST auth/<mount>/role/<role>/secret-id-accessor/destroy."""
+    p = action.params
+    clients.own().auth.approle.destroy_secret_id_accessor(
+        p["role"], action.target, mount_point=p["mount"]
+    )
+    return "secret-id destroyed", {}
+
+
+def _delete_userpass_user(clients: Clients, action: Action) -> Done:
+    """DELETE auth/<mount>/users/<user>."""
+    p = action.params
+    clients.own().auth.userpass.delete_user(p["user"], mount_point=p["mount"])
+    return "userpass login deleted", {}
+
+
+def _delete_approle_role(clients: Clients, action: Action) -> Done:
+    """DELETE auth/<mount>/role/<role>: every remaining secret-id of it goes too."""
+    p = action.params
+    clients.own().auth.approle.delete_role(p["role"], mount_point=p["mount"])
+    return "AppRole role deleted", {}
+
+
+def _delete_entity(clients: Clients, action: Action) -> Done:
+    """DELETE identity/entity/id/:id (its aliases go with it)."""
+    clients.own().secrets.identity.delete_entity(action.params["entity_id"])
+    return "entity deleted", {}
+
+
 CONTAIN: dict[str, Callable[[Clients, Action], Done]] = {
     "disable-entity": _disable_entity,
     "revoke-lease-prefix": _revoke_lease_prefix,
     "remove-from-group": _remove_from_group,
+    "revoke-token": _revoke_token,
+    "destroy-secret-id": _destroy_secret_id,
+    "delete-userpass-user": _delete_userpass_user,
+    "delete-approle-role": _delete_approle_role,
+    "delete-entity": _delete_entity,
 }
 
 

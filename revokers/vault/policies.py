@@ -26,8 +26,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "destroy": (
         "auth/token/revoke-accessor:update",
         "auth/+/role/+/secret-id-accessor/destroy:update",
+        "auth/+/users/+:delete",
+        "auth/+/role/+:delete",
         "identity/entity/id/*:delete",
-        "sys/leases/revoke-prefix/*:update,sudo",
     ),
     "material": ("<kv_mount>/data/<kv_prefix>/*:read",),
 }

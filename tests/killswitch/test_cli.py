@@ -193,3 +193,32 @@ def test_help_is_helpful(sandbox_home: Path) -> None:
     assert done.returncode == 0
     for flag in ("--reason", "--dry-run", "--break-glass", "--json"):
         assert flag in done.stdout
+
+
+def test_decommission_needs_yes_shows_its_plan_and_cannot_be_restored(
+    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+) -> None:
+    agent_id = seed_agent()
+    before = snapshot(admin)
+    unconfirmed = run_cli(sandbox_home, "decommission", agent_id, "--reason", "retired", "--json")
+    assert unconfirmed.returncode == 2
+    assert json.loads(unconfirmed.stdout)["error"]["code"] == "confirmation-required"
+    planned = run_cli(
+        sandbox_home, "decommission", agent_id, "--reason", "r", "--dry-run", "--json"
+    )
+    plan = json.loads(planned.stdout)["plan"]
+    destroy = [a for a in plan["actions"] if a["verb"] == "destroy"]
+    assert destroy and plan["irreversible_actions"] >= len(destroy)
+    assert {"delete-user", "delete-role", "delete-entity", "revoke-token"} <= {
+        a["operation"] for a in destroy
+    }
+    assert snapshot(admin) == before
+
+    done = run_cli(sandbox_home, "decommission", agent_id, "--reason", "retired", "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verb"] == "decommission" and report["agent_status"] == "decommissioned"
+    assert {c["verdict"] for c in report["credentials"]} == {"dead"}
+    again = run_cli(sandbox_home, "restore", agent_id, "--reason", "oops", "--json")
+    assert again.returncode == 2
+    assert json.loads(again.stdout)["error"]["code"] == "decommissioned"

@@ -308,3 +308,23 @@ def test_own_identity_refused_makes_the_run_fail_loudly(
         runtime.close()
     assert not report.ok
     assert any("own-identity-refused" in e and "SignatureDoesNotMatch" in e for e in report.errors)
+
+
+def test_decommission_deletes_the_principals_and_proves_every_key_dead(
+    runtime: Runtime, seed_agent: SeedAgent, admin: fleet.Admin
+) -> None:
+    agent_id = seed_agent()
+    iam = admin.iam()
+    iam.create_login_profile(UserName=f"{agent_id}-ci", Password="Sandbox-only-1!")  # noqa: S106
+    report = containment.run(
+        runtime, Request(agent_id, "retired", "test", mode="break-glass", verb="decommission")
+    )
+    assert report.ok, [(c.credential.ref, c.verdict) for c in report.credentials]
+    assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+    evidence = {c.credential.kind: c.verdict.evidence for c in report.credentials}
+    assert "InvalidClientTokenId" in evidence["aws.access-key"]
+    principals = snapshot(admin)
+    assert not any(agent_id in arn for arn in principals)
+    phases = [r.action.phase for c in report.credentials for r in c.actions]
+    assert max(phases) == 2
+    assert runtime.inventory.get_agent(agent_id).status is AgentStatus.DECOMMISSIONED  # type: ignore[union-attr]

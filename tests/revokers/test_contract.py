@@ -57,5 +57,11 @@ def test_every_aws_call_the_revoker_makes_is_a_declared_permission() -> None:
     calls -= {"get_paginator"}
     assert calls, "the scan found no calls: the pattern is wrong"
     service = {name: "sts" if name == "get_caller_identity" else "iam" for name in calls}
-    missing = {f"{service[c]}:{_camel(c)}" for c in calls} - declared
+    # IAM spells some acronyms in capitals (ListMFADevices): compare without case.
+    folded = {p.casefold() for p in declared}
+    missing = {
+        f"{service[c]}:{_camel(c)}"
+        for c in calls
+        if f"{service[c]}:{_camel(c)}".casefold() not in folded
+    }
     assert not missing, f"calls without a declared permission: {sorted(missing)}"

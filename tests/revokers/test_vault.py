@@ -233,3 +233,38 @@ def test_vault_down_is_unknown_not_dead(settings: Settings, seed_agent: SeedAgen
         runtime.close()
     assert not report.ok
     assert any(e.startswith("vault: discovery failed: transient") for e in report.errors)
+
+
+def test_decommission_destroys_everything_and_leaves_no_lease(
+    vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault
+) -> None:
+    agent_id = seed_agent()
+    tokens = tokens_of(vault_runtime, agent_id)
+    # A contained-and-restored agent issues fresh certificates again: destroy must find them.
+    assert contain(vault_runtime, agent_id).ok
+    restoration.restore(vault_runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+    hvac.Client(url=vault.addr, token=next(iter(tokens.values()))).secrets.pki.generate_certificate(
+        agent_id, f"{agent_id}.again.local", mount_point="pki"
+    )
+    assert leases_under(vault, agent_id)
+
+    report = containment.run(
+        vault_runtime, Request(agent_id, "retired", "test", mode="break-glass", verb="decommission")
+    )
+
+    assert report.ok, [(c.credential.ref, c.verdict) for c in report.credentials]
+    assert report.verb == "decommission"
+    assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+    assert leases_under(vault, agent_id) == []
+    with pytest.raises(hv.InvalidPath):
+        vault.root().secrets.identity.read_entity_by_name(agent_id)
+    assert not any(works(vault.addr, t) for t in tokens.values())
+    destroyed = [
+        r for c in report.credentials for r in c.actions if r.action.verb.value == "destroy"
+    ]
+    assert destroyed and all(not r.action.reversible for r in destroyed)
+    assert vault_runtime.inventory.get_agent(agent_id).status is AgentStatus.DECOMMISSIONED  # type: ignore[union-attr]
+    from killswitch.errors import DecommissionedError
+
+    with pytest.raises(DecommissionedError):
+        restoration.restore(vault_runtime, Request(agent_id, "undo?", "test", mode="break-glass"))
