@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from killswitch.inventory import Inventory
 from killswitch.runtime import Runtime
 from killswitch.sandbox import fleet, vault_fleet
-from killswitch.sandbox.state import Paths
+from killswitch.sandbox.state import Paths, pid_alive
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import Settings, VaultSettings, load_settings
 from revokers.vault.material import VaultKvSource
@@ -73,8 +73,12 @@ def sandbox(sandbox_home: Path) -> Iterator[dict[str, Any]]:
             from prefect.logging.handlers import APILogHandler
 
             APILogHandler().flush()
+        running = json.loads(run_cli(sandbox_home, "sandbox", "status", "--json").stdout or "{}")
         stopped = run_cli(sandbox_home, "sandbox", "down")
         assert stopped.returncode == 0, stopped.stderr
+        # moto, OpenBao and Prefect are gone, whatever happened in the session.
+        for name, proc in running.get("processes", {}).items():
+            assert not pid_alive(int(proc["pid"]), proc["marker"]), f"{name} still runs"
 
 
 @pytest.fixture(scope="session")
