@@ -234,13 +234,13 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
     return outcome
 
 
-def _belongs(result: ActionResult, credential: Credential) -> bool:
+def belongs(action: Action, credential: Credential) -> bool:
     """An action is a credential's when it targets the credential itself, its principal as a
     whole (a deny-all, a disabled entity), or a prefix it lives under (a lease prefix)."""
-    target = result.action.target
+    target = action.target
     return (
         target == credential.ref
-        or (result.action.verb is Verb.CONTAIN and target == credential.principal)
+        or (action.verb is Verb.CONTAIN and target == credential.principal)
         or (target.endswith("/") and credential.ref.startswith(target))
     )
 
@@ -267,7 +267,7 @@ def finish(
         else tuple(
             CredentialReport(
                 c,
-                tuple(r for r in results if _belongs(r, c)),
+                tuple(r for r in results if belongs(r.action, c)),
                 verdicts.get(c.key, Verdict(VerdictStatus.UNKNOWN, "provider step did not run")),
             )
             for c in plan.credentials

@@ -117,3 +117,14 @@ class TransientError(ProviderError):
 
     code = "transient"
     remediation = "The provider was slow or unavailable; retried until the deadline."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        provider_code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, provider_code=provider_code)
+        self.retry_after = retry_after

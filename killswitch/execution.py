@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -48,19 +49,34 @@ class Timing:
     probe_interval_s: float
 
 
+_backoff = wait_random_exponential(multiplier=0.1, max=5)
+
+
+def _wait(state: RetryCallState) -> float:
+    """Jittered exponential backoff, but never sooner than the provider's Retry-After."""
+    base = _backoff(state)
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    hinted = getattr(error, "retry_after", None)
+    return max(base, float(hinted)) if hinted else base
+
+
 def retrying_transient(deadline_s: float) -> Retrying:
     """Retry TransientError alone, with jittered exponential backoff, until the deadline."""
     return Retrying(
         retry=retry_if_exception_type(TransientError),
-        stop=stop_after_delay(deadline_s),
-        wait=wait_random_exponential(multiplier=0.1, max=5),
+        # Stop before a wait (a long Retry-After, say) would carry past the deadline.
+        stop=stop_before_delay(deadline_s),
+        wait=_wait,
         reraise=True,
     )
 
 
-def perform(revoker: Revoker, action: Action, deadline_s: float) -> ActionResult:
+def perform(
+    revoker: Revoker, action: Action, deadline_s: float, materials: Sequence[Material] = ()
+) -> ActionResult:
     """Perform one action, retrying transient errors; a failure is a result, not a raise."""
-    return attempt(revoker.perform, action, action, deadline_s)
+    return attempt(lambda a: revoker.perform(a, materials), action, action, deadline_s)
 
 
 def attempt(
@@ -224,9 +240,22 @@ def run_provider(
     pending = [a for a in plan.actions if not a.in_place]
     workers = max(1, min(revoker.max_workers, max(len(pending), len(plan.credentials))))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool:
+        by_ref = {c.ref: c for c in plan.credentials}
+
+        def materials(action: Action) -> Sequence[Material]:
+            # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke
+            # API): the revoker says which operations, the engine hands the material over.
+            credential = by_ref.get(action.target)
+            if action.operation not in revoker.material_operations or credential is None:
+                return ()
+            return secrets.materials(credential)
+
         for phase in sorted({a.phase for a in pending}):
             batch = [a for a in pending if a.phase == phase]
-            futures = [pool.submit(perform, revoker, a, timing.action_deadline_s) for a in batch]
+            futures = [
+                pool.submit(perform, revoker, a, timing.action_deadline_s, materials(a))
+                for a in batch
+            ]
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)

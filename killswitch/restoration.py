@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from killswitch import progress
-from killswitch.containment import Recorder, Request, authorize, refuse
+from killswitch.containment import Recorder, Request, authorize, belongs, refuse
 from killswitch.errors import DecommissionedError, KillSwitchError, NothingToRestoreError
 from killswitch.execution import attempt, check_alive, materials_for
 from killswitch.models import (
@@ -66,8 +66,11 @@ def reverse_all(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionR
         return list(pool.map(one, records))
 
 
-def _checks(runtime: Runtime, agent: Agent) -> list[tuple[Credential, Verdict]]:
-    """Probe the agent's credentials that have material: each must authenticate again."""
+def _checks(
+    runtime: Runtime, agent: Agent, gone: Sequence[UndoRecord]
+) -> list[tuple[Credential, Verdict]]:
+    """Probe the agent's credentials that have material and that the restore brought back
+    (not those killed for good): each must authenticate again."""
     declared = runtime.inventory.declared(agent.id)
     jobs: list[tuple[str, Credential]] = []
     for name, revoker in runtime.revokers.items():
@@ -79,6 +82,7 @@ def _checks(runtime: Runtime, agent: Agent) -> list[tuple[Credential, Verdict]]:
             (name, c)
             for c in found.credentials
             if materials_for(runtime.revokers[name], runtime.secrets, c)
+            and not any(belongs(record.action, c) for record in gone)
         ]
 
     def one(job: tuple[str, Credential]) -> tuple[Credential, Verdict]:
@@ -135,7 +139,7 @@ def restore(
     failed = [r for r in results if r.outcome is Outcome.FAILED]
     if not failed:
         runtime.inventory.set_status(agent.id, AgentStatus.ACTIVE)
-    checks = _checks(runtime, agent)
+    checks = _checks(runtime, agent, [r for r in records if r.id in refused])
     report = RestoreReport(
         run_id=request.run_id,
         agent=runtime.inventory.get_agent(agent.id) or agent,

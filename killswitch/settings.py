@@ -80,6 +80,20 @@ class VaultSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class HttpProviderSettings(BaseModel):
+    """A token provider reached over HTTPS (Slack, GitHub, OpenAI, Anthropic)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    admin_key: SecretStr | None = Field(
+        None, description="the organisation admin key, where the provider has one"
+    )
+    timeout_s: float = 10.0
+    max_workers: int = Field(16, ge=1, le=128)
+    verify: bool | str = True
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know; parsed once at the edge."""
 
@@ -106,6 +120,10 @@ class Settings(BaseSettings):
     prefect_api_url: str | None = None
     aws: AwsSettings = AwsSettings()
     vault: VaultSettings = VaultSettings()
+    slack: HttpProviderSettings = HttpProviderSettings(base_url="https://slack.com/api/")
+    github: HttpProviderSettings = HttpProviderSettings(base_url="https://api.github.com")
+    openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")
+    anthropic: HttpProviderSettings = HttpProviderSettings(base_url="https://api.anthropic.com/v1")
 
     @classmethod
     def settings_customise_sources(

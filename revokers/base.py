@@ -64,6 +64,9 @@ class Revoker(ABC):
     stand_in: ClassVar[str]
     # Kinds probed by asking the provider directly (e.g. a lease lookup): no secret needed.
     self_probing_kinds: ClassVar[tuple[str, ...]] = ()
+    # Operations that need the credential's own secret (Slack's auth.revoke is called with
+    # the token it revokes): the engine passes the material to `perform`.
+    material_operations: ClassVar[frozenset[str]] = frozenset()
     permissions: ClassVar[Mapping[str, tuple[str, ...]]]
     max_workers: int = 8
 
@@ -77,8 +80,9 @@ class Revoker(ABC):
         """Credentials and grants the provider holds for the agent, and the containment plan."""
 
     @abstractmethod
-    def perform(self, action: Action) -> ActionResult:
-        """Carry out one planned contain/detach action; `already` when it was in place."""
+    def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
+        """Carry out one planned action; `already` when it was in place. `materials` holds
+        the target's secret for `material_operations`, and nothing otherwise."""
 
     @abstractmethod
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:

@@ -128,16 +128,26 @@ def inventory(settings: Settings) -> Inventory:
 SeedAgent = Callable[..., str]
 
 
+@pytest.fixture(scope="session")
+def saas_url(sandbox: dict[str, Any]) -> str:
+    """The root of the Slack/GitHub/OpenAI/Anthropic stand-ins."""
+    return str(sandbox["providers"]["github"]["base_url"]).removesuffix("/github")
+
+
 @pytest.fixture
 def seed_agent(
-    admin: fleet.Admin, inventory: Inventory, material_store: Stores, vault: vault_fleet.Vault
+    admin: fleet.Admin,
+    inventory: Inventory,
+    material_store: Stores,
+    vault: vault_fleet.Vault,
+    saas_url: str,
 ) -> SeedAgent:
-    """Seed a fresh agent with a unique id in moto, OpenBao, the inventory and the stores."""
+    """Seed a fresh agent with a unique id in every stand-in, the inventory and the stores."""
 
     def seed(prefix: str = "t", **spec: Any) -> str:
         agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         agent = fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
-        fleet.seed_agent(admin, inventory, material_store, agent, vault)
+        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url)
         return agent_id
 
     return seed

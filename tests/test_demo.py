@@ -42,6 +42,8 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
             + ["vault.secret-id"] * 2
             + ["vault.userpass"]
             + ["vault.lease"] * 2
+            + ["slack.bot-token", "github.token", "github.token", "openai.api-key"]
+            + ["anthropic.api-key"]
         )
         assert {c["verdict"] for c in report["credentials"]} == {"dead"}
         untouched = report["untouched_agents_checked"]
@@ -65,7 +67,7 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
 
         paths = Paths.under(home)
         secrets = list(KeyringFile(paths.keyring).secret_values())
-        assert len(secrets) >= 6 * 10  # every seeded key, session, token, secret-id, password
+        assert len(secrets) >= 6 * 15  # every key, session, token, secret-id, password
         for text in outputs:
             for secret in secrets:
                 assert secret not in text

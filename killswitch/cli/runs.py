@@ -22,7 +22,9 @@ def prefect_environment(settings: Settings, *, verbose: bool = False) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        # The report says NOT PROVEN loudly; Prefect's own traceback of the failed run is
+        # for `-v` (and the Prefect UI).
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     api = os.environ.get("PREFECT_API_URL")
     if not api:
         err.print(

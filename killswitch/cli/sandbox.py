@@ -21,7 +21,9 @@ def _show(status: dict[str, object]) -> None:
     providers = status.get("providers", {})
     assert isinstance(providers, dict)  # noqa: S101
     for name, info in providers.items():
-        out.print(f"  {name}: {info.get('endpoint_url') or info.get('addr')}")
+        out.print(
+            f"  {name}: {info.get('endpoint_url') or info.get('addr') or info.get('base_url')}"
+        )
     prefect = status.get("prefect", {})
     assert isinstance(prefect, dict)  # noqa: S101
     if prefect.get("api_url"):

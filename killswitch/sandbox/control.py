@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from killswitch import progress
 from killswitch.errors import SandboxError
 from killswitch.inventory import Inventory
-from killswitch.sandbox import fleet, vault_fleet
+from killswitch.sandbox import fleet, saas_fleet, vault_fleet
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
 from killswitch.secrets import KeyringFile, Stores
@@ -33,6 +33,7 @@ from revokers.vault.material import VaultKvSource
 
 PREFECT_MARKER = "prefect server start"
 OPENBAO_MARKER = "server -dev"
+SAAS = ("slack", "github", "openai", "anthropic")
 
 
 def _free_port() -> int:
@@ -126,12 +127,14 @@ def _vault_healthy(addr: str) -> bool:
 
 
 def _profile(
-    paths: Paths,
-    home: Path,
-    aws: dict[str, str],
-    vault: dict[str, str],
-    prefect_api: str | None,
+    paths: Paths, home: Path, providers: dict[str, Any], prefect_api: str | None
 ) -> dict[str, Any]:
+    aws, vault = providers["aws"], providers["vault"]
+    saas = {
+        name: {"base_url": info["base_url"], "admin_key": info.get("admin_key")}
+        for name, info in providers.items()
+        if name in SAAS
+    }
     return {
         "home": str(home),
         "target": "sandbox",
@@ -140,7 +143,7 @@ def _profile(
         "keyring_path": str(paths.keyring),
         "secret_sources": ["vault", "keyring"],
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
-        "providers": ["aws", "vault"],
+        "providers": ["aws", "vault", *SAAS],
         "probe_deadline_s": 20.0,
         "probe_interval_s": 0.25,
         "action_deadline_s": 20.0,
@@ -156,33 +159,56 @@ def _profile(
             "probe_read_path": vault_fleet.PROBE_READ_PATH,
             "kv_prefix": vault_fleet.KV_PREFIX,
         },
+        **saas,
+    }
+
+
+def _saas_info(saas: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each SaaS stand-in's base URL (where the real provider's API root would be)."""
+    url, keys = saas["url"], saas["admin_keys"]
+    return {
+        "slack": {"base_url": f"{url}/slack/api/"},
+        "github": {"base_url": f"{url}/github"},
+        "openai": {"base_url": f"{url}/openai/v1", "admin_key": keys["openai"]},
+        "anthropic": {"base_url": f"{url}/anthropic/v1", "admin_key": keys["anthropic"]},
     }
 
 
 def _seed(
-    paths: Paths, home: Path, moto_url: str, vault: vault_fleet.Vault, prefect_api: str | None
+    paths: Paths,
+    home: Path,
+    stand_ins: dict[str, Any],
+    vault: vault_fleet.Vault,
+    prefect_api: str | None,
 ) -> dict[str, Any]:
     inventory = Inventory(paths.inventory)
     keyring = KeyringFile(paths.keyring)
     inventory.clear()
     keyring.clear()
-    progress.emit("sandbox", "seeding the demo fleet (AWS and Vault)")
+    progress.emit(
+        "sandbox", "seeding the demo fleet (AWS, Vault, Slack, GitHub, OpenAI, Anthropic)"
+    )
     token = vault_fleet.bootstrap(vault)
-    vault_info = {"addr": vault.addr, "token": token, "root_token": vault.root_token}
     kv_writer = VaultKvSource(
         VaultSettings(
             addr=vault.addr, token=SecretStr(vault.root_token), kv_prefix=vault_fleet.KV_PREFIX
         )
     )
-    admin = fleet.seed(moto_url, inventory, Stores([keyring, kv_writer]), vault=vault)
-    aws = {
-        "endpoint_url": moto_url,
-        "region": fleet.REGION,
-        "access_key_id": admin.access_key_id,
-        "secret_access_key": admin.secret_access_key,
+    moto_url, saas_url = stand_ins["moto"]["url"], stand_ins["saas"]["url"]
+    store = Stores([keyring, kv_writer])
+    admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url)
+    providers: dict[str, Any] = {
+        "aws": {
+            "endpoint_url": moto_url,
+            "region": fleet.REGION,
+            "access_key_id": admin.access_key_id,
+            "secret_access_key": admin.secret_access_key,
+        },
+        "vault": {"addr": vault.addr, "token": token, "root_token": vault.root_token},
+        **_saas_info(stand_ins["saas"]),
     }
-    _write_private(paths.profile, _profile(paths, home, aws, vault_info, prefect_api))
-    return {"aws": aws, "vault": vault_info}
+    _write_private(paths.profile, _profile(paths, home, providers, prefect_api))
+    return providers
 
 
 def _openbao(paths: Paths, processes: dict[str, Any], timeout: float) -> vault_fleet.Vault:
@@ -210,14 +236,15 @@ def _stop(pid: int, marker: str, timeout: float = 10) -> None:
 
 
 def _reseed(home: Path, paths: Paths, state: dict[str, Any], timeout: float) -> None:
-    moto_url = state["providers"]["aws"]["endpoint_url"]
-    fleet.reset(moto_url)
+    stand_ins = json.loads(paths.stand_ins.read_text())["stand_ins"]
+    fleet.reset(stand_ins["moto"]["url"])
+    saas_fleet.reset(stand_ins["saas"]["url"])
     old = state["processes"].get("openbao")
     if old:
         _stop(int(old["pid"]), str(old["marker"]))
     vault = _openbao(paths, state["processes"], timeout)
     _write_private(paths.state, state)
-    state["providers"] = _seed(paths, home, moto_url, vault, state["prefect"]["api_url"])
+    state["providers"] = _seed(paths, home, stand_ins, vault, state["prefect"]["api_url"])
     state["seeded_at"] = datetime.now(UTC).isoformat()
     _write_private(paths.state, state)
 
@@ -258,8 +285,8 @@ def up(
         vault = _openbao(paths, processes, timeout)
         _write_private(paths.state, state)
         _wait("the stand-ins", paths.stand_ins.exists, timeout, pid)
-        moto_url = json.loads(paths.stand_ins.read_text())["stand_ins"]["moto"]["url"]
-        state["providers"] = _seed(paths, home, moto_url, vault, prefect_api)
+        stand_ins = json.loads(paths.stand_ins.read_text())["stand_ins"]
+        state["providers"] = _seed(paths, home, stand_ins, vault, prefect_api)
         state["seeded_at"] = datetime.now(UTC).isoformat()
         _write_private(paths.state, state)
         if prefect_api:

@@ -1,7 +1,8 @@
 """The sandbox's background process: hosts the stand-ins on free loopback ports.
 
 `python -m killswitch.sandbox.daemon DIR` starts moto's server (auth enforcement is switched
-on by the seeding step), writes the chosen ports to DIR/stand-ins.json, and runs until
+on by the seeding step) and the Slack/GitHub/OpenAI/Anthropic stand-ins, writes the chosen
+ports to DIR/stand-ins.json (0600: it holds the stand-ins' admin keys), and runs until
 SIGTERM. Started and stopped by `killswitch sandbox up` / `down`.
 """
 
@@ -15,6 +16,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from killswitch.sandbox.saas import Server
 
 MARKER = "killswitch.sandbox.daemon"
 
@@ -37,11 +40,19 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     moto, moto_port = start_moto()
-    ports = {"moto": {"url": f"http://127.0.0.1:{moto_port}", "port": moto_port}}
+    saas = Server()
+    saas.start()
+    stand_ins = {
+        "moto": {"url": f"http://127.0.0.1:{moto_port}", "port": moto_port},
+        "saas": {"url": saas.url, "port": saas.port, "admin_keys": saas.state.admin_keys},
+    }
     tmp = root / "stand-ins.json.tmp"
-    tmp.write_text(json.dumps({"pid": os.getpid(), "stand_ins": ports}))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"pid": os.getpid(), "stand_ins": stand_ins}, handle)
     os.replace(tmp, root / "stand-ins.json")
     stop.wait()
+    saas.stop()
     moto.stop()
     return 0
 

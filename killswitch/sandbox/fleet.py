@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
-from killswitch.sandbox import vault_fleet
+from killswitch.sandbox import saas_fleet, vault_fleet
 from killswitch.secrets import MaterialStore
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class AgentSpec:
     role: bool = True
     groups: Sequence[str] = ("agents-readonly", "agents-data")
     vault: bool = True
+    saas: bool = True
 
 
 FLEET: tuple[AgentSpec, ...] = (
@@ -181,9 +182,11 @@ def seed_agent(
     store: MaterialStore,
     spec: AgentSpec,
     vault: vault_fleet.Vault | None = None,
+    saas_url: str | None = None,
 ) -> None:
     """One agent: IAM users (tagged), keys, groups, policies, a role and one live session;
-    and, when the sandbox runs OpenBao, its Vault entity with everything hanging off it."""
+    its Vault entity with everything hanging off it; its Slack, GitHub, OpenAI and
+    Anthropic tokens."""
     iam = admin.iam()
     inventory.upsert_agent(Agent(spec.id, spec.owner, spec.status, spec.purpose, spec.environment))
     tags: list[Any] = [{"Key": TAG_KEY, "Value": spec.id}, {"Key": "owner", "Value": spec.owner}]
@@ -210,6 +213,8 @@ def seed_agent(
         _seed_role(admin, store, spec, tags, first_user, runtime_key)
     if spec.vault and vault is not None:
         vault_fleet.seed_agent(vault, store, spec.id, spec.owner)
+    if spec.saas and saas_url is not None:
+        saas_fleet.seed_agent(saas_url, store, inventory, spec.id)
 
 
 def _seed_role(
@@ -264,6 +269,7 @@ def seed(
     store: MaterialStore,
     fleet: Sequence[AgentSpec] = FLEET,
     vault: vault_fleet.Vault | None = None,
+    saas_url: str | None = None,
 ) -> Admin:
     """The whole demo fleet, plus the protected break-glass agent."""
     admin = bootstrap(endpoint_url, store)
@@ -276,5 +282,7 @@ def seed(
         )
     )
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda spec: seed_agent(admin, inventory, store, spec, vault), fleet))
+        list(
+            pool.map(lambda spec: seed_agent(admin, inventory, store, spec, vault, saas_url), fleet)
+        )
     return admin

@@ -118,7 +118,7 @@ class AwsRevoker(Revoker):
             tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
         )
 
-    def perform(self, action: Action) -> ActionResult:
+    def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
         return operations.perform(self.iam, action)
 
     def _client_for(self, material: Material) -> IAMClient:

@@ -84,7 +84,7 @@ class VaultRevoker(Revoker):
             tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
         )
 
-    def perform(self, action: Action) -> ActionResult:
+    def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
         return operations.perform(self.clients, action)
 
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:

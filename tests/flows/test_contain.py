@@ -51,8 +51,10 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
         f"{prefect_api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
     ).json()
     # One task per provider, however many credentials: bookkeeping grows with providers.
-    assert sorted(t["name"] for t in tasks) == ["contain-aws", "contain-vault"]
-    assert len(report.credentials) == 12
+    assert sorted(t["name"] for t in tasks) == [
+        f"contain-{p}" for p in ("anthropic", "aws", "github", "openai", "slack", "vault")
+    ]
+    assert len(report.credentials) == 17
     artifacts = httpx.post(
         f"{prefect_api}/artifacts/filter",
         json={"artifacts": {"key": {"any_": [f"containment-{agent_id}"]}}},
@@ -64,8 +66,10 @@ def test_contain_flow_fails_when_a_credential_stays_alive(
     prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, keyring: KeyringFile
 ) -> None:
     agent_id, bystander = seed_agent(role=False), seed_agent(role=False)
-    victim = runtime.inventory.declared(agent_id)[0]
-    bystander_key = runtime.inventory.declared(bystander)[0]
+    [victim] = [r for r in runtime.inventory.declared(agent_id) if r.kind == "aws.access-key"][:1]
+    [bystander_key] = [
+        r for r in runtime.inventory.declared(bystander) if r.kind == "aws.access-key"
+    ][:1]
     # Wrong probe material: another agent's live key offered for the victim's key id.
     material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
     wrong = MappingSource("wrong", {f"aws.access-key:{victim.ref}": [material]})

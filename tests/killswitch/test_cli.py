@@ -36,8 +36,15 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert code == 0, stderr
     assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
     assert report["target"] == "sandbox" and report["actor"] == "test-suite"
-    assert len(report["credentials"]) == 12  # 4 in AWS, 8 in Vault
-    assert {c["provider"] for c in report["credentials"]} == {"aws", "vault"}
+    assert len(report["credentials"]) == 17  # 4 in AWS, 8 in Vault, 5 SaaS tokens
+    assert {c["provider"] for c in report["credentials"]} == {
+        "aws",
+        "vault",
+        "slack",
+        "github",
+        "openai",
+        "anthropic",
+    }
     for credential in report["credentials"]:
         assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
         assert credential["verdict"] == "dead" and credential["actions"]
@@ -45,7 +52,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
     assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s", "providers"}
-    assert set(report["timings"]["providers"]) == {"aws", "vault"}
+    assert len(report["timings"]["providers"]) == 6
     assert "aws: contained and probed" in stderr  # progress goes to stderr, JSON to stdout
 
 
@@ -56,8 +63,9 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     before = snapshot(admin)
     code, report, _ = contain_json(sandbox_home, agent_id, "--dry-run")
     assert code == 0 and report["dry_run"] and report["credentials"] == []
-    assert len(report["plan"]["actions"]) == 21
-    assert report["plan"]["irreversible_actions"] == 1  # Vault leases, revoked for good
+    assert len(report["plan"]["actions"]) == 26
+    # Vault leases, the Slack token, two GitHub tokens, the OpenAI key: gone for good.
+    assert report["plan"]["irreversible_actions"] == 5
     assert snapshot(admin) == before
     human = run_cli(sandbox_home, "contain", agent_id, "--reason", "look", "--dry-run")
     assert "dry run: nothing was changed" in human.stdout and "deactivate-key" in human.stdout
@@ -121,8 +129,8 @@ def test_a_credential_that_stays_alive_fails_the_run_loudly(
 ) -> None:
     agent_id = seed_agent(users=(("runtime", 1),), role=False)
     bystander = seed_agent(users=(("runtime", 1),), role=False)
-    [victim_key] = inventory.declared(agent_id)
-    [bystander_key] = inventory.declared(bystander)
+    [victim_key] = [r for r in inventory.declared(agent_id) if r.kind == "aws.access-key"]
+    [bystander_key] = [r for r in inventory.declared(bystander) if r.kind == "aws.access-key"]
     # Wrong probe material: another agent's live key filed under the victim's key id.
     material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
     keyring.add("aws.access-key", victim_key.ref, material)
@@ -175,6 +183,12 @@ def test_sandbox_status_json_has_what_scripts_need(sandbox_home: Path) -> None:
     aws = status["providers"]["aws"]
     assert {"endpoint_url", "region", "access_key_id", "secret_access_key"} <= set(aws)
     assert aws["endpoint_url"].startswith("http://127.0.0.1:")
+    vault = status["providers"]["vault"]
+    assert {"addr", "token"} <= set(vault)
+    for name in ("slack", "github", "openai", "anthropic"):
+        assert status["providers"][name]["base_url"].startswith("http://127.0.0.1:")
+    assert status["providers"]["openai"]["admin_key"].startswith("sk-admin-")
+    assert status["providers"]["anthropic"]["admin_key"].startswith("sk-ant-admin01-")
 
 
 def test_inventory_list_and_permissions(sandbox_home: Path) -> None:

@@ -1,0 +1,104 @@
+"""Stand-ins for Slack, GitHub, OpenAI and Anthropic: one Starlette app, a router each.
+
+Each keeps its provider's documented shapes and token formats. `/_sandbox/*` is the
+sandbox's own control surface (seeding, fault injection, the Slack messages received); no
+real provider has it, and no revoker calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from killswitch.sandbox.saas import anthropic, github, openai, slack
+from killswitch.sandbox.saas.state import Fault, State
+
+PROVIDERS = ("slack", "github", "openai", "anthropic")
+
+
+def build(state: State) -> Starlette:
+    async def seed(request: Request) -> JSONResponse:
+        body = await request.json()
+        provider, owner = body["provider"], body["owner"]
+        if provider == "slack":
+            token = slack.mint(state, owner, body.get("kind", "slack.bot-token"))
+        elif provider == "github":
+            token = github.mint(state, owner, bool(body.get("fine_grained")))
+        elif provider == "openai":
+            token = openai.mint(state, owner)
+        elif provider == "anthropic":
+            token = anthropic.mint(state, owner)
+        else:
+            return JSONResponse({"error": f"unknown provider {provider}"}, status_code=400)
+        return JSONResponse({"kind": token.kind, "ref": token.ref, "secret": token.secret})
+
+    async def faults(request: Request) -> JSONResponse:
+        body = await request.json()
+        with state.lock:
+            state.faults[body["provider"]] = Fault(
+                int(body["status"]), body.get("retry_after"), int(body.get("count", 1))
+            )
+        return JSONResponse({"ok": True})
+
+    async def settings(request: Request) -> JSONResponse:
+        body = await request.json()
+        if "github_revoke_delay_s" in body:
+            state.github_revoke_delay_s = float(body["github_revoke_delay_s"])
+        return JSONResponse({"ok": True})
+
+    async def reset(request: Request) -> JSONResponse:
+        with state.lock:
+            state.tokens.clear()
+            state.faults.clear()
+            state.messages.clear()
+        return JSONResponse({"ok": True})
+
+    async def messages(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse(list(state.messages))
+
+    routes: list[Any] = [
+        Route("/_sandbox/seed", seed, methods=["POST"]),
+        Route("/_sandbox/faults", faults, methods=["POST"]),
+        Route("/_sandbox/settings", settings, methods=["POST"]),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/slack/messages", messages, methods=["GET"]),
+    ]
+    for module in (slack, github, openai, anthropic):
+        routes += module.routes(state)
+    return Starlette(routes=routes)
+
+
+class Server:
+    """uvicorn on a free loopback port, in a thread of the sandbox daemon."""
+
+    def __init__(self, state: State | None = None) -> None:
+        self.state = state or State()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        config = uvicorn.Config(build(self.state), log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name="saas-stand-ins", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,132 @@
+"""OpenAI stand-in: the admin API's project API keys (list, get, delete) and GET /v1/models.
+
+Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`; a wrong key's
+message shows only a masked hint of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from killswitch.sandbox.saas.state import State, Token, rand
+
+PROJECT = "proj_sandbox0001"
+
+
+def mint(state: State, owner: str) -> Token:
+    key_id = "key_" + rand(16)
+    secret = "sk-proj-" + rand(64)
+    return state.add(
+        Token(
+            "openai",
+            "openai.api-key",
+            f"{PROJECT}/{key_id}",
+            secret,
+            owner,
+            meta={"project": PROJECT, "key_id": key_id},
+        )
+    )
+
+
+def _error(status: int, message: str, kind: str, code: str | None) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": None, "code": code}},
+        status_code=status,
+    )
+
+
+def _key(token: Token) -> dict[str, Any]:
+    hint = token.secret[:8] + "..." + token.secret[-4:]
+    return {
+        "object": "organization.project.api_key",
+        "id": token.meta["key_id"],
+        "name": token.owner,
+        "redacted_value": hint,
+        "created_at": 1700000000,
+        "owner": {"type": "service_account", "service_account": {"name": token.owner}},
+    }
+
+
+def routes(state: State) -> list[Route]:
+    def bearer(request: Request) -> str:
+        return request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+    def fault_response() -> Response | None:
+        fault = state.fault("openai")
+        if fault is None:
+            return None
+        headers = {"Retry-After": str(int(fault.retry_after or 1))} if fault.retry_after else {}
+        response = _error(fault.status, "Rate limit reached", "requests", "rate_limit_exceeded")
+        response.headers.update(headers)
+        return response
+
+    def admin_refused(request: Request) -> Response | None:
+        if bearer(request) != state.admin_keys["openai"]:
+            return _error(401, "Invalid admin key", "invalid_request_error", "invalid_api_key")
+        return None
+
+    async def keys(request: Request) -> Response:
+        if (refused := fault_response() or admin_refused(request)) is not None:
+            return refused
+        project = request.path_params["project"]
+        with state.lock:
+            found = [
+                t
+                for t in state.tokens.values()
+                if t.provider == "openai" and t.meta["project"] == project and t.status == "active"
+            ]
+        return JSONResponse({"object": "list", "data": [_key(t) for t in found], "has_more": False})
+
+    async def key(request: Request) -> Response:
+        if (refused := fault_response() or admin_refused(request)) is not None:
+            return refused
+        ref = f"{request.path_params['project']}/{request.path_params['key']}"
+        token = state.by_ref("openai", ref)
+        if token is None or token.status != "active":
+            return _error(
+                404, f"No such API key: {request.path_params['key']}", "invalid_request_error", None
+            )
+        if request.method == "DELETE":
+            token.status = "deleted"
+            return JSONResponse(
+                {
+                    "object": "organization.project.api_key.deleted",
+                    "id": token.meta["key_id"],
+                    "deleted": True,
+                }
+            )
+        return JSONResponse(_key(token))
+
+    async def models(request: Request) -> Response:
+        if (fault := fault_response()) is not None:
+            return fault
+        secret = bearer(request)
+        token = state.by_secret(secret)
+        if token is None or not token.alive():
+            masked = (secret[:8] + "*" * 4 + secret[-4:]) if len(secret) > 12 else "****"
+            return _error(
+                401,
+                f"Incorrect API key provided: {masked}.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": "gpt-sandbox", "object": "model", "owned_by": "system"}],
+            }
+        )
+
+    return [
+        Route("/openai/v1/organization/projects/{project}/api_keys", keys, methods=["GET"]),
+        Route(
+            "/openai/v1/organization/projects/{project}/api_keys/{key}",
+            key,
+            methods=["GET", "DELETE"],
+        ),
+        Route("/openai/v1/models", models, methods=["GET"]),
+    ]

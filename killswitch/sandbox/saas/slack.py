@@ -1,0 +1,134 @@
+"""Slack Web API stand-in: auth.revoke, auth.test, chat.postMessage, chat.update.
+
+Slack answers HTTP 200 with `{"ok": false, "error": ...}` for a bad token, and 429 with
+`Retry-After` and `"error": "ratelimited"` when throttling.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from killswitch.sandbox.saas.state import State, Token, rand
+
+
+def mint(state: State, owner: str, kind: str = "slack.bot-token") -> Token:
+    team, bot, user = "T0" + rand(9).upper(), "B0" + rand(9).upper(), "U0" + rand(9).upper()
+    prefix = "xoxb" if kind == "slack.bot-token" else "xoxp"
+    secret = f"{prefix}-{rand(12, '0123456789')}-{rand(13, '0123456789')}-{rand(24)}"
+    return state.add(
+        Token(
+            "slack",
+            kind,
+            f"{team}/{bot if prefix == 'xoxb' else user}",
+            secret,
+            owner,
+            meta={"team_id": team, "user_id": user, "bot_id": bot},
+        )
+    )
+
+
+async def _token(request: Request) -> tuple[str | None, dict[str, Any]]:
+    form: dict[str, Any] = {}
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        form = dict(await request.json())
+    elif body:  # application/x-www-form-urlencoded, what Slack clients send
+        form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    auth = request.headers.get("authorization", "")
+    token = (
+        auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else form.get("token")
+    )
+    return (str(token) if token else None), form
+
+
+def routes(state: State) -> list[Route]:
+    def limited() -> JSONResponse | None:
+        fault = state.fault("slack")
+        if fault is None:
+            return None
+        headers = {"Retry-After": str(int(fault.retry_after or 1))} if fault.status == 429 else {}
+        body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
+        return JSONResponse(body, status_code=fault.status, headers=headers)
+
+    def auth_error(token: Token | None, raw: str | None) -> JSONResponse | None:
+        if not raw:
+            return JSONResponse({"ok": False, "error": "not_authed"})
+        if token is None:
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
+        if not token.alive():
+            return JSONResponse({"ok": False, "error": "token_revoked"})
+        return None
+
+    async def auth_test(request: Request) -> JSONResponse:
+        if (fault := limited()) is not None:
+            return fault
+        raw, _ = await _token(request)
+        token = state.by_secret(raw)
+        if (error := auth_error(token, raw)) is not None:
+            return error
+        assert token is not None  # noqa: S101
+        meta = token.meta
+        return JSONResponse(
+            {
+                "ok": True,
+                "url": "https://sandbox.slack.test/",
+                "team": "Sandbox",
+                "user": token.owner,
+                "team_id": meta["team_id"],
+                "user_id": meta["user_id"],
+                "bot_id": meta["bot_id"],
+            }
+        )
+
+    async def auth_revoke(request: Request) -> JSONResponse:
+        if (fault := limited()) is not None:
+            return fault
+        raw, form = await _token(request)
+        token = state.by_secret(raw)
+        if (error := auth_error(token, raw)) is not None:
+            return error
+        assert token is not None  # noqa: S101
+        if str(form.get("test", "")).lower() in ("1", "true"):
+            return JSONResponse({"ok": True, "revoked": False})
+        token.status = "revoked"
+        return JSONResponse({"ok": True, "revoked": True})
+
+    async def post_message(request: Request) -> JSONResponse:
+        if (fault := limited()) is not None:
+            return fault
+        raw, form = await _token(request)
+        token = state.by_secret(raw)
+        if (error := auth_error(token, raw)) is not None:
+            return error
+        ts = f"{time.time():.6f}"
+        message = {
+            "channel": form.get("channel"),
+            "text": form.get("text"),
+            "ts": ts,
+            "thread_ts": form.get("thread_ts"),
+            "blocks": form.get("blocks"),
+            "method": request.url.path.rsplit("/", 1)[-1],
+        }
+        with state.lock:
+            state.messages.append(message)
+        return JSONResponse(
+            {
+                "ok": True,
+                "channel": form.get("channel"),
+                "ts": ts,
+                "message": {"text": form.get("text"), "ts": ts},
+            }
+        )
+
+    return [
+        Route("/slack/api/auth.test", auth_test, methods=["POST", "GET"]),
+        Route("/slack/api/auth.revoke", auth_revoke, methods=["POST", "GET"]),
+        Route("/slack/api/chat.postMessage", post_message, methods=["POST"]),
+        Route("/slack/api/chat.update", post_message, methods=["POST"]),
+    ]

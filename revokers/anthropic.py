@@ -1,0 +1,99 @@
+"""Anthropic revoker (httpx): API keys set `inactive` with the Admin API
+(`POST /organizations/api_keys/{id}` — reversible: `active` again on restore) and probed
+with the key itself against `GET /models`: 401 or 404 is dead, 400 says nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from killswitch.models import Action, ActionResult, Credential, Outcome, Verdict, VerdictStatus
+from killswitch.secrets import Material
+from killswitch.settings import Settings
+from revokers.base import ProbeAttempt, ProbeOutcome, revoker
+from revokers.http import HttpRevoker
+
+VERSION = "2023-06-01"
+
+
+@revoker("anthropic")
+class AnthropicRevoker(HttpRevoker):
+    credential_kinds = ("anthropic.api-key",)
+    grant_kinds = ()
+    stand_in = "saas"
+    operation = "deactivate-key"
+    reversible = True
+    permissions = {
+        "discover": (),
+        "contain": ("admin key: POST /organizations/api_keys/{id} status=inactive",),
+        "detach": (),
+        "probe": ("GET /models with the key itself", "admin key: GET /organizations/api_keys"),
+        "restore": ("admin key: POST /organizations/api_keys/{id} status=active",),
+    }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnthropicRevoker:
+        return cls(settings.anthropic)
+
+    @classmethod
+    def permission_policy(cls) -> dict[str, Any]:
+        return {"admin_key": "an Admin API key (sk-ant-admin…) of the organisation"}
+
+    def admin_headers(self) -> dict[str, str]:
+        bearer = super().admin_headers()["Authorization"].removeprefix("Bearer ")
+        return {"x-api-key": bearer, "anthropic-version": VERSION}
+
+    async def _set_status(self, key_id: str, status: str) -> httpx.Response:
+        path = f"/organizations/api_keys/{key_id}"
+        response = await self.request(
+            "POST", path, headers=self.admin_headers(), json={"status": status}
+        )
+        if response.status_code != 200:
+            raise self.refused(response, f"POST {path}")
+        return response
+
+    async def aperform(
+        self, action: Action, materials: Sequence[Material]
+    ) -> tuple[str, Mapping[str, Any] | None]:
+        path = f"/organizations/api_keys/{action.target}"
+        current = await self.request("GET", path, headers=self.admin_headers())
+        if current.status_code != 200:
+            raise self.refused(current, f"GET {path}")
+        if current.json().get("status") != "active":
+            return f"key {current.json().get('status')} already", None
+        await self._set_status(action.target, "inactive")
+        return "key set inactive (reversible)", {}
+
+    async def arestore(self, action: Action, data: Mapping[str, Any]) -> ActionResult:
+        await self._set_status(action.target, "active")
+        return ActionResult(action, Outcome.DONE, "key set active")
+
+    async def aprobe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        key = material.get("api_key")
+        if not key:
+            return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks the api_key")
+        response = await self.request(
+            "GET", "/models", headers={"x-api-key": key, "anthropic-version": VERSION}
+        )
+        said = f"GET /models → {response.status_code}"
+        if response.status_code in (401, 404):
+            kind = response.json().get("error", {}).get("type", "")
+            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} {kind}")
+        if response.status_code == 200:
+            return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{said} with the agent's key")
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} (says nothing about the key)")
+
+    async def aread_back(self, credential: Credential) -> Verdict:
+        path = f"/organizations/api_keys/{credential.ref}"
+        response = await self.request("GET", path, headers=self.admin_headers())
+        status = response.json().get("status") if response.status_code == 200 else None
+        to_prove = "put the key in a secret source to probe it"
+        if status in ("inactive", "archived"):
+            return Verdict(VerdictStatus.UNVERIFIED, f"read back: key {status}", to_prove=to_prove)
+        return Verdict(
+            VerdictStatus.UNKNOWN,
+            f"read back: GET {path} → {response.status_code}, status {status}",
+            to_prove=to_prove,
+        )

@@ -1,0 +1,196 @@
+"""The shared shape of token providers reached over HTTP (Slack, GitHub, OpenAI, Anthropic).
+
+Calls are async (httpx.AsyncClient, one connection pool per provider) on an event loop of
+the revoker's own, so the engine's threads can fan out hundreds of calls without a thread
+each waiting on a socket. The sync verbs of the contract hand coroutines to that loop.
+These providers have no tag search: what an agent holds comes from the inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import abstractmethod
+from collections.abc import Coroutine, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+
+from killswitch.errors import NotFoundError, OwnIdentityError, ProviderError, TransientError
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Agent,
+    Credential,
+    CredentialRef,
+    Outcome,
+    UndoRecord,
+    Verb,
+    Verdict,
+)
+from killswitch.secrets import Material
+from killswitch.settings import HttpProviderSettings
+from revokers.base import Discovery, ProbeAttempt, Revoker
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread; `run` waits for a coroutine on it."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpRevoker(Revoker):
+    """Base of the HTTP token revokers: inventory discovery, one action per credential."""
+
+    operation: ClassVar[str]
+    reversible: ClassVar[bool]
+
+    def __init__(self, config: HttpProviderSettings) -> None:
+        self.config = config
+        self.max_workers = config.max_workers
+        self._loop = LoopThread(f"{self.provider}-loop")
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """The provider's connection pool, created on (and bound to) the revoker's loop."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.config.base_url,
+                timeout=self.config.timeout_s,
+                verify=self.config.verify,
+                limits=httpx.Limits(max_connections=self.max_workers * 2),
+            )
+        return self._client
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP call; throttling, 5xx and transport errors become TransientError."""
+        try:
+            response = await self._http().request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"{method} {path}: {type(exc).__name__}", provider=self.provider
+            ) from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(
+                f"{method} {path}: HTTP {response.status_code}",
+                provider=self.provider,
+                provider_code=str(response.status_code),
+                retry_after=retry_after(response),
+            )
+        return response
+
+    def admin_headers(self) -> dict[str, str]:
+        if self.config.admin_key is None:
+            raise OwnIdentityError(
+                f"{self.provider}.admin_key is not configured", provider=self.provider
+            )
+        return {"Authorization": f"Bearer {self.config.admin_key.get_secret_value()}"}
+
+    def refused(self, response: httpx.Response, doing: str) -> ProviderError:
+        """The kill switch's own admin identity refused, a missing target, or another error."""
+        text = f"{doing}: HTTP {response.status_code}"
+        if response.status_code in (401, 403):
+            return OwnIdentityError(
+                text, provider=self.provider, provider_code=str(response.status_code)
+            )
+        if response.status_code == 404:
+            return NotFoundError(text, provider=self.provider, provider_code="404")
+        return ProviderError(text, provider=self.provider, provider_code=str(response.status_code))
+
+    def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
+        """What the inventory declares for this provider (these providers have no tag search)."""
+        credentials = [
+            Credential(self.provider, ref.kind, ref.ref, f"{self.provider}:{agent.id}", agent.id)
+            for ref in declared
+            if ref.provider == self.provider and ref.kind in self.credential_kinds
+        ]
+        actions = [
+            Action(
+                self.provider,
+                Verb.CONTAIN,
+                self.operation,
+                c.principal,
+                c.ref,
+                self.reversible,
+                params={"kind": c.kind},
+            )
+            for c in credentials
+        ]
+        return Discovery(tuple(credentials), (), tuple(actions))
+
+    def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
+        return self._loop.run(self._timed(action, materials))
+
+    async def _timed(self, action: Action, materials: Sequence[Material]) -> ActionResult:
+        started = asyncio.get_running_loop().time()
+        try:
+            detail, undo = await self.aperform(action, materials)
+        except NotFoundError:
+            detail, undo = "gone already", None
+        outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
+        elapsed = asyncio.get_running_loop().time() - started
+        return ActionResult(action, outcome, detail, undo, elapsed)
+
+    def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        return self._loop.run(self.aprobe(credential, material))
+
+    def read_back(self, credential: Credential) -> Verdict:
+        return self._loop.run(self.aread_back(credential))
+
+    def restore(self, record: UndoRecord) -> ActionResult:
+        return self._loop.run(self.arestore(record.action, record.data))
+
+    @abstractmethod
+    async def aperform(
+        self, action: Action, materials: Sequence[Material]
+    ) -> tuple[str, Mapping[str, Any] | None]:
+        """Do the action; (what was done, undo data — None when nothing changed)."""
+
+    @abstractmethod
+    async def aprobe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        """Use the credential once against the provider."""
+
+    @abstractmethod
+    async def aread_back(self, credential: Credential) -> Verdict:
+        """No secret: what the provider's admin side says, if it has one."""
+
+    async def arestore(self, action: Action, data: Mapping[str, Any]) -> ActionResult:
+        raise ProviderError(
+            f"{self.provider}: {action.operation} cannot be undone", provider=self.provider
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._loop.run(self._client.aclose())
+            self._client = None
+        self._loop.stop()

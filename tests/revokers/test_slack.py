@@ -1,0 +1,61 @@
+"""The Slack revoker against the Slack stand-in: auth.revoke, auth.test, ratelimited."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from killswitch import restoration
+from killswitch.containment import Request
+from killswitch.models import Outcome, VerdictStatus
+from killswitch.sandbox import saas_fleet
+from killswitch.settings import Settings
+from tests.conftest import SeedAgent
+from tests.revokers.saas import contain, provider_runtime, statuses
+
+pytestmark = pytest.mark.integration
+
+
+def test_contain_revokes_the_agents_tokens_and_leaves_others(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    agent_id, other = seed_agent(), seed_agent()
+    with provider_runtime(settings, "slack") as runtime:
+        assert statuses(runtime, agent_id, "slack") == [VerdictStatus.ALIVE]
+        report = contain(runtime, agent_id)
+        assert report.ok
+        [credential] = report.credentials
+        assert credential.credential.ref.startswith("T0")
+        assert credential.verdict.status is VerdictStatus.DEAD
+        assert "token_revoked" in credential.verdict.evidence
+        assert statuses(runtime, other, "slack") == [VerdictStatus.ALIVE]
+
+
+def test_revocation_is_marked_irreversible_and_restore_refuses_it(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent()
+    with provider_runtime(settings, "slack") as runtime:
+        report = contain(runtime, agent_id)
+        [action] = report.plan.actions
+        assert not action.reversible and action.describe().endswith("(irreversible)")
+        restored = restoration.restore(runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+        assert restored.refused and "irreversible" in restored.refused[0]
+        assert "issue a new credential" in restored.refused[0]
+        assert statuses(runtime, agent_id, "slack") == [VerdictStatus.DEAD]
+
+
+def test_ratelimited_is_honoured_with_retry_after(
+    settings: Settings, seed_agent: SeedAgent, saas_url: str
+) -> None:
+    agent_id = seed_agent()
+    with provider_runtime(settings, "slack") as runtime:
+        saas_fleet.inject_fault(saas_url, "slack", 429, retry_after=1, count=2)
+        started = time.monotonic()
+        report = contain(runtime, agent_id)
+        elapsed = time.monotonic() - started
+    assert report.ok
+    [credential] = report.credentials
+    assert [r.outcome for r in credential.actions] == [Outcome.DONE]
+    assert elapsed >= 2.0  # two 429s, each honoured for its Retry-After of 1 s
