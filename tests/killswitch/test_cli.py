@@ -172,7 +172,9 @@ def test_restore_through_the_cli_then_nothing_left_to_restore(
     assert again.returncode == 2 and "nothing-to-restore" in again.stderr
 
 
-def test_sandbox_status_json_has_what_scripts_need(sandbox_home: Path) -> None:
+def test_sandbox_status_json_has_what_scripts_need(
+    sandbox_home: Path, sandbox: dict[str, Any]
+) -> None:
     done = run_cli(sandbox_home, "sandbox", "status", "--json")
     assert done.returncode == 0
     status = json.loads(done.stdout)
@@ -191,7 +193,7 @@ def test_sandbox_status_json_has_what_scripts_need(sandbox_home: Path) -> None:
     assert status["providers"]["anthropic"]["admin_key"].startswith("sk-ant-admin01-")
 
 
-def test_inventory_list_and_permissions(sandbox_home: Path) -> None:
+def test_inventory_list_and_permissions(sandbox_home: Path, sandbox: dict[str, Any]) -> None:
     listed = json.loads(run_cli(sandbox_home, "inventory", "list", "--json").stdout)
     assert {"breakglass", fleet.DEMO_AGENT} <= {a["id"] for a in listed["agents"]}
     assert [a["protected"] for a in listed["agents"] if a["id"] == "breakglass"] == [True]
