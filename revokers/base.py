@@ -7,12 +7,14 @@ and raises only `killswitch.errors` types; the engine retries `TransientError` a
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
+from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import (
     Action,
     ActionResult,
@@ -20,6 +22,7 @@ from killswitch.models import (
     Credential,
     CredentialRef,
     Grant,
+    Outcome,
     UndoRecord,
     Verdict,
 )
@@ -103,6 +106,38 @@ class Revoker(ABC):
 
     def close(self) -> None:  # noqa: B027  (an optional hook, not every revoker holds pools)
         """Release clients and connection pools."""
+
+
+# What an operation did, and its undo data (None: nothing changed, it was so already).
+Done = tuple[str, Mapping[str, Any] | None]
+C = TypeVar("C")
+
+
+def dispatch(
+    table: Mapping[str, Callable[[C, Action], Done]],
+    client: C,
+    action: Action,
+    translate: Callable[..., KillSwitchError],
+) -> ActionResult:
+    """Run `action` through a provider's operation table: SDK errors become the error tree,
+    and a target that no longer exists is `already` (it cannot authenticate either)."""
+    operation = table.get(action.operation)
+    if operation is None:
+        raise KillSwitchError(f"{action.provider}: no such operation {action.operation!r}")
+    started = time.monotonic()
+    try:
+        detail, undo = operation(client, action)
+    except KillSwitchError:
+        raise
+    except Exception as exc:
+        error = translate(exc, doing=f"{action.operation} {action.target}")
+        if isinstance(error, NotFoundError):
+            return ActionResult(
+                action, Outcome.ALREADY, "gone already", None, time.monotonic() - started
+            )
+        raise error from exc
+    outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
+    return ActionResult(action, outcome, detail, undo, time.monotonic() - started)
 
 
 _REGISTRY: dict[str, type[Revoker]] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from killswitch.errors import ProviderError
 from killswitch.models import Action, Credential, Verdict, VerdictStatus
 from killswitch.secrets import Material
 from killswitch.settings import Settings
@@ -48,14 +47,7 @@ class GitHubRevoker(HttpRevoker):
     async def aperform(
         self, action: Action, materials: Sequence[Material]
     ) -> tuple[str, Mapping[str, Any] | None]:
-        tokens = [t for m in materials if (t := m.get("token"))]
-        if not tokens:
-            raise ProviderError(
-                f"no token material for {action.target}: GitHub revokes a token only with the "
-                "token itself — delete it in the owner's settings",
-                provider="github",
-                provider_code="no-material",
-            )
+        tokens = self.secrets_of(action, materials, hint="delete it in the owner's settings")
         response = await self.request(
             "POST", "/credentials/revoke", headers=HEADERS, json={"credentials": tokens}
         )

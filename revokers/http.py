@@ -116,6 +116,18 @@ class HttpRevoker(Revoker):
             )
         return {"Authorization": f"Bearer {self.config.admin_key.get_secret_value()}"}
 
+    def secrets_of(self, action: Action, materials: Sequence[Material], *, hint: str) -> list[str]:
+        """The token values a revoke-with-the-secret call needs; none is a clear failure."""
+        values = [v for m in materials if (v := m.get("token"))]
+        if not values:
+            raise ProviderError(
+                f"no token material for {action.target}: {self.provider} revokes a token only "
+                f"with the token itself — {hint}",
+                provider=self.provider,
+                provider_code="no-material",
+            )
+        return values
+
     def refused(self, response: httpx.Response, doing: str) -> ProviderError:
         """The kill switch's own admin identity refused, a missing target, or another error."""
         text = f"{doing}: HTTP {response.status_code}"

@@ -62,14 +62,9 @@ class SlackRevoker(HttpRevoker):
     async def aperform(
         self, action: Action, materials: Sequence[Material]
     ) -> tuple[str, Mapping[str, Any] | None]:
-        tokens = [t for m in materials if (t := m.get("token"))]
-        if not tokens:
-            raise ProviderError(
-                f"no token material for {action.target}: Slack revokes a token only with the "
-                "token itself — uninstall the app or revoke it in the Slack admin",
-                provider="slack",
-                provider_code="no-material",
-            )
+        tokens = self.secrets_of(
+            action, materials, hint="uninstall the app or revoke it in the Slack admin"
+        )
         revoked = 0
         for token in tokens:
             body = await self._call("auth.revoke", token)

@@ -45,6 +45,25 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's own log lines too.")
 
 
+def _contain(request_kw: dict[str, str], *, as_json: bool, quiet: bool, verbose: bool) -> None:
+    """Start a containment (or decommission) from the CLI and print its report."""
+    from killswitch.cli import runs
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        settings = load_settings()
+        request = Request(actor=current_actor(), trigger="cli", **request_kw)
+        report = runs.contain(settings, request, verbose=verbose)
+    if as_json:
+        emit_json(report_to_dict(report))
+    else:
+        render_containment(out, report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+def _mode(dry_run: bool, break_glass: bool) -> str:
+    return "dry-run" if dry_run else "break-glass" if break_glass else "flow"
+
+
 @app.command()
 def contain(
     agent_id: str = typer.Argument(..., help="The agent to contain (one id; no wildcards)."),
@@ -60,20 +79,8 @@ def contain(
     verbose: bool = VERBOSE,
 ) -> None:
     """Contain an agent: kill every credential, detach its grants, prove each one dead."""
-    from killswitch.cli import runs
-
-    with errors_handled(as_json), progress_to_stderr(quiet):
-        settings = load_settings()
-        mode = "dry-run" if dry_run else "break-glass" if break_glass else "flow"
-        request = Request(
-            agent_id=agent_id, reason=reason, actor=current_actor(), trigger="cli", mode=mode
-        )
-        report = runs.contain(settings, request, verbose=verbose)
-    if as_json:
-        emit_json(report_to_dict(report))
-    else:
-        render_containment(out, report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+    request = {"agent_id": agent_id, "reason": reason, "mode": _mode(dry_run, break_glass)}
+    _contain(request, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
 @app.command()
@@ -88,31 +95,21 @@ def decommission(
     verbose: bool = VERBOSE,
 ) -> None:
     """Retire an agent: contain it, then delete every credential for good, proving each dead."""
-    from killswitch.cli import runs
     from killswitch.errors import ConfirmationRequiredError
 
-    with errors_handled(as_json), progress_to_stderr(quiet):
-        if not (yes or dry_run):
+    if not (yes or dry_run):
+        with errors_handled(as_json):
             raise ConfirmationRequiredError(
                 f"decommissioning {agent_id!r} deletes its credentials for good and cannot be "
                 "restored"
             )
-        settings = load_settings()
-        mode = "dry-run" if dry_run else "break-glass" if break_glass else "flow"
-        request = Request(
-            agent_id=agent_id,
-            reason=reason,
-            actor=current_actor(),
-            trigger="cli",
-            mode=mode,
-            verb="decommission",
-        )
-        report = runs.contain(settings, request, verbose=verbose)
-    if as_json:
-        emit_json(report_to_dict(report))
-    else:
-        render_containment(out, report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+    request = {
+        "agent_id": agent_id,
+        "reason": reason,
+        "mode": _mode(dry_run, break_glass),
+        "verb": "decommission",
+    }
+    _contain(request, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
 @app.command()

@@ -17,12 +17,11 @@ from revokers.aws.policies import (
     REVOKE_SESSIONS_POLICY,
     revoke_sessions,
 )
+from revokers.base import Done, dispatch
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
-# (what it did, undo data) — undo data None means: nothing to undo.
-Done = tuple[str, Mapping[str, Any] | None]
 Operation = Callable[["IAMClient", Action], Done]
 
 
@@ -201,18 +200,7 @@ CONTAIN: dict[str, Operation] = {
 
 def perform(iam: IAMClient, action: Action) -> ActionResult:
     """Run one planned action; errors come back as KillSwitchError (TransientError retried)."""
-    operation = CONTAIN.get(action.operation)
-    if operation is None:
-        raise KillSwitchError(f"aws: no such operation {action.operation!r}")
-    started = time.monotonic()
-    try:
-        detail, undo = operation(iam, action)
-    except KillSwitchError:
-        raise
-    except Exception as exc:
-        raise translate(exc, doing=f"{action.operation} {action.target}") from exc
-    outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
-    return ActionResult(action, outcome, detail, undo, time.monotonic() - started)
+    return dispatch(CONTAIN, iam, action, translate)
 
 
 def _policy_json(document: Any) -> str:

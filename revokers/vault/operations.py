@@ -10,12 +10,11 @@ from typing import Any
 import hvac
 from hvac import exceptions as hv
 
-from killswitch.errors import KillSwitchError, NotFoundError, TransientError
+from killswitch.errors import KillSwitchError, TransientError
 from killswitch.models import Action, ActionResult, Outcome
+from revokers.base import Done, dispatch
 from revokers.vault.client import Clients
 from revokers.vault.errors import translate
-
-Done = tuple[str, Mapping[str, Any] | None]
 
 
 def _set_disabled(clients: Clients, entity_id: str, disabled: bool) -> None:
@@ -126,23 +125,7 @@ CONTAIN: dict[str, Callable[[Clients, Action], Done]] = {
 
 
 def perform(clients: Clients, action: Action) -> ActionResult:
-    operation = CONTAIN.get(action.operation)
-    if operation is None:
-        raise KillSwitchError(f"vault: no such operation {action.operation!r}")
-    started = time.monotonic()
-    try:
-        detail, undo = operation(clients, action)
-    except KillSwitchError:
-        raise
-    except Exception as exc:
-        error = translate(exc, doing=f"{action.operation} {action.target}")
-        if isinstance(error, NotFoundError):
-            return ActionResult(
-                action, Outcome.ALREADY, "gone already", None, time.monotonic() - started
-            )
-        raise error from exc
-    outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
-    return ActionResult(action, outcome, detail, undo, time.monotonic() - started)
+    return dispatch(CONTAIN, clients, action, translate)
 
 
 def restore(clients: Clients, action: Action, data: Mapping[str, Any]) -> ActionResult:
