@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from killswitch.runtime import Runtime
 from killswitch.settings import load_settings
 
-_current: Runtime | None = None
+# A context variable, not a global: the warm service runs flows on several threads at once.
+_current: ContextVar[Runtime | None] = ContextVar("killswitch_runtime", default=None)
 _runs: dict[str, Any] = {}
 _lock = threading.Lock()
 
@@ -18,19 +20,19 @@ _lock = threading.Lock()
 @contextmanager
 def using(runtime: Runtime) -> Iterator[Runtime]:
     """Flows started inside this block use `runtime` instead of opening their own."""
-    global _current
-    previous, _current = _current, runtime
+    token = _current.set(runtime)
     try:
         yield runtime
     finally:
-        _current = previous
+        _current.reset(token)
 
 
 @contextmanager
 def current() -> Iterator[Runtime]:
     """The runtime handed over with `using`, else one opened from settings for this flow."""
-    if _current is not None:
-        yield _current
+    handed = _current.get()
+    if handed is not None:
+        yield handed
         return
     runtime = Runtime.open(load_settings())
     try:

@@ -110,6 +110,7 @@ class Recorder:
             "action",
             f"{a.operation} {a.target}: {result.outcome.value}",
             provider=a.provider,
+            run_id=self.request.run_id,
             outcome=result.outcome.value,
         )
 
@@ -128,6 +129,7 @@ class Recorder:
             "verdict",
             f"{credential.kind} {credential.ref}: {verdict.status.value}",
             provider=credential.provider,
+            run_id=self.request.run_id,
             verdict=verdict.status.value,
         )
 
@@ -172,7 +174,11 @@ def authorize(runtime: Runtime, request: Request, action: str = "contain") -> Ag
 def prepare(runtime: Runtime, request: Request) -> Plan:
     """Guard, then discover across providers in parallel: the plan (blast radius)."""
     agent = authorize(runtime, request, request.verb)
-    progress.emit("plan", f"discovering {agent.id} across {', '.join(runtime.revokers)}")
+    progress.emit(
+        "plan",
+        f"discovering {agent.id} across {', '.join(runtime.revokers)}",
+        run_id=request.run_id,
+    )
     credentials: list[Credential] = []
     grants: list[Grant] = []
     actions: list[Action] = []
@@ -214,6 +220,9 @@ def prepare(runtime: Runtime, request: Request) -> Plan:
         "plan",
         f"plan: {len(plan.credentials)} credentials, "
         f"{sum(not a.in_place for a in plan.actions)} actions to take",
+        run_id=request.run_id,
+        credentials=len(plan.credentials),
+        providers=list(plan.providers),
     )
     return plan
 
@@ -221,7 +230,11 @@ def prepare(runtime: Runtime, request: Request) -> Plan:
 def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> ProviderOutcome:
     """One provider's contain + detach + probes (what a Prefect task wraps)."""
     recorder = Recorder(runtime, request)
-    progress.emit("provider", "containing", provider=provider)
+
+    def phase(name: str) -> None:
+        progress.emit("provider", name, provider=provider, run_id=request.run_id, phase=name)
+
+    phase("containing")
     outcome = run_provider(
         runtime.revokers[provider],
         plan.for_provider(provider),
@@ -229,8 +242,18 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
         timing=runtime.timing,
         on_result=recorder.result,
         on_verdict=recorder.verdict,
+        on_phase=phase,
     )
-    progress.emit("provider", "contained and probed", provider=provider)
+    dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
+    progress.emit(
+        "provider",
+        f"done: {dead}/{len(outcome.verdicts)} dead",
+        provider=provider,
+        run_id=request.run_id,
+        phase="done",
+        dead=dead,
+        total=len(outcome.verdicts),
+    )
     return outcome
 
 

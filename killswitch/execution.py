@@ -228,6 +228,7 @@ def run_provider(
     timing: Timing,
     on_result: Callable[[ActionResult], None],
     on_verdict: Callable[[Credential, Verdict], None],
+    on_phase: Callable[[str], None] = lambda phase: None,
 ) -> ProviderOutcome:
     """Contain and detach in parallel, then probe every credential in parallel."""
     started = time.monotonic()
@@ -261,6 +262,7 @@ def run_provider(
                 results.append(result)
                 on_result(result)
         contain_s = time.monotonic() - started
+        on_phase("probing")
         verifying = time.monotonic()
 
         def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:

@@ -94,6 +94,25 @@ class HttpProviderSettings(BaseModel):
     verify: bool | str = True
 
 
+class SlackAppSettings(BaseModel):
+    """The on-call path: the `/killswitch` slash command served by `killswitch serve`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signing_secret: SecretStr | None = Field(None, description="the Slack app's signing secret")
+    bot_token: SecretStr | None = Field(None, description="the kill switch's own bot token")
+    oncall_user_ids: tuple[str, ...] = Field((), description="who may contain and restore")
+    oncall_usergroup: str | None = Field(None, description="or members of this user group")
+    oncall_mention: str = Field("<!here>", description="who a run that is not proven pages")
+    allowed_channels: tuple[str, ...] = Field((), description="empty: any channel")
+    confirm_over_credentials: int = Field(
+        25, ge=0, description="containing more credentials than this asks for a button first"
+    )
+    two_person_rule: bool = Field(False, description="a second on-call must press the button")
+    replay_window_s: int = Field(300, ge=1, le=300, description="Slack's own limit: 5 minutes")
+    confirmation_ttl_s: int = Field(600, ge=30)
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know; parsed once at the edge."""
 
@@ -124,6 +143,7 @@ class Settings(BaseSettings):
     github: HttpProviderSettings = HttpProviderSettings(base_url="https://api.github.com")
     openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")
     anthropic: HttpProviderSettings = HttpProviderSettings(base_url="https://api.anthropic.com/v1")
+    slack_app: SlackAppSettings = SlackAppSettings()
 
     @classmethod
     def settings_customise_sources(

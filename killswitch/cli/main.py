@@ -8,6 +8,8 @@ Exit codes: 0 proven / ok · 1 not proven (a credential alive or unknown, or a c
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -25,7 +27,8 @@ from killswitch.cli.common import actor as current_actor
 from killswitch.codec import agent_to_dict, report_to_dict, restore_to_dict
 from killswitch.containment import Request
 from killswitch.report import render_containment, render_restore
-from killswitch.settings import load_settings
+from killswitch.runtime import Runtime
+from killswitch.settings import Settings, load_settings
 
 app = typer.Typer(
     name="killswitch",
@@ -45,14 +48,24 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's own log lines too.")
 
 
+@contextmanager
+def opened(settings: Settings | None = None) -> Iterator[Runtime]:
+    """A runtime for one command (the warm service keeps one for its whole life)."""
+    runtime = Runtime.open(settings or load_settings())
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
 def _contain(request_kw: dict[str, str], *, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Start a containment (or decommission) from the CLI and print its report."""
-    from killswitch.cli import runs
+    from killswitch import launch
 
     with errors_handled(as_json), progress_to_stderr(quiet):
-        settings = load_settings()
         request = Request(actor=current_actor(), trigger="cli", **request_kw)
-        report = runs.contain(settings, request, verbose=verbose)
+        with opened() as runtime:
+            report = launch.contain(runtime, request, verbose=verbose)
     if as_json:
         emit_json(report_to_dict(report))
     else:
@@ -122,10 +135,9 @@ def restore(
     verbose: bool = VERBOSE,
 ) -> None:
     """Undo a containment: reverse exactly the recorded changes, then prove the keys work."""
-    from killswitch.cli import runs
+    from killswitch import launch
 
     with errors_handled(as_json), progress_to_stderr(quiet):
-        settings = load_settings()
         request = Request(
             agent_id=agent_id,
             reason=reason,
@@ -133,7 +145,8 @@ def restore(
             trigger="cli",
             mode="break-glass" if break_glass else "flow",
         )
-        report = runs.restore(settings, request, verbose=verbose)
+        with opened() as runtime:
+            report = launch.restore(runtime, request, verbose=verbose)
     if as_json:
         emit_json(restore_to_dict(report))
     else:
@@ -148,7 +161,7 @@ def demo(
     quiet: bool = QUIET,
 ) -> None:
     """Start the sandbox (fresh fleet), contain its compromised agent, and prove it."""
-    from killswitch.cli import runs
+    from killswitch import launch
     from killswitch.sandbox import control, fleet
     from killswitch.sandbox.state import Paths
     from killswitch.settings import default_home
@@ -164,7 +177,8 @@ def demo(
             trigger="demo",
             mode="break-glass" if break_glass else "flow",
         )
-        report = runs.contain(settings, request, check_untouched=True)
+        with opened(settings) as runtime:
+            report = launch.contain(runtime, request, check_untouched=True)
     if as_json:
         emit_json(report_to_dict(report))
     else:

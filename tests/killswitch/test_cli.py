@@ -53,7 +53,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert report["ledger_verified"] is True
     assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s", "providers"}
     assert len(report["timings"]["providers"]) == 6
-    assert "aws: contained and probed" in stderr  # progress goes to stderr, JSON to stdout
+    assert "aws: done: 4/4 dead" in stderr  # progress goes to stderr, JSON to stdout
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(

@@ -52,6 +52,8 @@ def build(state: State) -> Starlette:
         body = await request.json()
         if "github_revoke_delay_s" in body:
             state.github_revoke_delay_s = float(body["github_revoke_delay_s"])
+        with state.lock:
+            state.usergroups.update(body.get("usergroups", {}))
         return JSONResponse({"ok": True})
 
     async def reset(request: Request) -> JSONResponse:

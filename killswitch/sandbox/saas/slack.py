@@ -106,14 +106,17 @@ def routes(state: State) -> list[Route]:
         token = state.by_secret(raw)
         if (error := auth_error(token, raw)) is not None:
             return error
-        ts = f"{time.time():.6f}"
+        method = request.url.path.rsplit("/", 1)[-1]
+        # chat.update keeps the message's ts; chat.postMessage makes a new one.
+        ts = str(form.get("ts")) if method == "chat.update" else f"{time.time():.6f}"
         message = {
             "channel": form.get("channel"),
             "text": form.get("text"),
             "ts": ts,
             "thread_ts": form.get("thread_ts"),
             "blocks": form.get("blocks"),
-            "method": request.url.path.rsplit("/", 1)[-1],
+            "method": method,
+            "token_owner": token.owner if token else None,
         }
         with state.lock:
             state.messages.append(message)
@@ -126,7 +129,22 @@ def routes(state: State) -> list[Route]:
             }
         )
 
+    async def usergroup_members(request: Request) -> JSONResponse:
+        if (fault := limited()) is not None:
+            return fault
+        raw, form = await _token(request)
+        token = state.by_secret(raw)
+        if (error := auth_error(token, raw)) is not None:
+            return error
+        group = str(form.get("usergroup") or request.query_params.get("usergroup", ""))
+        with state.lock:
+            members = state.usergroups.get(group)
+        if members is None:
+            return JSONResponse({"ok": False, "error": "no_such_subteam"})
+        return JSONResponse({"ok": True, "users": list(members)})
+
     return [
+        Route("/slack/api/usergroups.users.list", usergroup_members, methods=["POST", "GET"]),
         Route("/slack/api/auth.test", auth_test, methods=["POST", "GET"]),
         Route("/slack/api/auth.revoke", auth_revoke, methods=["POST", "GET"]),
         Route("/slack/api/chat.postMessage", post_message, methods=["POST"]),

@@ -50,6 +50,7 @@ class State:
         self.tokens: dict[str, Token] = {}  # secret -> token
         self.faults: dict[str, Fault] = {}
         self.messages: list[dict[str, Any]] = []
+        self.usergroups: dict[str, list[str]] = {}
         self.admin_keys: dict[str, str] = {
             "openai": "sk-admin-" + rand(48),
             "anthropic": "sk-ant-admin01-" + rand(86) + "AA",
