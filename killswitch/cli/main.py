@@ -158,9 +158,15 @@ def restore(
 def demo(
     as_json: bool = JSON,
     break_glass: bool = typer.Option(False, "--break-glass", help="Contain without Prefect."),
+    via_slack: bool = typer.Option(
+        False, "--via-slack", help="Go through `/killswitch` in Slack (the sandbox's stand-in)."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Start the sandbox (fresh fleet), contain its compromised agent, and prove it."""
+    if via_slack:
+        _demo_via_slack(as_json, quiet)
+        return
     from killswitch import launch
     from killswitch.sandbox import control, fleet
     from killswitch.sandbox.state import Paths
@@ -189,6 +195,58 @@ def demo(
             "`killswitch audit verify`, `killswitch sandbox down`."
         )
     raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
+def _demo_via_slack(as_json: bool, quiet: bool) -> None:
+    from killswitch.sandbox import control, fleet, slack_demo
+    from killswitch.sandbox.state import Paths
+    from killswitch.settings import default_home
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        home = default_home()
+        status = control.up(home, reset=True)
+        with opened(load_settings(profile=Paths.under(home).profile)) as runtime:
+            run = slack_demo.drive(
+                runtime,
+                status,
+                fleet.DEMO_AGENT,
+                "a key of research-agent-7 was found in a public repo",
+            )
+    if as_json:
+        emit_json(
+            {
+                "ok": run.proven,
+                "ack_s": round(run.ack_s, 4),
+                "ack": run.ack_text,
+                "thread": run.thread,
+            }
+        )
+    else:
+        out.print(
+            f"/killswitch contain {fleet.DEMO_AGENT} … → ack in {run.ack_s:.2f}s: {run.ack_text}"
+        )
+        for line in run.thread:
+            out.print(f"  │ {line}")
+    raise typer.Exit(EXIT_OK if run.proven else EXIT_NOT_PROVEN)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8787, "--port", help="Port (Slack's request URL: /slack/events)."),
+) -> None:
+    """The warm service: `/killswitch` in Slack at /slack/events (signed requests only)."""
+    import logging
+
+    from killswitch import service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Prefect API call
+    with errors_handled(False), opened() as runtime:
+        err.print(
+            f"killswitch serve: target {runtime.settings.target}, http://{host}:{port}/slack/events"
+        )
+        service.serve(runtime, host, port)
 
 
 @app.command()

@@ -160,6 +160,7 @@ def _profile(
             "kv_prefix": vault_fleet.KV_PREFIX,
         },
         **saas,
+        "slack_app": providers["slack_app"],
     }
 
 
@@ -197,6 +198,7 @@ def _seed(
     moto_url, saas_url = stand_ins["moto"]["url"], stand_ins["saas"]["url"]
     store = Stores([keyring, kv_writer])
     admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url)
+    slack_app = saas_fleet.slack_app(saas_url)
     providers: dict[str, Any] = {
         "aws": {
             "endpoint_url": moto_url,
@@ -206,8 +208,13 @@ def _seed(
         },
         "vault": {"addr": vault.addr, "token": token, "root_token": vault.root_token},
         **_saas_info(stand_ins["saas"]),
+        "slack_app": slack_app,
     }
     _write_private(paths.profile, _profile(paths, home, providers, prefect_api))
+    # What scripts and tests need to act as Slack and as the on-call engineers:
+    providers["slack"]["signing_secret"] = slack_app["signing_secret"]
+    providers["slack"]["oncall_user_ids"] = [*slack_app["oncall_user_ids"], *saas_fleet.GROUP]
+    providers["slack"]["channel"] = saas_fleet.INCIDENT_CHANNEL
     return providers
 
 

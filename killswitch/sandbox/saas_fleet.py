@@ -4,6 +4,7 @@ stand-ins' sandbox-only seeding endpoint and declared in the inventory by refere
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -56,6 +57,29 @@ def set_github_delay(url: str, seconds: float) -> None:
     httpx.post(
         f"{url}/_sandbox/settings", json={"github_revoke_delay_s": seconds}, timeout=10
     ).raise_for_status()
+
+
+ONCALL = ("U0ONCALL001",)
+GROUP = ("U0ONCALL002",)
+USERGROUP = "S0ONCALL01"
+INCIDENT_CHANNEL = "C0INCIDENTS"
+
+
+def slack_app(url: str) -> dict[str, Any]:
+    """The kill switch's own Slack app in the stand-in: its bot token, a signing secret, the
+    on-call people (one by id, one through the on-call user group) and the incident channel."""
+    bot = mint(url, "slack", "killswitch-bot")
+    httpx.post(
+        f"{url}/_sandbox/settings", json={"usergroups": {USERGROUP: list(GROUP)}}, timeout=10
+    ).raise_for_status()
+    return {
+        "signing_secret": secrets.token_hex(32),
+        "bot_token": bot["secret"],
+        "oncall_user_ids": list(ONCALL),
+        "oncall_usergroup": USERGROUP,
+        "oncall_mention": f"<!subteam^{USERGROUP}>",
+        "allowed_channels": [INCIDENT_CHANNEL],
+    }
 
 
 def reset(url: str) -> None:

@@ -116,6 +116,7 @@ def routes(state: State) -> list[Route]:
             "thread_ts": form.get("thread_ts"),
             "blocks": form.get("blocks"),
             "method": method,
+            "user": form.get("user"),
             "token_owner": token.owner if token else None,
         }
         with state.lock:
@@ -149,4 +150,5 @@ def routes(state: State) -> list[Route]:
         Route("/slack/api/auth.revoke", auth_revoke, methods=["POST", "GET"]),
         Route("/slack/api/chat.postMessage", post_message, methods=["POST"]),
         Route("/slack/api/chat.update", post_message, methods=["POST"]),
+        Route("/slack/api/chat.postEphemeral", post_message, methods=["POST"]),
     ]

@@ -1,0 +1,156 @@
+"""Block Kit for the thread: the request, the plan, the live board, the final report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from killswitch.models import ContainmentReport, Plan, RestoreReport, VerdictStatus
+
+Blocks = list[dict[str, Any]]
+SECTION_LIMIT = 2900  # Slack caps a section's text at 3000 characters
+ICON = {
+    VerdictStatus.DEAD: "DEAD",
+    VerdictStatus.ALIVE: "ALIVE!",
+    VerdictStatus.UNVERIFIED: "unverified",
+    VerdictStatus.UNKNOWN: "UNKNOWN!",
+}
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
+
+
+def request(verb: str, agent_id: str, user_id: str, reason: str, run_id: str) -> Blocks:
+    return [
+        section(f":rotating_light: *{verb} `{agent_id}`* requested by <@{user_id}>\n>{reason}"),
+        context(f"run `{run_id[:12]}` · progress and the final report in this thread"),
+    ]
+
+
+def plan(plan_: Plan) -> Blocks:
+    pending = sum(not a.in_place for a in plan_.actions)
+    irreversible = sum(not a.reversible for a in plan_.actions)
+    lines = [
+        f"*plan* for `{plan_.agent.id}` (owner {plan_.agent.owner}) on *{plan_.target}*: "
+        f"{len(plan_.credentials)} credentials across {', '.join(plan_.providers) or 'nothing'}; "
+        f"{pending} actions to take, {len(plan_.actions) - pending} already in place"
+    ]
+    if irreversible:
+        lines.append(f":warning: {irreversible} irreversible (revoked for good)")
+    lines += [f":shield: protected, never touched: `{p}`" for p in plan_.protected_skipped]
+    lines += [f":x: {e}" for e in plan_.errors]
+    return [section("\n".join(lines))]
+
+
+def board(headline: str, states: Mapping[str, Mapping[str, Any]]) -> Blocks:
+    """The plan's headline, then one line per provider: containing → probing → n/m dead."""
+    lines = [f"*{headline}*"]
+    for provider, state in sorted(states.items()):
+        phase = state.get("phase", "waiting")
+        if phase == "done":
+            dead, total = state.get("dead", 0), state.get("total", 0)
+            mark = ":white_check_mark:" if dead == total else ":x:"
+            lines.append(f"{mark} *{provider}*: {dead}/{total} dead")
+        else:
+            lines.append(f":hourglass_flowing_sand: *{provider}*: {phase}")
+    return [section("\n".join(lines))]
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows
+    )
+
+
+def _short(ref: str, width: int = 34) -> str:
+    if ref.startswith("arn:") and ref.count(":") >= 5:
+        ref = ref.split(":", 5)[5]
+    return ref if len(ref) <= width else "…" + ref[-(width - 1) :]
+
+
+def report(report_: ContainmentReport, mention: str) -> Blocks:
+    counts = ", ".join(f"{report_.count(s)} {s.value}" for s in VerdictStatus)
+    done = "DECOMMISSIONED" if report_.verb == "decommission" else "CONTAINED"
+    if report_.ok:
+        head = f":white_check_mark: *{done} AND PROVEN* `{report_.agent.id}` — {counts}"
+    else:
+        head = (
+            f":rotating_light: *NOT PROVEN* `{report_.agent.id}` — {counts} {mention} "
+            "— read the evidence, re-run (idempotent), contain by hand if it stays alive"
+        )
+    rows = [("provider", "kind", "credential", "verdict")]
+    rows += [
+        (c.credential.provider, c.credential.kind, _short(c.credential.ref), ICON[c.verdict.status])
+        for c in report_.credentials
+    ]
+    table = _table(rows)
+    if len(table) > SECTION_LIMIT - 10:
+        table = table[: SECTION_LIMIT - 60] + "\n… (`killswitch audit show --run` has all)"
+    blocks = [section(head), section(f"```{table}```")]
+    bad = [
+        c
+        for c in report_.credentials
+        if c.verdict.status in (VerdictStatus.ALIVE, VerdictStatus.UNKNOWN)
+    ]
+    if bad:
+        blocks.append(
+            section(
+                "\n".join(f"• `{_short(c.credential.ref)}`: {c.verdict.evidence}" for c in bad[:10])
+            )
+        )
+    t = report_.timings
+    blocks.append(
+        context(
+            f"plan {t.plan_s:.2f}s · contain {t.contain_s:.2f}s · verify {t.verify_s:.2f}s · "
+            f"total {t.total_s:.2f}s · ledger "
+            f"{'verified' if report_.ledger_verified else 'NOT VERIFIED'} · run `{report_.run_id}`"
+        )
+    )
+    return blocks
+
+
+def restored(report_: RestoreReport) -> Blocks:
+    works = sum(v.status is VerdictStatus.ALIVE for _, v in report_.checks)
+    head = ":white_check_mark: *RESTORED*" if report_.ok else ":x: *RESTORE INCOMPLETE*"
+    lines = [
+        f"{head} `{report_.agent.id}`: {len(report_.results)} change(s) reversed, "
+        f"{works}/{len(report_.checks)} credentials work again"
+    ]
+    lines += [f"• not restorable: {message}" for message in report_.refused[:10]]
+    return [section("\n".join(lines)), context(f"run `{report_.run_id}`")]
+
+
+def confirm(
+    verb: str, agent_id: str, why: str, pending_id: str, user_id: str, second_person: bool
+) -> Blocks:
+    who = "a second on-call engineer" if second_person else f"<@{user_id}>"
+    return [
+        section(
+            f":warning: *{verb} `{agent_id}`* needs a confirmation: {why}.\nOnly {who} can confirm."
+        ),
+        {
+            "type": "actions",
+            "block_id": "killswitch_confirm",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "killswitch_confirm",
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": f"Confirm {verb}"},
+                    "value": pending_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": "killswitch_cancel",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": pending_id,
+                },
+            ],
+        },
+    ]

@@ -1,0 +1,64 @@
+"""What a `/killswitch` slash command says, parsed once at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from killswitch.errors import RefusedError
+from killswitch.guards import validate_agent_id
+
+USAGE = """*`/killswitch` — the kill switch for AI-agent credentials*
+• `/killswitch contain AGENT reason…` — kill every credential of AGENT, prove each one dead
+• `/killswitch dry-run AGENT` — the plan (blast radius), changing nothing
+• `/killswitch status AGENT` — current state, last runs, last verdicts
+• `/killswitch restore AGENT reason…` — undo a containment (false positive; asks to confirm)
+• `/killswitch help` — this text"""
+
+VERBS = ("contain", "dry-run", "status", "restore", "help")
+MUTATING = frozenset({"contain", "restore"})
+NEEDS_REASON = MUTATING
+
+
+class UsageError(RefusedError):
+    code = "usage"
+    remediation = "`/killswitch help` lists the commands."
+
+
+class SlashCommand(BaseModel):
+    """Slack's slash-command payload (form fields). Slack adds fields over time, so unknown
+    ones are ignored here rather than refused; the ones used are required."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    command: str
+    text: str = ""
+    user_id: str
+    user_name: str = ""
+    channel_id: str
+    team_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    verb: str
+    agent_id: str = ""
+    reason: str = ""
+
+
+def parse(text: str) -> Parsed:
+    """`contain agent-7 leaked key` → Parsed("contain", "agent-7", "leaked key")."""
+    words = text.split()
+    if not words or words[0].lower() == "help":
+        return Parsed("help")
+    verb = words[0].lower()
+    if verb not in VERBS:
+        raise UsageError(f"unknown subcommand {words[0]!r}")
+    if len(words) < 2:
+        raise UsageError(f"`{verb}` needs an agent id")
+    agent_id = validate_agent_id(words[1])
+    reason = " ".join(words[2:])
+    if verb in NEEDS_REASON and not reason:
+        raise UsageError(f"`{verb}` needs a reason after the agent id (it goes into the ledger)")
+    return Parsed(verb, agent_id, reason)
