@@ -131,7 +131,7 @@ SeedAgent = Callable[..., str]
 @pytest.fixture(scope="session")
 def saas_url(sandbox: dict[str, Any]) -> str:
     """The root of the Slack/GitHub/OpenAI/Anthropic stand-ins."""
-    return str(sandbox["providers"]["github"]["base_url"]).removesuffix("/github")
+    return str(sandbox["stand_ins"]["saas"]["url"])  # direct: test control never faulted
 
 
 @pytest.fixture

@@ -46,14 +46,48 @@ def up(
     prefect: bool = typer.Option(
         True, "--prefect/--no-prefect", help="Also start a local Prefect server (about 10 s)."
     ),
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms", min=0, help="Latency the fault proxies add to every provider call."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Start the stand-ins in the background and seed the demo fleet; print the endpoints."""
+    """Start the stand-ins in the background and seed the demo fleet; print the endpoints.
+
+    The kill switch reaches every stand-in through a fault proxy of the sandbox's own
+    (`killswitch sandbox fault`); `--latency-ms` makes every provider call that much slower."""
     from killswitch.sandbox import control
 
     with errors_handled(as_json), progress_to_stderr(quiet):
-        status = control.up(default_home(), reset=reset, prefect=prefect)
+        status = control.up(default_home(), reset=reset, prefect=prefect, latency_ms=latency_ms)
     emit_json(status) if as_json else _show(status)
+
+
+@app.command()
+def fault(
+    target: str = typer.Argument(
+        ..., help="aws, vault, saas (Slack/GitHub/OpenAI/Anthropic), or *"
+    ),
+    latency_ms: float = typer.Option(None, "--latency-ms", min=0, help="Per-request latency."),
+    kind: str = typer.Option(
+        None, "--kind", help="throttle, error (503), reset, blackhole; '' clears it."
+    ),
+    count: int = typer.Option(1, "--count", min=0, help="How many requests get the fault."),
+    down: bool = typer.Option(None, "--down/--up", help="Refuse every connection, or stop."),
+    as_json: bool = JSON,
+) -> None:
+    """Inject a fault between the kill switch and a stand-in (chaos drills, benchmarks)."""
+    from killswitch.sandbox import control
+
+    changes: dict[str, object] = {}
+    if latency_ms is not None:
+        changes["latency_ms"] = latency_ms
+    if kind is not None:
+        changes.update(kind=kind, count=count)
+    if down is not None:
+        changes["down"] = down
+    with errors_handled(as_json):
+        described = control.fault(default_home(), target, **changes)
+    emit_json(described) if as_json else out.print(described)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import SecretStr
 
 from killswitch import progress
@@ -165,14 +166,27 @@ def _profile(
 
 
 def _saas_info(saas: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each SaaS stand-in's base URL (where the real provider's API root would be)."""
-    url, keys = saas["url"], saas["admin_keys"]
+    """Each SaaS stand-in's base URL (where the real provider's API root would be), through
+    the fault proxy."""
+    url, keys = saas["proxied"], saas["admin_keys"]
     return {
         "slack": {"base_url": f"{url}/slack/api/"},
         "github": {"base_url": f"{url}/github"},
         "openai": {"base_url": f"{url}/openai/v1", "admin_key": keys["openai"]},
         "anthropic": {"base_url": f"{url}/anthropic/v1", "admin_key": keys["anthropic"]},
     }
+
+
+def _proxy(stand_ins: dict[str, Any], name: str, direct: str) -> str:
+    """Put (or re-point) the fault proxy `name` in front of `direct`; its URL."""
+    port = int(direct.rsplit(":", 1)[1])
+    response = httpx.post(
+        stand_ins["proxy"]["control"],
+        timeout=10,
+        json={"name": name, "upstream_port": port, "latency_ms": stand_ins["proxy"]["latency_ms"]},
+    )
+    response.raise_for_status()
+    return f"http://127.0.0.1:{response.json()['port']}"
 
 
 def _seed(
@@ -199,14 +213,15 @@ def _seed(
     store = Stores([keyring, kv_writer])
     admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url)
     slack_app = saas_fleet.slack_app(saas_url)
+    vault_proxied = _proxy(stand_ins, "vault", vault.addr)
     providers: dict[str, Any] = {
         "aws": {
-            "endpoint_url": moto_url,
+            "endpoint_url": stand_ins["moto"]["proxied"],
             "region": fleet.REGION,
             "access_key_id": admin.access_key_id,
             "secret_access_key": admin.secret_access_key,
         },
-        "vault": {"addr": vault.addr, "token": token, "root_token": vault.root_token},
+        "vault": {"addr": vault_proxied, "token": token, "root_token": vault.root_token},
         **_saas_info(stand_ins["saas"]),
         "slack_app": slack_app,
     }
@@ -257,7 +272,12 @@ def _reseed(home: Path, paths: Paths, state: dict[str, Any], timeout: float) -> 
 
 
 def up(
-    home: Path, *, reset: bool = False, prefect: bool = True, timeout: float = 120
+    home: Path,
+    *,
+    reset: bool = False,
+    prefect: bool = True,
+    latency_ms: float = 0.0,
+    timeout: float = 120,
 ) -> dict[str, Any]:
     """Start the stand-ins (moto, OpenBao, and a Prefect server) and seed the fleet.
 
@@ -274,7 +294,10 @@ def up(
         down(home)
     paths.stand_ins.unlink(missing_ok=True)
     progress.emit("sandbox", "starting stand-ins")
-    pid = _spawn([sys.executable, "-m", MARKER, str(paths.root)], paths.logs / "stand-ins.log")
+    pid = _spawn(
+        [sys.executable, "-m", MARKER, str(paths.root), str(latency_ms)],
+        paths.logs / "stand-ins.log",
+    )
     processes: dict[str, Any] = {"stand-ins": {"pid": pid, "marker": MARKER}}
     prefect_api = None
     if prefect:
@@ -337,6 +360,8 @@ def status(home: Path) -> dict[str, Any]:
         "ledger": str(paths.ledger),
         "logs": str(paths.logs),
         "providers": state.get("providers", {}),
+        # Direct addresses (seeding, scripts) and the fault proxies' control endpoint.
+        "stand_ins": _stand_ins(paths),
         "prefect": {
             "api_url": api_url,
             "ui_url": api_url[: -len("/api")] if api_url else None,
@@ -344,6 +369,26 @@ def status(home: Path) -> dict[str, Any]:
         },
         "processes": processes,
     }
+
+
+def _stand_ins(paths: Paths) -> dict[str, Any]:
+    try:
+        stand_ins: dict[str, Any] = json.loads(paths.stand_ins.read_text())["stand_ins"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return stand_ins
+
+
+def fault(home: Path, target: str, **changes: Any) -> dict[str, Any]:
+    """Change what a stand-in's fault proxy does (target `*`: every one)."""
+    control = _stand_ins(Paths.under(home)).get("proxy", {}).get("control")
+    if not control:
+        raise SandboxError("the sandbox is not running (or predates its fault proxies)")
+    response = httpx.post(f"{control}/{target}", json=changes, timeout=10)
+    if response.status_code != 200:
+        raise SandboxError(f"fault proxy refused: {response.text}")
+    described: dict[str, Any] = response.json()
+    return described
 
 
 def down(home: Path, timeout: float = 15) -> list[str]:

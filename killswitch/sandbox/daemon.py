@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import Server
 
 MARKER = "killswitch.sandbox.daemon"
@@ -33,6 +34,7 @@ def start_moto() -> tuple[Any, int]:
 
 def main(argv: list[str]) -> int:
     root = Path(argv[1])
+    latency_ms = float(argv[2]) if len(argv) > 2 else 0.0
     logging.basicConfig(level=logging.WARNING)
     # Request lines carry no secrets, but nobody needs a line per AWS call in the log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -40,11 +42,20 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     moto, moto_port = start_moto()
-    saas = Server()
+    proxies = Proxies()
+    saas = Server(proxies=proxies)
     saas.start()
+    # The kill switch reaches every stand-in through a fault proxy; seeding goes direct.
+    aws_port = proxies.add("aws", moto_port, latency_ms)
+    saas_port = proxies.add("saas", saas.port, latency_ms)
     stand_ins = {
-        "moto": {"url": f"http://127.0.0.1:{moto_port}", "port": moto_port},
-        "saas": {"url": saas.url, "port": saas.port, "admin_keys": saas.state.admin_keys},
+        "moto": {"url": f"http://127.0.0.1:{moto_port}", "proxied": f"http://127.0.0.1:{aws_port}"},
+        "saas": {
+            "url": saas.url,
+            "proxied": f"http://127.0.0.1:{saas_port}",
+            "admin_keys": saas.state.admin_keys,
+        },
+        "proxy": {"control": f"{saas.url}/_sandbox/proxies", "latency_ms": latency_ms},
     }
     tmp = root / "stand-ins.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -52,6 +63,7 @@ def main(argv: list[str]) -> int:
         json.dump({"pid": os.getpid(), "stand_ins": stand_ins}, handle)
     os.replace(tmp, root / "stand-ins.json")
     stop.wait()
+    proxies.stop()
     saas.stop()
     moto.stop()
     return 0

@@ -18,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import anthropic, github, openai, slack
 from killswitch.sandbox.saas.state import Fault, State
 
 PROVIDERS = ("slack", "github", "openai", "anthropic")
 
 
-def build(state: State) -> Starlette:
+def build(state: State, proxies: Proxies | None = None) -> Starlette:
     async def seed(request: Request) -> JSONResponse:
         body = await request.json()
         provider, owner = body["provider"], body["owner"]
@@ -67,7 +68,40 @@ def build(state: State) -> Starlette:
         with state.lock:
             return JSONResponse(list(state.messages))
 
+    async def proxy_list(request: Request) -> JSONResponse:
+        return JSONResponse(proxies.describe() if proxies else {})
+
+    async def proxy_set(request: Request) -> JSONResponse:
+        """POST {"name", "upstream_port", ["latency_ms"]} adds or re-points a proxy;
+        POST /{name} {"latency_ms", "kind", "count", "retry_after_s", "down"} sets faults."""
+        if proxies is None:
+            return JSONResponse({"error": "no proxies here"}, status_code=404)
+        body = await request.json()
+        name = request.path_params.get("name")
+        try:
+            if name is None:
+                name = str(body["name"])
+                if name in proxies.proxies:
+                    proxies.proxies[name].upstream_port = int(body["upstream_port"])
+                else:
+                    proxies.add(name, int(body["upstream_port"]), float(body.get("latency_ms", 0)))
+                return JSONResponse(proxies.describe()[name])
+            if name == "*":
+                return JSONResponse({n: proxies.set(n, **body) for n in list(proxies.proxies)})
+            return JSONResponse(proxies.set(name, **body))
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def proxy_reset(request: Request) -> JSONResponse:
+        if proxies is not None:
+            proxies.reset_counts()
+        return JSONResponse({"ok": True})
+
     routes: list[Any] = [
+        Route("/_sandbox/proxies", proxy_list, methods=["GET"]),
+        Route("/_sandbox/proxies", proxy_set, methods=["POST"]),
+        Route("/_sandbox/proxies/counts/reset", proxy_reset, methods=["POST"]),
+        Route("/_sandbox/proxies/{name}", proxy_set, methods=["POST"]),
         Route("/_sandbox/seed", seed, methods=["POST"]),
         Route("/_sandbox/faults", faults, methods=["POST"]),
         Route("/_sandbox/settings", settings, methods=["POST"]),
@@ -82,12 +116,12 @@ def build(state: State) -> Starlette:
 class Server:
     """uvicorn on a free loopback port, in a thread of the sandbox daemon."""
 
-    def __init__(self, state: State | None = None) -> None:
+    def __init__(self, state: State | None = None, proxies: Proxies | None = None) -> None:
         self.state = state or State()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(build(self.state), log_level="warning", access_log=False)
+        config = uvicorn.Config(build(self.state, proxies), log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="saas-stand-ins", daemon=True)
 

@@ -1,0 +1,250 @@
+"""A small HTTP/1.1 fault proxy of the project's own (Toxiproxy has no package here).
+
+One listener per stand-in, in front of it on loopback. Per request it can add latency,
+answer a throttling response (AWS `Throttling` XML, or 429 with `Retry-After`), answer a
+5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
+down entirely (connections refused). It counts the requests it forwards, which is how the
+benchmarks know how many provider calls a run made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("throttle", "error", "reset", "blackhole")
+AWS_THROTTLING = (
+    b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender'
+    b"</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>"
+    b"sandbox-proxy</RequestId></ErrorResponse>"
+)
+
+
+@dataclass
+class Faults:
+    """What a proxy does to the next requests: latency always, one kind `count` times."""
+
+    latency_ms: float = 0.0
+    kind: str = ""
+    remaining: int = 0
+    retry_after_s: float = 1.0
+    down: bool = False
+    requests: int = 0
+
+    def take(self) -> str:
+        if self.kind and self.remaining > 0:
+            self.remaining -= 1
+            return self.kind
+        return ""
+
+
+@dataclass
+class Proxy:
+    name: str
+    upstream_port: int
+    faults: Faults = field(default_factory=Faults)
+    port: int = 0
+    server: asyncio.base_events.Server | None = None
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        return None
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, headers: dict[str, str], no_body: bool
+) -> tuple[bytes, bool]:
+    """The raw body of one message, and whether the connection ends with it."""
+    if no_body:
+        return b"", False
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raw = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            raw += size_line
+            size = int(size_line.split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while True:  # trailers, then the empty line
+                    trailer = await reader.readuntil(b"\r\n")
+                    raw += trailer
+                    if trailer == b"\r\n":
+                        return bytes(raw), False
+            raw += await reader.readexactly(size + 2)
+    if "content-length" in headers:
+        return await reader.readexactly(int(headers["content-length"])), False
+    return await reader.read(), True  # delimited by the end of the connection
+
+
+def _canned(status: int, body: bytes, content_type: str, extra: str = "") -> bytes:
+    reason = {429: "Too Many Requests", 400: "Bad Request", 503: "Service Unavailable"}[status]
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode() + body
+
+
+def _throttled(proxy: Proxy) -> bytes:
+    if proxy.name == "aws":  # the IAM query protocol's own throttling error
+        return _canned(400, AWS_THROTTLING, "text/xml")
+    after = max(1, round(proxy.faults.retry_after_s))
+    return _canned(
+        429,
+        b'{"error": "rate limited by the sandbox proxy"}',
+        "application/json",
+        f"Retry-After: {after}\r\n",
+    )
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:  # SO_LINGER 0: close with RST, as a dropped connection looks
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _serve_client(
+    proxy: Proxy, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+) -> None:
+    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    try:
+        while True:
+            head = await _read_head(client_r)
+            if head is None:
+                return
+            headers = _headers(head)
+            body, _ = await _read_body(
+                client_r,
+                headers,
+                "content-length" not in headers and "transfer-encoding" not in headers,
+            )
+            proxy.faults.requests += 1
+            if proxy.faults.latency_ms:
+                await asyncio.sleep(proxy.faults.latency_ms / 1000)
+            fault = proxy.faults.take()
+            if fault == "throttle":
+                client_w.write(_throttled(proxy))
+                await client_w.drain()
+                continue
+            if fault == "error":
+                client_w.write(_canned(503, b"sandbox proxy: injected 503", "text/plain"))
+                await client_w.drain()
+                continue
+            if fault == "reset":
+                _reset(client_w)
+                return
+            if fault == "blackhole":
+                await asyncio.sleep(3600)
+                return
+            if upstream is None:
+                upstream = await asyncio.open_connection("127.0.0.1", proxy.upstream_port)
+            up_r, up_w = upstream
+            up_w.write(head + body)
+            await up_w.drain()
+            method = head.split(b" ", 1)[0]
+            response_head = await _read_head(up_r)
+            if response_head is None:
+                _reset(client_w)
+                return
+            status = int(response_head.split(b" ", 2)[1])
+            response_headers = _headers(response_head)
+            no_body = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
+            response_body, closes = await _read_body(up_r, response_headers, no_body)
+            client_w.write(response_head + response_body)
+            await client_w.drain()
+            if closes or response_headers.get("connection", "").lower() == "close":
+                return
+    except (ConnectionError, asyncio.IncompleteReadError, OSError):
+        return
+    finally:
+        if upstream is not None:
+            upstream[1].close()
+        with contextlib.suppress(Exception):
+            client_w.close()
+
+
+class Proxies:
+    """Every proxy of the sandbox, on one event loop in a thread of the daemon."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="fault-proxy", daemon=True
+        )
+        self.thread.start()
+        self.proxies: dict[str, Proxy] = {}
+
+    def _run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def add(self, name: str, upstream_port: int, latency_ms: float = 0.0) -> int:
+        """Put a proxy in front of `upstream_port`; returns the port clients use."""
+        proxy = Proxy(name, upstream_port, Faults(latency_ms=latency_ms))
+        self._run(self._listen(proxy))
+        self.proxies[name] = proxy
+        return proxy.port
+
+    async def _listen(self, proxy: Proxy) -> None:
+        proxy.server = await asyncio.start_server(
+            lambda r, w: _serve_client(proxy, r, w), "127.0.0.1", proxy.port
+        )
+        proxy.port = int(proxy.server.sockets[0].getsockname()[1])
+
+    def set(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change a proxy's faults: latency_ms, kind + count, retry_after_s, down."""
+        proxy = self.proxies[name]
+        faults = proxy.faults
+        if "latency_ms" in changes:
+            faults.latency_ms = float(changes["latency_ms"])
+        if "kind" in changes:
+            if changes["kind"] and changes["kind"] not in KINDS:
+                raise ValueError(f"unknown fault {changes['kind']!r}; known: {', '.join(KINDS)}")
+            faults.kind, faults.remaining = changes["kind"], int(changes.get("count", 1))
+        if "retry_after_s" in changes:
+            faults.retry_after_s = float(changes["retry_after_s"])
+        if "down" in changes and bool(changes["down"]) != faults.down:
+            faults.down = bool(changes["down"])
+            self._run(self._down(proxy) if faults.down else self._listen(proxy))
+        return self.describe()[name]
+
+    async def _down(self, proxy: Proxy) -> None:
+        if proxy.server is not None:  # the port stays ours; new connections are refused
+            proxy.server.close()
+            await proxy.server.wait_closed()
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {
+                "port": p.port,
+                "upstream_port": p.upstream_port,
+                "latency_ms": p.faults.latency_ms,
+                "fault": p.faults.kind,
+                "remaining": p.faults.remaining,
+                "down": p.faults.down,
+                "requests": p.faults.requests,
+            }
+            for name, p in self.proxies.items()
+        }
+
+    def reset_counts(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.faults.requests = 0
+
+    def stop(self) -> None:
+        for proxy in self.proxies.values():
+            if proxy.server is not None:
+                self.loop.call_soon_threadsafe(proxy.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
