@@ -157,7 +157,7 @@ def _discover(runtime: Runtime, agent: Agent) -> dict[str, Discovery | KillSwitc
         except KillSwitchError as exc:
             return name, exc
 
-    with ThreadPoolExecutor(max_workers=max(1, len(runtime.revokers))) as pool:
+    with ThreadPoolExecutor(max_workers=runtime.provider_workers(len(runtime.revokers))) as pool:
         return dict(pool.map(one, runtime.revokers))
 
 
@@ -393,7 +393,7 @@ def threads(runtime: Runtime, request: Request, plan: Plan) -> list[ProviderOutc
     providers = [p for p in plan.providers if p in runtime.revokers]
     if not providers:
         return []
-    with ThreadPoolExecutor(max_workers=len(providers)) as pool:
+    with ThreadPoolExecutor(max_workers=runtime.provider_workers(len(providers))) as pool:
         return list(pool.map(lambda p: execute(runtime, request, plan, p), providers))
 
 

@@ -240,23 +240,28 @@ def run_provider(
             on_result(result)
     pending = [a for a in plan.actions if not a.in_place]
     workers = max(1, min(revoker.max_workers, max(len(pending), len(plan.credentials))))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool:
+    lookups = max(1, min(16, len(plan.credentials)))
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool,
+        ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material") as reads,
+    ):
+        # Probe material (a secrets store is a round trip too) is read while the actions run.
+        prefetched = {
+            c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials
+        }
         by_ref = {c.ref: c for c in plan.credentials}
 
-        def materials(action: Action) -> Sequence[Material]:
+        def perform_one(action: Action) -> ActionResult:
             # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke
             # API): the revoker says which operations, the engine hands the material over.
             credential = by_ref.get(action.target)
-            if action.operation not in revoker.material_operations or credential is None:
-                return ()
-            return secrets.materials(credential)
+            needed = action.operation in revoker.material_operations and credential is not None
+            materials = prefetched[credential.key].result() if needed and credential else ()
+            return perform(revoker, action, timing.action_deadline_s, materials)
 
         for phase in sorted({a.phase for a in pending}):
             batch = [a for a in pending if a.phase == phase]
-            futures = [
-                pool.submit(perform, revoker, a, timing.action_deadline_s, materials(a))
-                for a in batch
-            ]
+            futures = [pool.submit(perform_one, a) for a in batch]
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)
@@ -266,9 +271,7 @@ def run_provider(
         verifying = time.monotonic()
 
         def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
-            verdict = prove_dead(
-                revoker, credential, materials_for(revoker, secrets, credential), timing
-            )
+            verdict = prove_dead(revoker, credential, prefetched[credential.key].result(), timing)
             on_verdict(credential, verdict)
             return credential, verdict
 

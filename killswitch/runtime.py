@@ -45,6 +45,11 @@ class Runtime:
             revokers=build(list(providers or settings.providers), settings),
         )
 
+    def provider_workers(self, wanted: int) -> int:
+        """How many providers to work on at once (settings.provider_concurrency caps it)."""
+        cap = self.settings.provider_concurrency
+        return max(1, min(wanted, cap) if cap else wanted)
+
     @property
     def timing(self) -> Timing:
         return Timing(

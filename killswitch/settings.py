@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     )
     protected_agents: tuple[str, ...] = DEFAULT_PROTECTED_AGENTS
     providers: tuple[str, ...] = ("aws",)
+    provider_concurrency: int = Field(
+        0, ge=0, description="providers worked on at once (0: all); 1 with max_workers 1 is serial"
+    )
     probe_deadline_s: float = Field(180.0, gt=0, description="AWS IAM is eventually consistent")
     probe_interval_s: float = Field(1.0, gt=0)
     action_deadline_s: float = Field(60.0, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -95,14 +96,27 @@ class AwsRevoker(Revoker):
         )
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
-        found = discovery.find_principals(
-            self.iam, tag_key=self.config.tag_key, agent_id=agent.id, declared=declared
+        with ThreadPoolExecutor(max_workers=1) as side:
+            own = side.submit(self.own_identity)  # one round trip, alongside the tag scan
+            found, users = discovery.find_principals(
+                self.iam, tag_key=self.config.tag_key, agent_id=agent.id, declared=declared
+            )
+            own.result()
+        keys = discovery.keys_by_user(
+            self.iam, (p for p in found if p.kind == "user"), workers=self.max_workers
         )
+        seen = {k.key_id for user_keys in keys.values() for k in user_keys}
+        missing = {r.ref for r in declared if r.kind == "aws.access-key"} - seen
+        extra = [
+            users[name]
+            for name in discovery.key_owners(self.iam, missing, workers=self.max_workers)
+            if name in users and users[name] not in found
+        ]
+        if extra:
+            keys.update(discovery.keys_by_user(self.iam, extra, workers=self.max_workers))
+            found += extra
         skipped = [p.arn for p in found if self._protected(p)]
         principals = [p for p in found if p.arn not in skipped]
-        keys = discovery.keys_by_user(
-            self.iam, (p for p in principals if p.kind == "user"), workers=self.max_workers
-        )
         credentials, grants, actions, destroy = [], [], [], []
         for principal in principals:
             user_keys = keys.get(principal.name, [])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from killswitch.errors import NotFoundError
 from killswitch.models import Action, Credential, CredentialRef, Grant, Verb
 from revokers.aws.errors import translate
 from revokers.aws.policies import (
@@ -64,10 +65,12 @@ class AccessKey:
 
 def find_principals(
     iam: IAMClient, *, tag_key: str, agent_id: str, declared: Sequence[CredentialRef]
-) -> list[Principal]:
-    """Users and roles tagged `tag_key=agent_id`, plus those the inventory declares."""
-    wanted_names = _declared_principal_names(iam, declared)
+) -> tuple[list[Principal], dict[str, Principal]]:
+    """Users and roles tagged `tag_key=agent_id` or declared by name in the inventory, and
+    every user by name (to place declared keys whose owner is not among them)."""
+    wanted = _declared_principal_names(declared)
     found: list[Principal] = []
+    users: dict[str, Principal] = {}
     try:
         pages = iam.get_paginator("get_account_authorization_details").paginate(
             Filter=["User", "Role"]
@@ -79,36 +82,45 @@ def find_principals(
             ):
                 for detail in details:
                     principal = Principal.from_detail(kind, detail)
+                    if kind == "user":
+                        users[principal.name] = principal
                     if (
                         principal.tags.get(tag_key) == agent_id
-                        or (kind, principal.name) in wanted_names
-                        or (kind, principal.arn) in wanted_names
+                        or (kind, principal.name) in wanted
+                        or (kind, principal.arn) in wanted
                     ):
                         found.append(principal)
     except Exception as exc:
         raise translate(exc, doing="iam:GetAccountAuthorizationDetails") from exc
-    return found
+    return found, users
 
 
-def _declared_principal_names(
-    iam: IAMClient, declared: Sequence[CredentialRef]
-) -> set[tuple[str, str]]:
+def _declared_principal_names(declared: Sequence[CredentialRef]) -> set[tuple[str, str]]:
     names: set[tuple[str, str]] = set()
     for ref in declared:
-        if ref.provider != "aws":
-            continue
-        if ref.kind == "aws.user":
-            names.add(("user", ref.ref.rsplit("/", 1)[-1]))
-        elif ref.kind == "aws.role":
-            names.add(("role", ref.ref.rsplit("/", 1)[-1]))
-        elif ref.kind == "aws.access-key":
-            try:
-                owner = iam.get_access_key_last_used(AccessKeyId=ref.ref).get("UserName")
-            except Exception as exc:
-                raise translate(exc, doing=f"iam:GetAccessKeyLastUsed {ref.ref}") from exc
-            if owner:
-                names.add(("user", owner))
+        if ref.provider == "aws" and ref.kind in ("aws.user", "aws.role"):
+            names.add((ref.kind.removeprefix("aws."), ref.ref.rsplit("/", 1)[-1]))
     return names
+
+
+def key_owners(iam: IAMClient, key_ids: Iterable[str], *, workers: int) -> set[str]:
+    """iam:GetAccessKeyLastUsed for declared keys not found on the agent's principals: whose
+    are they? (In parallel; none at all in the common case.)"""
+    key_ids = list(key_ids)
+
+    def owner(key_id: str) -> str:
+        try:
+            return str(iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName") or "")
+        except Exception as exc:
+            error = translate(exc, doing=f"iam:GetAccessKeyLastUsed {key_id}")
+            if isinstance(error, NotFoundError):
+                return ""  # deleted since it was declared
+            raise error from exc
+
+    if not key_ids:
+        return set()
+    with ThreadPoolExecutor(max_workers=min(workers, len(key_ids))) as pool:
+        return {name for name in pool.map(owner, key_ids) if name}
 
 
 def list_keys(iam: IAMClient, user: str) -> list[AccessKey]:

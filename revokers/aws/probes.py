@@ -84,9 +84,10 @@ def _failed(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt
 
 def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
     try:
-        if not principal_exists(admin, credential.principal):
-            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [the principal is deleted]")
+        # The deny first (one read); whether the principal still exists only when it is not.
         deny = quarantine_in_place(admin, credential.principal)
+        if not deny and not principal_exists(admin, credential.principal):
+            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [the principal is deleted]")
     except KillSwitchError as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said}; read-back failed: {exc}")
     if deny:

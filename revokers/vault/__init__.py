@@ -9,6 +9,7 @@ password against Vault, and a lookup of each lease. See shared PROVIDERS.md, Vau
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from killswitch.models import (
@@ -40,6 +41,7 @@ class VaultRevoker(Revoker):
         self.config = config
         self.max_workers = config.max_workers
         self.clients = Clients(config)
+        self.accessors = discovery.AccessorIndex(self.clients, config.max_workers)
         self._own_entity: str | None = None
 
     @classmethod
@@ -57,29 +59,39 @@ class VaultRevoker(Revoker):
         return self._own_entity
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
-        own = self.own_entity()
-        protected = set(self.config.protected_entities)
-        found = discovery.find_entities(self.clients, agent.id, declared)
-        skipped = [
-            f"identity/entity/{e.id}"
-            for e in found
-            if e.id == own or e.id in protected or e.name in protected
-        ]
-        entities = [e for e in found if f"identity/entity/{e.id}" not in skipped]
-        tokens = discovery.token_accessors(self.clients, {e.id for e in entities}, self.max_workers)
         prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]
+        # Independent reads at once: the token scan and the leases do not need the entity.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            own = pool.submit(self.own_entity)
+            scan = pool.submit(self.accessors.scan)
+            leases = pool.submit(discovery.leases, self.clients, prefixes)
+            found = discovery.find_entities(self.clients, agent.id, declared)
+            protected = set(self.config.protected_entities)
+            own_id = own.result()
+            skipped = [
+                f"identity/entity/{e.id}"
+                for e in found
+                if e.id == own_id or e.id in protected or e.name in protected
+            ]
+            entities = [e for e in found if f"identity/entity/{e.id}" not in skipped]
+            secret_ids = dict(
+                zip(
+                    [e.id for e in entities],
+                    pool.map(lambda e: discovery.secret_id_accessors(self.clients, e), entities),
+                    strict=True,
+                )
+            )
+            accessors, lease_ids = scan.result(), leases.result()
         credentials, grants, actions, destroy = [], [], [], []
         for entity in entities:
-            lease_ids = discovery.leases(self.clients, prefixes)
-            own_tokens = [t for t in tokens if t[1].get("entity_id") == entity.id]
-            secret_ids = discovery.secret_id_accessors(self.clients, entity)
+            own_tokens = [(k, v) for k, v in accessors.items() if v.get("entity_id") == entity.id]
             c, g, a = discovery.entity_plan(
-                entity, own_tokens, secret_ids, lease_ids, prefixes, agent.id
+                entity, own_tokens, secret_ids[entity.id], lease_ids, prefixes, agent.id
             )
             credentials += c
             grants += g
             actions += a
-            destroy += discovery.destroy_plan(entity, own_tokens, secret_ids)
+            destroy += discovery.destroy_plan(entity, own_tokens, secret_ids[entity.id])
         return Discovery(
             tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -78,8 +79,14 @@ def find_entities(
             entity = read_entity(clients, entity_id=ref.ref)
             if entity is not None:
                 found[entity.id] = entity
-    for entity in found.values():
-        entity.groups = {gid: _group_name(clients, gid) for gid in entity.group_ids}
+    group_ids = sorted({gid for entity in found.values() for gid in entity.group_ids})
+    if group_ids:
+        with ThreadPoolExecutor(max_workers=min(8, len(group_ids))) as pool:
+            names = dict(
+                zip(group_ids, pool.map(lambda g: _group_name(clients, g), group_ids), strict=True)
+            )
+        for entity in found.values():
+            entity.groups = {gid: names[gid] for gid in entity.group_ids}
     return list(found.values())
 
 
@@ -90,20 +97,41 @@ def _group_name(clients: Clients, group_id: str) -> str:
         raise translate(exc, doing=f"read group {group_id}") from exc
 
 
-def token_accessors(
-    clients: Clients, entity_ids: set[str], workers: int
-) -> list[tuple[str, dict[str, Any]]]:
-    """auth/token/accessors (LIST, sudo) then lookup-accessor each: the entities' live tokens."""
-    if not entity_ids:
-        return []
-    try:
-        keys = _data(clients.own().auth.token.list_accessors()).get("keys", [])
-    except Exception as exc:
-        raise translate(exc, doing="list token accessors") from exc
+class AccessorIndex:
+    """Every live token accessor and what lookup-accessor said of it.
 
-    def lookup(accessor: str) -> tuple[str, dict[str, Any]] | None:
+    Vault has no index from an entity to its tokens: `LIST auth/token/accessors` (sudo) and a
+    lookup each. A token's entity never changes, so lookups are kept for the revoker's life
+    (the warm service pays for each token once); accessors no longer listed are dropped."""
+
+    def __init__(self, clients: Clients, workers: int) -> None:
+        self.clients = clients
+        self.workers = workers
+        self._known: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def scan(self) -> dict[str, dict[str, Any]]:
         try:
-            data = _data(clients.own().auth.token.lookup_accessor(accessor))
+            keys = [
+                str(k)
+                for k in _data(self.clients.own().auth.token.list_accessors()).get("keys", [])
+            ]
+        except Exception as exc:
+            raise translate(exc, doing="list token accessors") from exc
+        with self._lock:
+            self._known = {k: v for k, v in self._known.items() if k in set(keys)}
+            unknown = [k for k in keys if k not in self._known]
+        if unknown:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unknown)))) as pool:
+                looked = dict(zip(unknown, pool.map(self._lookup, unknown), strict=True))
+            with self._lock:
+                self._known.update({k: v for k, v in looked.items() if v is not None})
+        with self._lock:
+            return dict(self._known)
+
+    def _lookup(self, accessor: str) -> dict[str, Any] | None:
+        try:
+            return _data(self.clients.own().auth.token.lookup_accessor(accessor))
         except Exception as exc:
             error = translate(exc, doing="lookup-accessor")
             if isinstance(error, NotFoundError) or getattr(error, "provider_code", "") in (
@@ -111,10 +139,6 @@ def token_accessors(
             ):
                 return None  # revoked since the list was taken
             raise error from exc
-        return (accessor, data) if data.get("entity_id") in entity_ids else None
-
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
-        return [hit for hit in pool.map(lookup, keys) if hit is not None]
 
 
 def secret_id_accessors(clients: Clients, entity: Entity) -> list[tuple[str, str, str]]:

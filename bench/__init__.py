@@ -1,0 +1,1 @@
+"""Benchmarks: time-to-containment against its lower bound, and fleet throughput."""

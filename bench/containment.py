@@ -1,0 +1,174 @@
+"""Time-to-containment: one agent of K credentials over every provider, L ms per call.
+
+Modes, each on a fresh agent per run (containment is destructive):
+  serial     the same revokers, one call after another, no orchestrator (the naive script)
+  parallel   the same plan fanned out, no orchestrator (`--break-glass`)
+  flow-warm  the Prefect `contain` flow in an already-running process (the service path)
+  cli-cold   `killswitch contain` as a fresh process (what an engineer types)
+  bound      the critical-path lower bound: L x (discover -> contain -> probe) for one
+             credential, or the stand-ins' own capacity (calls / their measured ceiling),
+             whichever is larger
+
+    python -m bench.containment [--ks 10,60,240] [--ls 0,50] [--runs 3] [--quick]
+
+Writes bench/results/containment.json and bench/results/*.png; bench/README.md quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ceilings, charts
+from bench.harness import Bench, cli, machine, summary, write
+from killswitch import containment, launch
+from killswitch.containment import Request
+from killswitch.runtime import Runtime
+
+MODES = ("serial", "parallel", "flow_warm", "cli_cold")
+CHAIN = 3  # discover -> contain -> probe: the fewest dependent round trips for one credential
+PROVIDERS = ("aws", "vault", "slack", "github", "openai", "anthropic")
+
+
+def serial_settings(bench: Bench) -> Any:
+    """One provider at a time, one call at a time: the naive script, with the same code."""
+    one = {
+        name: getattr(bench.settings, name).model_copy(update={"max_workers": 1})
+        for name in PROVIDERS
+    }
+    return bench.settings.model_copy(update={"provider_concurrency": 1, **one})
+
+
+def run_once(mode: str, bench: Bench, agent_id: str, warm: Runtime) -> tuple[float, bool, str]:
+    """(seconds to a proven report, proven?, run id)."""
+    if mode == "cli_cold":
+        elapsed, report = cli(bench.home, "contain", agent_id, "--reason", "bench")
+        return elapsed, bool(report.get("ok")), str(report.get("run_id", ""))
+    request_mode = "flow" if mode == "flow_warm" else "break-glass"
+    request = Request(agent_id, "bench", "bench", trigger="bench", mode=request_mode)
+    if mode == "flow_warm":
+        started = time.monotonic()
+        report = launch.contain(warm, request)
+        return time.monotonic() - started, report.ok, report.run_id
+    runtime = Runtime.open(serial_settings(bench) if mode == "serial" else bench.settings)
+    try:
+        started = time.monotonic()
+        report = containment.run(runtime, request)
+        return time.monotonic() - started, report.ok, report.run_id
+    finally:
+        runtime.close()
+
+
+def timeline(bench: Bench, run_id: str) -> list[dict[str, Any]]:
+    """Per credential: when its provider's containment phase ended (probes start only then)
+    and when its probe saw it dead, in seconds since the run started — from the ledger."""
+    rows = list(warm_ledger(bench).rows(run_id=run_id))
+    start = datetime.fromisoformat(rows[0]["ts"])
+
+    def at(row: dict[str, Any]) -> float:
+        return (datetime.fromisoformat(row["ts"]) - start).total_seconds()
+
+    contained: dict[str, float] = {}
+    for row in rows:
+        if row["detail"].get("verb") in ("contain", "detach"):
+            contained[row["provider"]] = max(contained.get(row["provider"], 0.0), at(row))
+    probes = [
+        {
+            "provider": row["provider"],
+            "credential": row["credential"],
+            "contained_s": contained.get(row["provider"], 0.0),
+            "dead_s": at(row),
+            "verdict": row["outcome"],
+        }
+        for row in rows
+        if row["action"] == "probe"
+    ]
+    return sorted(probes, key=lambda r: (r["provider"], r["dead_s"]))
+
+
+def warm_ledger(bench: Bench) -> Any:
+    from killswitch.ledger import Ledger
+
+    return Ledger(bench.settings.ledger_file)
+
+
+def runs_for(mode: str, k: int, latency_ms: float, runs: int) -> int:
+    # The naive script at large K and real latency takes minutes: once is enough to know.
+    if mode == "serial" and k * max(latency_ms, 1) > 3000:
+        return 1
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ks", default="10,60,240")
+    parser.add_argument("--ls", default="0,50")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="K=10,60; L=50; 1 run")
+    args = parser.parse_args(argv)
+    ks = [10, 60] if args.quick else [int(k) for k in args.ks.split(",")]
+    ls = [50.0] if args.quick else [float(x) for x in args.ls.split(",")]
+    runs = 1 if args.quick else args.runs
+    home = Path(tempfile.mkdtemp(prefix="killswitch-bench-"))
+    bench = Bench.start(home)
+    warm = Runtime.open(bench.settings)
+    try:
+        print(f"bench home {home}; measuring the stand-ins' ceilings", flush=True)
+        ceiling = ceilings.measure(bench)
+        print("ceilings (requests/s):", {k: round(v) for k, v in ceiling.items()}, flush=True)
+        warm_agent, _ = bench.seed(10)
+        launch.contain(warm, Request(warm_agent, "warm-up", "bench", mode="flow"))
+        rows, timelines = [], {}
+        for latency_ms in ls:
+            bench.latency(latency_ms)
+            for k in ks:
+                row: dict[str, Any] = {"K": k, "L": latency_ms, "machine": machine()}
+                calls: dict[str, int] = {}
+                for mode in MODES:
+                    samples, proven = [], True
+                    for _ in range(runs_for(mode, k, latency_ms, runs)):
+                        agent_id, actual = bench.seed(k)
+                        bench.reset_calls()
+                        seconds, ok, run_id = run_once(mode, bench, agent_id, warm)
+                        samples.append(seconds)
+                        proven = proven and ok
+                        row["K_actual"] = actual
+                        if mode == "parallel":
+                            calls = bench.calls()
+                        if mode == "flow_warm" and latency_ms and k == 60:
+                            timelines[f"K{k}_L{int(latency_ms)}"] = timeline(bench, run_id)
+                    stats = summary(samples)
+                    row[f"{mode}_s"] = stats["median"]
+                    row[f"{mode}_spread_s"] = [stats["min"], stats["max"]]
+                    row[f"{mode}_runs"] = len(samples)
+                    row[f"{mode}_proven"] = proven
+                    print(
+                        f"K={k:>3} L={latency_ms:>4.0f} {mode:<9} {stats['median']:7.3f}s "
+                        f"({len(samples)} run(s), proven={proven})",
+                        flush=True,
+                    )
+                capacity = max(calls.get(name, 0) / ceiling[name] for name in ceiling)
+                row["calls"] = calls
+                row["bound_s"] = max(CHAIN * latency_ms / 1000, capacity)
+                row["bound_parts"] = {"chain_s": CHAIN * latency_ms / 1000, "capacity_s": capacity}
+                row["serial_over_parallel"] = row["serial_s"] / row["parallel_s"]
+                row["flow_warm_over_bound"] = row["flow_warm_s"] / row["bound_s"]
+                row["runs"] = runs
+                rows.append(row)
+        write("containment", rows)
+        write("containment_timeline", timelines)
+        write("ceilings", {"requests_per_s": ceiling, "machine": machine()})
+        charts.draw(rows, timelines)
+        print(f"wrote {len(rows)} rows to bench/results/containment.json", flush=True)
+    finally:
+        warm.close()
+        bench.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

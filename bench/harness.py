@@ -1,0 +1,178 @@
+"""What the benchmarks share: a sandbox of their own, agents of K credentials, the proxies.
+
+Seeding goes straight to the stand-ins (not through the fault proxies), so only the
+containment itself pays the injected latency. GitHub's simulated revocation delay is set to
+zero: it is the provider's, not ours, and would hide everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from killswitch.inventory import Inventory
+from killswitch.models import CredentialRef
+from killswitch.sandbox import control, fleet, saas_fleet, vault_fleet
+from killswitch.sandbox.state import Paths
+from killswitch.secrets import KeyringFile, Stores
+from killswitch.settings import Settings, VaultSettings, load_settings
+from revokers.vault.material import VaultKvSource
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+SAAS_SPLIT = (
+    ("slack", "token", {}),
+    ("github", "token", {}),
+    ("openai", "api_key", {}),
+    ("anthropic", "api_key", {}),
+)
+
+
+def machine() -> str:
+    cpus = os.cpu_count() or 0
+    return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}"
+
+
+@dataclass
+class Bench:
+    """A running sandbox for benchmarks, and what it takes to seed agents into it."""
+
+    home: Path
+    status: dict[str, Any]
+    settings: Settings
+    inventory: Inventory
+    store: Stores
+    admin: fleet.Admin
+    vault: vault_fleet.Vault
+
+    @classmethod
+    def start(cls, home: Path) -> Bench:
+        os.environ["KILLSWITCH_HOME"] = str(home)
+        status = control.up(home, prefect=True)
+        settings = load_settings(profile=Paths.under(home).profile)
+        stand_ins = status["stand_ins"]
+        vault_info = status["providers"]["vault"]
+        direct_vault = vault_fleet.Vault(_direct_vault(status), vault_info["root_token"])
+        writer = VaultKvSource(
+            VaultSettings(
+                addr=direct_vault.addr,
+                token=SecretStr(direct_vault.root_token),
+                kv_prefix=vault_fleet.KV_PREFIX,
+            )
+        )
+        assert settings.keyring_path is not None
+        aws = status["providers"]["aws"]
+        bench = cls(
+            home=home,
+            status=status,
+            settings=settings,
+            inventory=Inventory(settings.inventory_file),
+            store=Stores([KeyringFile(settings.keyring_path), writer]),
+            admin=fleet.Admin(
+                stand_ins["moto"]["url"], aws["access_key_id"], aws["secret_access_key"]
+            ),
+            vault=direct_vault,
+        )
+        saas_fleet.set_github_delay(bench.saas_url, 0.0)
+        return bench
+
+    @property
+    def saas_url(self) -> str:
+        return str(self.status["stand_ins"]["saas"]["url"])
+
+    @property
+    def proxy_control(self) -> str:
+        return str(self.status["stand_ins"]["proxy"]["control"])
+
+    def latency(self, ms: float) -> None:
+        httpx.post(f"{self.proxy_control}/*", json={"latency_ms": ms}, timeout=10)
+
+    def calls(self) -> dict[str, int]:
+        described = httpx.get(self.proxy_control, timeout=10).json()
+        return {name: int(p["requests"]) for name, p in described.items()}
+
+    def reset_calls(self) -> None:
+        httpx.post(f"{self.proxy_control}/counts/reset", timeout=10)
+
+    def seed(self, k: int) -> tuple[str, int]:
+        """A fresh agent holding about K credentials over every provider; (id, actual K)."""
+        agent_id = f"bench-{k}-{uuid.uuid4().hex[:6]}"
+        users = max(1, round(k * 0.15))
+        tokens = max(1, round(k * 0.15))
+        certificates = max(1, round(k * 0.05))
+        spec = fleet.AgentSpec(
+            agent_id,
+            "bench",
+            "benchmark agent",
+            users=tuple((f"u{i}", 2) for i in range(users)),
+            saas=False,
+            vault=False,
+            groups=("agents-readonly",),
+        )
+        fleet.seed_agent(self.admin, self.inventory, self.store, spec)
+        vault_fleet.seed_agent(
+            self.vault, self.store, agent_id, "bench", tokens=tokens, certificates=certificates
+        )
+        rest = max(0, k - (2 * users + 1) - (tokens + 1 + 2 + certificates))
+        for i in range(rest):
+            provider, field, extra = SAAS_SPLIT[i % len(SAAS_SPLIT)]
+            minted = saas_fleet.mint(self.saas_url, provider, agent_id, **extra)
+            self.inventory.declare(agent_id, CredentialRef(provider, minted["kind"], minted["ref"]))
+            self.store.add(
+                minted["kind"], minted["ref"], {field: minted["secret"]}, agent_id=agent_id
+            )
+        actual = 2 * users + 1 + tokens + 3 + certificates + rest
+        return agent_id, actual
+
+    def stop(self) -> None:
+        control.down(self.home)
+
+
+def _direct_vault(status: dict[str, Any]) -> str:
+    proxied = status["providers"]["vault"]["addr"]
+    port = int(proxied.rsplit(":", 1)[1])
+    described = httpx.get(status["stand_ins"]["proxy"]["control"], timeout=10).json()
+    upstream = next(p["upstream_port"] for p in described.values() if p["port"] == port)
+    return f"http://127.0.0.1:{upstream}"
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1]}
+
+
+def cli(home: Path, *args: str, timeout: float = 600) -> tuple[float, dict[str, Any]]:
+    """Run the real `killswitch` command; (wall seconds, its JSON)."""
+    exe = str(Path(sys.executable).parent / "killswitch")
+    env = {**os.environ, "KILLSWITCH_HOME": str(home), "KILLSWITCH_ACTOR": "bench"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [exe, *args, "--json", "-q"],
+        env=env,
+        capture_output=True,  # noqa: S603
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    return elapsed, json.loads(done.stdout)
+
+
+def write(name: str, data: Any) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
