@@ -338,7 +338,7 @@ def finish(
             errors=list(report.errors),
             total_s=round(report.timings.total_s, 4),
         )
-    return replace(report, ledger_verified=runtime.ledger.verify().ok)
+    return replace(report, ledger_verified=runtime.ledger.verify_new().ok)
 
 
 def check_untouched(runtime: Runtime, exclude: str, *, per_agent: int = 4) -> list[UntouchedCheck]:

@@ -8,6 +8,7 @@ retried, with jittered backoff, inside the action deadline.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,6 +31,7 @@ from killswitch.models import (
     Outcome,
     Plan,
     ProviderOutcome,
+    Verb,
     Verdict,
     VerdictStatus,
 )
@@ -259,13 +261,22 @@ def run_provider(
             materials = prefetched[credential.key].result() if needed and credential else ()
             return perform(revoker, action, timing.action_deadline_s, materials)
 
-        for phase in sorted({a.phase for a in pending}):
-            batch = [a for a in pending if a.phase == phase]
-            futures = [pool.submit(perform_one, a) for a in batch]
-            for future in as_completed(futures):
+        def run(actions: Sequence[Action]) -> None:
+            for future in as_completed([pool.submit(perform_one, a) for a in actions]):
                 result = future.result()
                 results.append(result)
                 on_result(result)
+
+        # Containment first: what stops every credential authenticating. Grants come off
+        # while the probes run (a detach changes no verdict), unless a decommission must
+        # delete things first, in phases, and probe what is left after.
+        destroying = any(a.verb is Verb.DESTROY for a in pending)
+        run([a for a in pending if a.verb is Verb.CONTAIN])
+        detaching = [a for a in pending if a.verb is Verb.DETACH]
+        if destroying:
+            run(detaching)
+            for phase in sorted({a.phase for a in pending if a.verb is Verb.DESTROY}):
+                run([a for a in pending if a.verb is Verb.DESTROY and a.phase == phase])
         contain_s = time.monotonic() - started
         on_phase("probing")
         verifying = time.monotonic()
@@ -275,7 +286,12 @@ def run_provider(
             on_verdict(credential, verdict)
             return credential, verdict
 
+        # A driver thread of its own, not a pool worker: with one worker (the serial mode) a
+        # worker waiting on the pool's own queue would wait forever.
+        detach = threading.Thread(target=run, args=([] if destroying else detaching,))
+        detach.start()
         verdicts = list(pool.map(verdict_for, plan.credentials))
+        detach.join()
     return ProviderOutcome(
         provider=revoker.provider,
         results=tuple(results),

@@ -71,3 +71,5 @@ class Runtime:
     def close(self) -> None:
         for revoker in self.revokers.values():
             revoker.close()
+        self.ledger.close()
+        self.inventory.close()

@@ -118,3 +118,42 @@ def test_audit_verify_exits_1_on_a_broken_chain(tmp_path: Path, tamper: str) -> 
     broken = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
     assert broken.returncode == 1
     assert "BROKEN" in broken.stdout
+
+
+def test_the_hot_path_check_verifies_what_is_new_from_a_verified_head(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    assert ledger.verify_new().ok  # first call: the whole chain
+    ledger.append(Entry("r2", "bob", "cli", "agent-9", "probe", "dead"))
+    assert ledger.verify_new().ok
+    assert ledger.verify_new().entries == 7
+    sql(ledger, "UPDATE entries SET outcome = 'alive' WHERE seq = 7")  # the verified head
+    assert not ledger.verify_new().ok
+    assert not ledger.verify().ok
+
+
+def test_a_tampered_head_row_is_found(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    sql(ledger, "DELETE FROM entries WHERE seq = 6")
+    sql(ledger, "UPDATE head SET seq = 5, hash = (SELECT hash FROM entries WHERE seq = 5)")
+    result = ledger.verify()
+    assert not result.ok and any("head row" in p for p in result.problems)
+
+
+def test_verify_while_others_append_sees_one_consistent_snapshot(tmp_path: Path) -> None:
+    import threading
+
+    filled(tmp_path, 50)
+    other = Ledger(tmp_path / "ledger.db")
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            other.append(Entry("r", "a", "t", "agent-x", "probe", "dead"))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert all(Ledger(tmp_path / "ledger.db").verify().ok for _ in range(20))
+    finally:
+        stop.set()
+        thread.join()
