@@ -286,18 +286,21 @@ def run_provider(
             on_verdict(credential, verdict)
             return credential, verdict
 
-        # A driver thread of its own, not a pool worker: with one worker (the serial mode) a
-        # worker waiting on the pool's own queue would wait forever.
+        # Probes are queued first: they decide the verdicts; the detach actions follow them
+        # into the pool from a driver thread of its own (not a pool worker: with one worker,
+        # the serial mode, a worker waiting on the pool's own queue would wait forever).
+        probing = [pool.submit(verdict_for, c) for c in plan.credentials]
         detach = threading.Thread(target=run, args=([] if destroying else detaching,))
         detach.start()
-        verdicts = list(pool.map(verdict_for, plan.credentials))
+        verdicts = [future.result() for future in probing]
+        verify_s = time.monotonic() - verifying
         detach.join()
     return ProviderOutcome(
         provider=revoker.provider,
         results=tuple(results),
         verdicts=tuple(verdicts),
         contain_s=contain_s,
-        verify_s=time.monotonic() - verifying,
+        verify_s=verify_s,
         started=started,
         finished=time.monotonic(),
     )

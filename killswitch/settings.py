@@ -76,7 +76,7 @@ class VaultSettings(BaseModel):
         "killswitch/material",
         description="probe material at <kv_mount>/<prefix>/<agent>/<kind>/<ref>",
     )
-    max_workers: int = Field(16, ge=1, le=128)
+    max_workers: int = Field(32, ge=1, le=128, description="Vault serves many reads at once")
     timeout_s: float = 10.0
 
 

@@ -163,9 +163,19 @@ async def _serve_client(
             response_headers = _headers(response_head)
             no_body = method == b"HEAD" or status in (204, 304) or 100 <= status < 200
             response_body, closes = await _read_body(up_r, response_headers, no_body)
+            upstream_closes = response_headers.get("connection", "").lower() == "close"
+            if upstream_closes and not closes:
+                # moto's dev server closes every connection; real AWS keeps them alive. The
+                # message is delimited, so keep the client's connection and reconnect
+                # upstream instead (what a client of the real provider would see).
+                response_head = response_head.replace(b"Connection: close\r\n", b"").replace(
+                    b"connection: close\r\n", b""
+                )
+                upstream[1].close()
+                upstream = None
             client_w.write(response_head + response_body)
             await client_w.drain()
-            if closes or response_headers.get("connection", "").lower() == "close":
+            if closes:
                 return
     except (ConnectionError, asyncio.IncompleteReadError, OSError):
         return

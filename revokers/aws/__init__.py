@@ -68,6 +68,7 @@ class AwsRevoker(Revoker):
         self._lock = threading.Lock()
         self._probe_clients: dict[tuple[str, ...], IAMClient] = {}
         self._own_arn: str | None = None
+        self._read_backs = probes.ReadBacks()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsRevoker:
@@ -157,7 +158,7 @@ class AwsRevoker(Revoker):
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
         if not material.get("access_key_id") or not material.get("secret_access_key"):
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
-        return probes.probe(self.iam, self._client_for(material), credential)
+        return probes.probe(self.iam, self._client_for(material), credential, self._read_backs)
 
     def read_back(self, credential: Credential) -> Verdict:
         return probes.read_back(self.iam, credential)

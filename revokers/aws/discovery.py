@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -247,17 +248,24 @@ def _grant_actions(
     grants: list[Grant] = []
     actions: list[Action] = []
 
-    def add(kind: str, operation: str, ref: str) -> None:
+    def add(kind: str, operation: str, ref: str, **extra: str) -> None:
         grants.append(Grant("aws", kind, principal.arn, ref, agent_id))
-        actions.append(_action(Verb.DETACH, operation, principal, ref, False, who))
+        actions.append(_action(Verb.DETACH, operation, principal, ref, False, {**who, **extra}))
 
     for group in principal.groups:
         add("aws.group-membership", "remove-from-group", group)
     for policy_arn in principal.attached:
         add("aws.managed-policy", f"detach-{principal.kind}-policy", policy_arn)
-    for name in principal.inline:
+    for name, document in principal.inline.items():
         if name not in OWN_POLICIES:
-            add("aws.inline-policy", f"delete-{principal.kind}-inline-policy", name)
+            # The document as discovery read it: deleting then costs one call, and restore
+            # puts back exactly what was there.
+            add(
+                "aws.inline-policy",
+                f"delete-{principal.kind}-inline-policy",
+                name,
+                document=document if isinstance(document, str) else json.dumps(document),
+            )
     return grants, actions
 
 

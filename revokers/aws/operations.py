@@ -88,16 +88,20 @@ def _detach_policy(iam: IAMClient, action: Action) -> Done:
 
 
 def _delete_inline(iam: IAMClient, action: Action) -> Done:
-    """iam:Get{User,Role}Policy (document kept for undo), then iam:Delete{User,Role}Policy."""
+    """iam:Delete{User,Role}Policy; the document (kept for undo) comes from discovery, or
+    from iam:Get{User,Role}Policy when the plan did not carry it."""
     name = action.target
+    document: Any = action.params.get("document")
     try:
         if "role" in action.params:
             role = action.params["role"]
-            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            if document is None:
+                document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
             iam.delete_role_policy(RoleName=role, PolicyName=name)
         else:
             user = action.params["user"]
-            document = iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"]
+            if document is None:
+                document = iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"]
             iam.delete_user_policy(UserName=user, PolicyName=name)
     except Exception as exc:
         _already_if_missing(exc, f"delete inline policy {name}")

@@ -8,6 +8,8 @@ read back on the principal, so an implicit deny is never mistaken for a kill.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -45,7 +47,27 @@ def probe_call(client: IAMClient, credential: Credential) -> str:
     return "iam:GetUser"
 
 
-def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeAttempt:
+class ReadBacks:
+    """Principals whose deny-all was just read back. Several keys of one user are probed at
+    once: one read-back serves them all for a few seconds (it was put there a moment ago)."""
+
+    def __init__(self, ttl_s: float = 3.0) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, principal: str) -> bool:
+        with self._lock:
+            return time.monotonic() - self._seen.get(principal, -1e9) < self.ttl_s
+
+    def saw(self, principal: str) -> None:
+        with self._lock:
+            self._seen[principal] = time.monotonic()
+
+
+def probe(
+    admin: IAMClient, client: IAMClient, credential: Credential, read_backs: ReadBacks | None = None
+) -> ProbeAttempt:
     """One attempt with the agent's credential; classify the provider's answer."""
     call = "iam:GetRole" if credential.kind == "aws.role" else "iam:GetUser"
     try:
@@ -56,7 +78,7 @@ def probe(admin: IAMClient, client: IAMClient, credential: Credential) -> ProbeA
         if code in DEAD_CODES:
             return ProbeAttempt(ProbeOutcome.REJECTED, said)
         if code in DENIED_CODES:
-            return _denied(admin, credential, said)
+            return _denied(admin, credential, said, read_backs or ReadBacks(0))
         if code == "SignatureDoesNotMatch":
             return ProbeAttempt(
                 ProbeOutcome.INCONCLUSIVE,
@@ -82,10 +104,16 @@ def _failed(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt
     return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said)
 
 
-def _denied(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:
+def _denied(
+    admin: IAMClient, credential: Credential, said: str, read_backs: ReadBacks
+) -> ProbeAttempt:
     try:
         # The deny first (one read); whether the principal still exists only when it is not.
-        deny = quarantine_in_place(admin, credential.principal)
+        deny = read_backs.fresh(credential.principal) or quarantine_in_place(
+            admin, credential.principal
+        )
+        if deny:
+            read_backs.saw(credential.principal)
         if not deny and not principal_exists(admin, credential.principal):
             return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [the principal is deleted]")
     except KillSwitchError as exc:

@@ -60,11 +60,15 @@ class VaultRevoker(Revoker):
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
         prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]
-        # Independent reads at once: the token scan and the leases do not need the entity.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        # Independent reads at once: the token scan, the leases, the groups and the AppRole
+        # named after the agent do not need the entity first.
+        with ThreadPoolExecutor(max_workers=6) as pool:
             own = pool.submit(self.own_entity)
             scan = pool.submit(self.accessors.scan)
             leases = pool.submit(discovery.leases, self.clients, prefixes)
+            groups = pool.submit(discovery.group_names, self.clients)
+            conventional = ("approle", agent.id)
+            approle = pool.submit(discovery.approle_secret_ids, self.clients, *conventional)
             found = discovery.find_entities(self.clients, agent.id, declared)
             protected = set(self.config.protected_entities)
             own_id = own.result()
@@ -74,13 +78,13 @@ class VaultRevoker(Revoker):
                 if e.id == own_id or e.id in protected or e.name in protected
             ]
             entities = [e for e in found if f"identity/entity/{e.id}" not in skipped]
-            secret_ids = dict(
-                zip(
-                    [e.id for e in entities],
-                    pool.map(lambda e: discovery.secret_id_accessors(self.clients, e), entities),
-                    strict=True,
-                )
-            )
+            known = {conventional: approle.result()}
+            secret_ids = {
+                e.id: discovery.secret_id_accessors(self.clients, e, known) for e in entities
+            }
+            names = groups.result()
+            for entity in entities:
+                entity.groups = {gid: names.get(gid, gid) for gid in entity.group_ids}
             accessors, lease_ids = scan.result(), leases.result()
         credentials, grants, actions, destroy = [], [], [], []
         for entity in entities:

@@ -79,22 +79,42 @@ def find_entities(
             entity = read_entity(clients, entity_id=ref.ref)
             if entity is not None:
                 found[entity.id] = entity
-    group_ids = sorted({gid for entity in found.values() for gid in entity.group_ids})
-    if group_ids:
-        with ThreadPoolExecutor(max_workers=min(8, len(group_ids))) as pool:
-            names = dict(
-                zip(group_ids, pool.map(lambda g: _group_name(clients, g), group_ids), strict=True)
-            )
-        for entity in found.values():
-            entity.groups = {gid: names[gid] for gid in entity.group_ids}
     return list(found.values())
 
 
-def _group_name(clients: Clients, group_id: str) -> str:
+def group_names(clients: Clients) -> dict[str, str]:
+    """LIST identity/group/id: every group's id and name in one call."""
     try:
-        return str(_data(clients.own().secrets.identity.read_group(group_id)).get("name", group_id))
+        listed = _data(clients.own().adapter.list("/v1/identity/group/id"))
     except Exception as exc:
-        raise translate(exc, doing=f"read group {group_id}") from exc
+        error = translate(exc, doing="list identity groups")
+        if isinstance(error, NotFoundError):
+            return {}
+        raise error from exc
+    info = listed.get("key_info") or {}
+    return {str(gid): str(meta.get("name", gid)) for gid, meta in info.items()}
+
+
+def approle_secret_ids(clients: Clients, mount: str, role: str) -> tuple[str, list[str]] | None:
+    """The role's role-id and its secret-id accessors (both reads at once); None: no role."""
+    client = clients.own()
+
+    def role_id() -> str:
+        return str(_data(client.auth.approle.read_role_id(role, mount_point=mount))["role_id"])
+
+    def accessors() -> list[str]:
+        listed = client.auth.approle.list_secret_id_accessors(role, mount_point=mount)
+        return [str(a) for a in _data(listed).get("keys", [])]
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            got_id, got_accessors = pool.submit(role_id), pool.submit(accessors)
+            return got_id.result(), got_accessors.result()
+    except Exception as exc:
+        error = translate(exc, doing=f"list secret-ids of {mount}/{role}")
+        if isinstance(error, NotFoundError):
+            return None
+        raise error from exc
 
 
 class AccessorIndex:
@@ -141,27 +161,24 @@ class AccessorIndex:
             raise error from exc
 
 
-def secret_id_accessors(clients: Clients, entity: Entity) -> list[tuple[str, str, str]]:
+def secret_id_accessors(
+    clients: Clients,
+    entity: Entity,
+    known: Mapping[tuple[str, str], tuple[str, list[str]] | None] | None = None,
+) -> list[tuple[str, str, str]]:
     """(mount, role, accessor) for each AppRole alias of the entity whose role is named after
-    the agent: LIST auth/<mount>/role/<role>/secret-id."""
+    the agent (`known` holds what was already read, by (mount, role))."""
     found = []
     for alias in entity.aliases:
         if alias.get("mount_type") != "approle":
             continue
         mount = str(alias.get("mount_path", "auth/approle/")).removeprefix("auth/").rstrip("/")
         role = entity.name
-        client = clients.own()
-        try:
-            role_id = _data(client.auth.approle.read_role_id(role, mount_point=mount))["role_id"]
-            if role_id != alias.get("name"):
-                continue  # the alias belongs to a role of another name: not ours to guess
-            listed = client.auth.approle.list_secret_id_accessors(role, mount_point=mount)
-        except Exception as exc:
-            error = translate(exc, doing=f"list secret-ids of {mount}/{role}")
-            if isinstance(error, NotFoundError):
-                continue
-            raise error from exc
-        found += [(mount, role, str(a)) for a in _data(listed).get("keys", [])]
+        key = (mount, role)
+        read = known[key] if known and key in known else approle_secret_ids(clients, mount, role)
+        if read is None or read[0] != alias.get("name"):
+            continue  # no such role, or the alias belongs to a role of another name
+        found += [(mount, role, accessor) for accessor in read[1]]
     return found
 
 

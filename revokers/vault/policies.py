@@ -9,6 +9,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "identity/entity/name/*:read",
         "identity/entity/id/*:read",
         "identity/group/id/*:read",
+        "identity/group/id:list",
         "auth/token/lookup-self:read",
         "auth/token/accessors:list,sudo",
         "auth/token/lookup-accessor:update",
