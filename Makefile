@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
 .PHONY: demo test lint fmt bench clean sandbox-down
 
 $(STAMP): pyproject.toml constraints.txt
@@ -11,6 +13,16 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev]"
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,bench]"
+	touch $(BENCH_STAMP)
+
+# Not part of `make test`: about 10 minutes; writes bench/results/ (see bench/README.md).
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.containment
+	$(PY) -m bench.fleet
+	$(PY) -m bench.report
 
 demo: $(STAMP)
 	$(VENV)/bin/killswitch demo

@@ -172,6 +172,7 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
             "contain_s": round(report.timings.contain_s, 4),
             "verify_s": round(report.timings.verify_s, 4),
             "total_s": round(report.timings.total_s, 4),
+            "proven_s": round(report.timings.proven_s, 4),
             "providers": {
                 p.provider: {
                     "start_s": round(p.start_s, 4),

@@ -322,6 +322,7 @@ def finish(
             contain_s=max((o.contain_s for o in outcomes), default=0.0),
             verify_s=max((o.verify_s for o in outcomes), default=0.0),
             total_s=time.monotonic() - started,
+            proven_s=max((o.proven - started for o in outcomes), default=0.0),
             providers=tuple(
                 ProviderTiming(
                     o.provider, o.started - started, o.contain_s, o.verify_s, o.finished - started

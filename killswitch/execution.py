@@ -78,7 +78,12 @@ def perform(
     revoker: Revoker, action: Action, deadline_s: float, materials: Sequence[Material] = ()
 ) -> ActionResult:
     """Perform one action, retrying transient errors; a failure is a result, not a raise."""
-    return attempt(lambda a: revoker.perform(a, materials), action, action, deadline_s)
+
+    def gated(a: Action) -> ActionResult:
+        with revoker.gate:
+            return revoker.perform(a, materials)
+
+    return attempt(gated, action, action, deadline_s)
 
 
 def attempt(
@@ -100,7 +105,8 @@ def attempt(
 def _attempt(revoker: Revoker, credential: Credential, material: Material) -> ProbeAttempt:
     """One probe; whatever goes wrong in it is inconclusive, never a crash of the run."""
     try:
-        return revoker.probe(credential, material)
+        with revoker.gate:
+            return revoker.probe(credential, material)
     except KillSwitchError as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{exc.code}: {exc.message}")
     except Exception as exc:
@@ -293,7 +299,8 @@ def run_provider(
         detach = threading.Thread(target=run, args=([] if destroying else detaching,))
         detach.start()
         verdicts = [future.result() for future in probing]
-        verify_s = time.monotonic() - verifying
+        proven = time.monotonic()
+        verify_s = proven - verifying
         detach.join()
     return ProviderOutcome(
         provider=revoker.provider,
@@ -303,4 +310,5 @@ def run_provider(
         verify_s=verify_s,
         started=started,
         finished=time.monotonic(),
+        proven=proven,
     )

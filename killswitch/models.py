@@ -195,6 +195,7 @@ class ProviderOutcome:
     verify_s: float
     started: float = 0.0
     finished: float = 0.0
+    proven: float = 0.0  # when the last verdict came in (grants may still be coming off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,8 @@ class Timings:
     contain_s: float = 0.0
     verify_s: float = 0.0
     total_s: float = 0.0
+    # Time to containment: from the start to the last credential's verdict.
+    proven_s: float = 0.0
     providers: tuple[ProviderTiming, ...] = ()
 
 

@@ -132,7 +132,8 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
     t = report.timings
     console.print(
         f"timings: plan {t.plan_s:.2f}s · contain {t.contain_s:.2f}s · "
-        f"verify {t.verify_s:.2f}s · total {t.total_s:.2f}s"
+        f"verify {t.verify_s:.2f}s · every credential proven at {t.proven_s:.2f}s · "
+        f"total {t.total_s:.2f}s"
     )
     if len(t.providers) > 1:
         spans = " · ".join(f"{p.provider} {p.start_s:.2f}→{p.end_s:.2f}s" for p in t.providers)

@@ -7,6 +7,7 @@ and raises only `killswitch.errors` types; the engine retries `TransientError` a
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from killswitch.secrets import Material
 from killswitch.settings import Settings
 
 VERBS = ("discover", "contain", "detach", "probe", "restore")
+_GATES = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,17 @@ class Revoker(ABC):
     material_operations: ClassVar[frozenset[str]] = frozenset()
     permissions: ClassVar[Mapping[str, tuple[str, ...]]]
     max_workers: int = 8
+    _gate: threading.BoundedSemaphore | None = None
+
+    @property
+    def gate(self) -> threading.BoundedSemaphore:
+        """At most `max_workers` calls to this provider at once, across every run of the
+        process (the warm service contains several agents at a time)."""
+        if self._gate is None:
+            with _GATES:
+                if self._gate is None:
+                    self._gate = threading.BoundedSemaphore(self.max_workers)
+        return self._gate
 
     @classmethod
     @abstractmethod

@@ -8,8 +8,10 @@ password against Vault, and a lookup of each lease. See shared PROVIDERS.md, Vau
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from killswitch.models import (
@@ -37,16 +39,17 @@ class VaultRevoker(Revoker):
     stand_in = "openbao"
     permissions = policies.PERMISSIONS
 
-    def __init__(self, config: VaultSettings) -> None:
+    def __init__(self, config: VaultSettings, cache: Path | None = None) -> None:
         self.config = config
         self.max_workers = config.max_workers
         self.clients = Clients(config)
-        self.accessors = discovery.AccessorIndex(self.clients, config.max_workers)
+        self.accessors = discovery.AccessorIndex(self.clients, config.max_workers, cache)
         self._own_entity: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VaultRevoker:
-        return cls(settings.vault)
+        where = hashlib.sha256(str(settings.vault.addr).encode()).hexdigest()[:12]
+        return cls(settings.vault, settings.home / "cache" / f"vault-accessors-{where}.json")
 
     def own_entity(self) -> str:
         """The entity behind the kill switch's own token ('' for a root or entity-less token)."""

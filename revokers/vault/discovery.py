@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from killswitch.errors import NotFoundError
@@ -121,14 +124,36 @@ class AccessorIndex:
     """Every live token accessor and what lookup-accessor said of it.
 
     Vault has no index from an entity to its tokens: `LIST auth/token/accessors` (sudo) and a
-    lookup each. A token's entity never changes, so lookups are kept for the revoker's life
-    (the warm service pays for each token once); accessors no longer listed are dropped."""
+    lookup each — thousands of round trips in a busy Vault. What a lookup says of a token
+    (its entity, name, issue time) never changes, so it is kept: for the revoker's life, and
+    in a cache file across processes (a cold `killswitch contain` looks up only the tokens
+    minted since). Accessors no longer listed (revoked) are dropped."""
 
-    def __init__(self, clients: Clients, workers: int) -> None:
+    KEPT = ("entity_id", "display_name", "issue_time", "path")
+
+    def __init__(self, clients: Clients, workers: int, cache: Path | None = None) -> None:
         self.clients = clients
         self.workers = workers
-        self._known: dict[str, dict[str, Any]] = {}
+        self.cache = cache
         self._lock = threading.Lock()
+        self._known: dict[str, dict[str, Any]] = self._load()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self.cache is None:
+            return {}
+        try:
+            loaded: dict[str, dict[str, Any]] = json.loads(self.cache.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded
+
+    def _save(self, known: dict[str, dict[str, Any]]) -> None:
+        if self.cache is None:
+            return
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, self.cache)
 
     def scan(self) -> dict[str, dict[str, Any]]:
         try:
@@ -146,12 +171,15 @@ class AccessorIndex:
                 looked = dict(zip(unknown, pool.map(self._lookup, unknown), strict=True))
             with self._lock:
                 self._known.update({k: v for k, v in looked.items() if v is not None})
+                known = dict(self._known)
+            self._save(known)
         with self._lock:
             return dict(self._known)
 
     def _lookup(self, accessor: str) -> dict[str, Any] | None:
         try:
-            return _data(self.clients.own().auth.token.lookup_accessor(accessor))
+            data = _data(self.clients.own().auth.token.lookup_accessor(accessor))
+            return {k: data.get(k) for k in self.KEPT}
         except Exception as exc:
             error = translate(exc, doing="lookup-accessor")
             if isinstance(error, NotFoundError) or getattr(error, "provider_code", "") in (

@@ -51,7 +51,15 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert len(report["grants_detached"]) == 12
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
-    assert set(report["timings"]) == {"plan_s", "contain_s", "verify_s", "total_s", "providers"}
+    assert set(report["timings"]) == {
+        "plan_s",
+        "contain_s",
+        "verify_s",
+        "total_s",
+        "proven_s",
+        "providers",
+    }
+    assert 0 < report["timings"]["proven_s"] <= report["timings"]["total_s"]
     assert len(report["timings"]["providers"]) == 6
     assert "aws: done: 4/4 dead" in stderr  # progress goes to stderr, JSON to stdout
 

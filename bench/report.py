@@ -1,0 +1,77 @@
+"""Write the results tables into bench/README.md (between its `results` markers)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bench.harness import RESULTS, ROOT
+
+README = ROOT / "bench" / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _containment(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| K | L ms | serial | parallel | flow-warm | cli-cold | bound | serial / parallel "
+        "| flow-warm / bound | provider calls (aws · vault · saas) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        calls = r.get("calls", {})
+        lines.append(
+            f"| {r['K_actual']} | {r['L']:.0f} | {r['serial_s']:.2f} | {r['parallel_s']:.2f} "
+            f"| {r['flow_warm_s']:.2f} | {r['cli_cold_s']:.2f} | {r['bound_s']:.2f} "
+            f"| **{r['serial_over_parallel']:.1f}** | **{r['flow_warm_over_bound']:.1f}** "
+            f"| {calls.get('aws', 0)} · {calls.get('vault', 0)} · {calls.get('saas', 0)} |"
+        )
+    runs = sorted({r.get("flow_warm_runs", 0) for r in rows})
+    lines.append("")
+    lines.append(
+        f"Medians of {', '.join(map(str, runs))} run(s) each (serial: one run where it "
+        "takes minutes); seconds from the start of the run until every credential "
+        f"was proven dead. Machine: {rows[0]['machine'] if rows else '?'}."
+    )
+    return "\n".join(lines)
+
+
+def _fleet(data: dict[str, Any]) -> str:
+    return (
+        f"{data['credentials']} credentials of {data['agents']} agents "
+        f"({data['concurrent_containments']} containments at a time, {data['latency_ms']:.0f} ms "
+        f"per call): **{data['credentials_per_s']:.1f} credentials/s**, all proven: "
+        f"{data['all_proven']}. The stand-ins could have served these "
+        f"{sum(data['calls'].values())} calls at most at "
+        f"{data['ceiling_credentials_per_s']:.1f} credentials/s "
+        f"({100 * data['fraction_of_ceiling']:.0f}% of that ceiling reached)."
+    )
+
+
+def main() -> int:
+    parts = []
+    containment = RESULTS / "containment.json"
+    if containment.exists():
+        parts.append(_containment(json.loads(containment.read_text())))
+    ceilings = RESULTS / "ceilings.json"
+    if ceilings.exists():
+        rps = json.loads(ceilings.read_text())["requests_per_s"]
+        parts.append(
+            "Stand-ins' own ceilings, measured alone (requests/s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in rps.items())
+            + "."
+        )
+    fleet = RESULTS / "fleet.json"
+    if fleet.exists():
+        parts.append(_fleet(json.loads(fleet.read_text())))
+    body = "\n\n".join(parts) or "(no results yet: run `make bench`)"
+    text = README.read_text()
+    text = re.sub(
+        re.escape(START) + r".*?" + re.escape(END), f"{START}\n{body}\n{END}", text, flags=re.S
+    )
+    README.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
