@@ -13,6 +13,7 @@ from killswitch.models import (
     ContainmentReport,
     Credential,
     Grant,
+    Nhi,
     Plan,
     RestoreReport,
     Verb,
@@ -70,6 +71,23 @@ def agent_to_dict(agent: Agent) -> dict[str, Any]:
         "purpose": agent.purpose,
         "environment": agent.environment,
         "expires_at": _iso(agent.expires_at),
+    }
+
+
+def nhi_to_dict(nhi: Nhi) -> dict[str, Any]:
+    return {
+        "provider": nhi.provider,
+        "kind": nhi.kind,
+        "ref": nhi.ref,
+        "principal": nhi.principal,
+        "agent_tag": nhi.agent_tag,
+        "works": nhi.works,
+        "privileged": nhi.privileged,
+        "protected": nhi.protected,
+        "created_at": _iso(nhi.created_at),
+        "last_used_at": _iso(nhi.last_used_at),
+        "expires_at": _iso(nhi.expires_at),
+        "detail": nhi.detail,
     }
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from killswitch import progress
 from killswitch.codec import action_to_dict
 from killswitch.errors import KillSwitchError, RefusedError
-from killswitch.execution import check_alive, materials_for, retrying_transient, run_provider
+from killswitch.execution import check_alive, materials_for, run_provider
 from killswitch.guards import resolve_agent, validate_reason
 from killswitch.ledger import Entry
 from killswitch.models import (
@@ -38,6 +38,7 @@ from killswitch.models import (
     Verdict,
     VerdictStatus,
 )
+from killswitch.retry import retrying_transient
 from killswitch.runtime import Runtime
 from revokers.base import Discovery
 
@@ -300,7 +301,9 @@ def finish(
     grants = tuple(r for r in results if r.action.verb is Verb.DETACH)
     others = tuple(r for r in results if r.action.verb is not Verb.DETACH and id(r) not in claimed)
     if request.mode != "dry-run" and plan.actions:
-        status = AgentStatus.DECOMMISSIONED if request.destroys else AgentStatus.CONTAINED
+        # A retired agent stays retired when a sweep contains what it left behind.
+        retired = request.destroys or plan.agent.status is AgentStatus.DECOMMISSIONED
+        status = AgentStatus.DECOMMISSIONED if retired else AgentStatus.CONTAINED
         runtime.inventory.set_status(plan.agent.id, status)
     report = ContainmentReport(
         run_id=request.run_id,

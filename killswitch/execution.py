@@ -15,15 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_before_delay,
-    wait_random_exponential,
-)
-
-from killswitch.errors import KillSwitchError, TransientError
+from killswitch.errors import KillSwitchError
 from killswitch.models import (
     Action,
     ActionResult,
@@ -35,6 +27,7 @@ from killswitch.models import (
     Verdict,
     VerdictStatus,
 )
+from killswitch.retry import retrying_transient
 from killswitch.secrets import Material, SecretSource
 from revokers.base import ProbeAttempt, ProbeOutcome, Revoker
 
@@ -49,29 +42,6 @@ class Timing:
     action_deadline_s: float
     probe_deadline_s: float
     probe_interval_s: float
-
-
-_backoff = wait_random_exponential(multiplier=0.1, max=5)
-
-
-def _wait(state: RetryCallState) -> float:
-    """Jittered exponential backoff, but never sooner than the provider's Retry-After."""
-    base = _backoff(state)
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    hinted = getattr(error, "retry_after", None)
-    return max(base, float(hinted)) if hinted else base
-
-
-def retrying_transient(deadline_s: float) -> Retrying:
-    """Retry TransientError alone, with jittered exponential backoff, until the deadline."""
-    return Retrying(
-        retry=retry_if_exception_type(TransientError),
-        # Stop before a wait (a long Retry-After, say) would carry past the deadline.
-        stop=stop_before_delay(deadline_s),
-        wait=_wait,
-        reraise=True,
-    )
 
 
 def perform(

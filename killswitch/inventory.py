@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,10 @@ class Inventory:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock, self._db:
             yield self._db
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection, locked, in one transaction (for tables kept beside the inventory)."""
+        return self._tx()
 
     def close(self) -> None:
         with self._lock:
@@ -130,6 +134,17 @@ class Inventory:
                 (agent_id,),
             ).fetchall()
         return [CredentialRef(*row) for row in rows]
+
+    def declared_by(self) -> dict[tuple[str, str], list[str]]:
+        """(kind, ref) → the agents whose entry declares that credential."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT kind, ref, agent_id FROM declared_credentials ORDER BY agent_id"
+            ).fetchall()
+        found: dict[tuple[str, str], list[str]] = {}
+        for kind, ref, agent_id in rows:
+            found.setdefault((kind, ref), []).append(agent_id)
+        return found
 
     def record_undo(
         self, *, run_id: str, agent_id: str, action: Action, data: Mapping[str, Any]

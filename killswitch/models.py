@@ -292,3 +292,30 @@ class RestoreReport:
             and all(r.outcome is not Outcome.FAILED for r in self.results)
             and all(v.status is VerdictStatus.ALIVE for _, v in self.checks)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Nhi:
+    """One non-human identity a provider holds, as an enumeration saw it (never the secret).
+
+    `agent_tag` is the agent its tag, metadata or name convention points at ("" when none);
+    `works` is False when the provider already refuses it (an inactive key, a quarantined
+    principal); `privileged` when it carries administrator-like power; `protected` when the
+    provider's settings protect it (reported, never acted on)."""
+
+    provider: str
+    kind: str
+    ref: str
+    principal: str
+    agent_tag: str = ""
+    works: bool = True
+    privileged: bool = False
+    protected: bool = False
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.ref}"

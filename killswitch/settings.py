@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from killswitch.errors import ConfigurationError
@@ -65,6 +65,9 @@ class VaultSettings(BaseModel):
     protected_entities: tuple[str, ...] = Field(
         (), description="entity names or ids never touched (break-glass operators)"
     )
+    protected_accessors: tuple[str, ...] = Field(
+        (), description="token accessors a sweep reports but never acts on (a root token)"
+    )
     lease_prefixes: tuple[str, ...] = Field(
         ("pki/issue/{agent}/",), description="each agent's own lease prefixes ({agent} = its id)"
     )
@@ -113,6 +116,58 @@ class SlackAppSettings(BaseModel):
     confirmation_ttl_s: int = Field(600, ge=30)
 
 
+SweepAction = Literal["report", "notify", "contain", "destroy"]
+SWEEP_ACTIONS: dict[str, SweepAction] = {
+    "zombie": "destroy",
+    "expired": "contain",
+    "orphan": "notify",
+    "stale": "notify",
+    "long-lived": "notify",
+    "reused": "notify",
+}
+
+
+class SweepSettings(BaseModel):
+    """The scheduled zombie sweep: what counts as stale or long-lived, and what it does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stale_days: int = Field(90, ge=1, description="not used for this long: stale")
+    rotation_days: int = Field(180, ge=1, description="older than this: long-lived")
+    notify_grace_s: int = Field(
+        7 * 86400, ge=0, description="between telling the owner and containing"
+    )
+    destroy_grace_s: int = Field(
+        7 * 86400, ge=0, description="between containing and destroying for good"
+    )
+    actions: dict[str, SweepAction] = Field(
+        default_factory=lambda: dict(SWEEP_ACTIONS),
+        description="per category: report, notify (the owner), contain, destroy (after contain)",
+    )
+    notify_channel: str = Field(
+        "C0NHIHYGIENE", description="where findings without an owner's Slack id are posted"
+    )
+    cron: str | None = Field(
+        "0 6 * * *", description="when `killswitch serve` runs the sweep (None: never)"
+    )
+    timezone: str = "UTC"
+
+    @field_validator("actions")
+    @classmethod
+    def _agent_level(cls, actions: dict[str, SweepAction]) -> dict[str, SweepAction]:
+        known = set(SWEEP_ACTIONS)
+        unknown = set(actions) - known
+        if unknown:
+            raise ValueError(f"unknown categories {sorted(unknown)}; known: {sorted(known)}")
+        acting = {c for c, a in actions.items() if a in ("contain", "destroy")}
+        if acting - {"zombie", "expired"}:
+            raise ValueError(
+                "only zombie and expired findings can be contained or destroyed (they name an "
+                f"agent); {sorted(acting - {'zombie', 'expired'})} can be reported or notified"
+            )
+        return {**SWEEP_ACTIONS, **actions}
+
+
 class Settings(BaseSettings):
     """Everything a run needs to know; parsed once at the edge."""
 
@@ -147,6 +202,7 @@ class Settings(BaseSettings):
     openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")
     anthropic: HttpProviderSettings = HttpProviderSettings(base_url="https://api.anthropic.com/v1")
     slack_app: SlackAppSettings = SlackAppSettings()
+    sweep: SweepSettings = SweepSettings()
 
     @classmethod
     def settings_customise_sources(

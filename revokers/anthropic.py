@@ -4,12 +4,21 @@ with the key itself against `GET /models`: 401 or 404 is dead, 400 says nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
 
-from killswitch.models import Action, ActionResult, Credential, Outcome, Verdict, VerdictStatus
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Credential,
+    Nhi,
+    Outcome,
+    Verdict,
+    VerdictStatus,
+)
 from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
@@ -25,8 +34,9 @@ class AnthropicRevoker(HttpRevoker):
     stand_in = "saas"
     operation = "deactivate-key"
     reversible = True
+    enumerable = True
     permissions = {
-        "discover": (),
+        "discover": ("admin key: GET /organizations/api_keys (sweep)",),
         "contain": ("admin key: POST /organizations/api_keys/{id} status=inactive",),
         "detach": (),
         "probe": ("GET /models with the key itself", "admin key: GET /organizations/api_keys"),
@@ -44,6 +54,28 @@ class AnthropicRevoker(HttpRevoker):
     def admin_headers(self) -> dict[str, str]:
         bearer = super().admin_headers()["Authorization"].removeprefix("Bearer ")
         return {"x-api-key": bearer, "anthropic-version": VERSION}
+
+    def enumerate(self) -> Iterator[Nhi]:
+        """GET /organizations/api_keys (active and inactive), page by page. A key names its
+        agent by its name; Anthropic does not say when a key was last used."""
+        for status in ("active", "inactive"):
+            for key in self.pages("/organizations/api_keys", cursor="after_id", status=status):
+                created = key.get("created_at")
+                yield Nhi(
+                    provider="anthropic",
+                    kind="anthropic.api-key",
+                    ref=str(key["id"]),
+                    principal=f"anthropic:{key.get('workspace_id') or 'default'}",
+                    agent_tag=str(key.get("name") or "").split("/", 1)[0],
+                    works=status == "active",
+                    created_at=datetime.fromisoformat(created.replace("Z", "+00:00"))
+                    if created
+                    else None,
+                    expires_at=datetime.fromisoformat(key["expires_at"].replace("Z", "+00:00"))
+                    if key.get("expires_at")
+                    else None,
+                    detail=f"key {status}",
+                )
 
     async def _set_status(self, key_id: str, status: str) -> httpx.Response:
         path = f"/organizations/api_keys/{key_id}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
@@ -23,6 +23,7 @@ from killswitch.models import (
     Credential,
     CredentialRef,
     Grant,
+    Nhi,
     Outcome,
     UndoRecord,
     Verdict,
@@ -66,6 +67,8 @@ class Revoker(ABC):
     provider: ClassVar[str]
     credential_kinds: ClassVar[tuple[str, ...]]
     grant_kinds: ClassVar[tuple[str, ...]]
+    # Principals the inventory may declare by name besides credentials (an IAM user).
+    principal_kinds: ClassVar[tuple[str, ...]] = ()
     stand_in: ClassVar[str]
     # Kinds probed by asking the provider directly (e.g. a lease lookup): no secret needed.
     self_probing_kinds: ClassVar[tuple[str, ...]] = ()
@@ -74,6 +77,9 @@ class Revoker(ABC):
     material_operations: ClassVar[frozenset[str]] = frozenset()
     permissions: ClassVar[Mapping[str, tuple[str, ...]]]
     max_workers: int = 8
+    # Whether `enumerate` lists every NHI the provider holds (Slack and GitHub cannot: their
+    # tokens are known from the inventory only).
+    enumerable: ClassVar[bool] = False
     _gate: threading.BoundedSemaphore | None = None
 
     @property
@@ -116,6 +122,11 @@ class Revoker(ABC):
     @abstractmethod
     def permission_policy(cls) -> dict[str, Any]:
         """The least-privilege policy the kill switch's own identity needs here."""
+
+    def enumerate(self) -> Iterator[Nhi]:
+        """Every NHI the provider holds, streamed page by page (memory stays flat however
+        many there are); the kill switch's own identity is left out."""
+        raise NotImplementedError(f"{self.provider} cannot list its credentials")
 
     def close(self) -> None:  # noqa: B027  (an optional hook, not every revoker holds pools)
         """Release clients and connection pools."""

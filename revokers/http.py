@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import abstractmethod
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -29,6 +29,7 @@ from killswitch.models import (
     Verb,
     Verdict,
 )
+from killswitch.retry import retrying_transient
 from killswitch.secrets import Material
 from killswitch.settings import HttpProviderSettings
 from revokers.base import Discovery, ProbeAttempt, Revoker
@@ -108,6 +109,29 @@ class HttpRevoker(Revoker):
                 retry_after=retry_after(response),
             )
         return response
+
+    def pages(
+        self, path: str, *, cursor: str, limit: int = 100, **params: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paged admin listing (`data`, `has_more`, `last_id`), one
+        page in memory at a time; a page is retried on transient errors within a
+        deadline (the provider's timeout × 3)."""
+        after: str | None = None
+        while True:
+            query = {"limit": str(limit), **params, **({cursor: after} if after else {})}
+            response = retrying_transient(self.config.timeout_s * 3)(self._get, path, query)
+            if response.status_code != 200:
+                raise self.refused(response, f"GET {path}")
+            body = response.json()
+            yield from body.get("data", [])
+            after = body.get("last_id")
+            if not body.get("has_more") or not after:
+                return
+
+    def _get(self, path: str, query: Mapping[str, str]) -> httpx.Response:
+        return self._loop.run(
+            self.request("GET", path, headers=self.admin_headers(), params=dict(query))
+        )
 
     def admin_headers(self) -> dict[str, str]:
         if self.config.admin_key is None:

@@ -5,10 +5,11 @@ Credential refs are `<project id>/<key id>`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from killswitch.models import Action, Credential, Verdict, VerdictStatus
+from killswitch.models import Action, Credential, Nhi, Verdict, VerdictStatus
 from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
@@ -22,8 +23,9 @@ class OpenAIRevoker(HttpRevoker):
     stand_in = "saas"
     operation = "delete-project-key"
     reversible = False
+    enumerable = True
     permissions = {
-        "discover": (),
+        "discover": ("admin key: api.management.read (list projects and their keys, sweep)",),
         "contain": ("admin key: api.management.write (DELETE project api_keys)",),
         "detach": (),
         "probe": ("GET /models with the key itself", "admin key: api.management.read (read-back)"),
@@ -39,6 +41,23 @@ class OpenAIRevoker(HttpRevoker):
         return {
             "admin_key": "an organisation admin key (sk-admin-…) allowed to manage project API keys"
         }
+
+    def enumerate(self) -> Iterator[Nhi]:
+        """GET /organization/projects, then each project's /api_keys, page by page. A key
+        names its agent by its name (`<agent-id>` or `<agent-id>/<purpose>`)."""
+        for project in self.pages("/organization/projects", cursor="after"):
+            path = f"/organization/projects/{project['id']}/api_keys"
+            for key in self.pages(path, cursor="after"):
+                yield Nhi(
+                    provider="openai",
+                    kind="openai.api-key",
+                    ref=f"{project['id']}/{key['id']}",
+                    principal=f"openai:{project['id']}",
+                    agent_tag=str(key.get("name") or "").split("/", 1)[0],
+                    created_at=_epoch(key.get("created_at")),
+                    last_used_at=_epoch(key.get("last_used_at")),
+                    detail=f"project {project.get('name', project['id'])}",
+                )
 
     @staticmethod
     def _path(ref: str) -> str:
@@ -83,3 +102,7 @@ class OpenAIRevoker(HttpRevoker):
             f"read back: GET {path} → {response.status_code} (still listed)",
             to_prove=to_prove,
         )
+
+
+def _epoch(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(float(value), UTC) if value else None

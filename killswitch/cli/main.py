@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import typer
 
-from killswitch.cli import audit, sandbox
+from killswitch.cli import audit, inventory, sandbox, sweep
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
@@ -24,7 +24,7 @@ from killswitch.cli.common import (
     progress_to_stderr,
 )
 from killswitch.cli.common import actor as current_actor
-from killswitch.codec import agent_to_dict, report_to_dict, restore_to_dict
+from killswitch.codec import report_to_dict, restore_to_dict
 from killswitch.containment import Request
 from killswitch.report import render_containment, render_restore
 from killswitch.runtime import Runtime
@@ -40,8 +40,8 @@ app = typer.Typer(
 )
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
-inventory_app = typer.Typer(help="The inventory of agents.", no_args_is_help=True)
-app.add_typer(inventory_app, name="inventory")
+app.command("sweep")(sweep.sweep)
+app.add_typer(inventory.app, name="inventory")
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
@@ -274,44 +274,6 @@ def permissions(
                 }
             )
         )
-
-
-@inventory_app.command("list")
-def inventory_list(
-    agent: str = typer.Option(None, "--agent", help="Only this agent."), as_json: bool = JSON
-) -> None:
-    """List the agents the inventory knows, with their status and declared credentials."""
-    from killswitch.inventory import Inventory
-
-    with errors_handled(as_json):
-        settings = load_settings()
-        inventory = Inventory(settings.inventory_file)
-        agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
-        rows = [
-            {
-                **agent_to_dict(a),
-                "declared": [f"{c.kind}:{c.ref}" for c in inventory.declared(a.id)],
-                "protected": a.id in settings.protected_agents,
-            }
-            for a in agents
-        ]
-    if as_json:
-        emit_json({"target": settings.target, "agents": rows})
-        return
-    from rich.table import Table
-
-    table = Table(title=f"agents ({settings.target})")
-    for column in ("id", "owner", "status", "protected", "declared credentials"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["id"],
-            row["owner"],
-            row["status"],
-            "yes" if row["protected"] else "",
-            str(len(row["declared"])),
-        )
-    out.print(table)
 
 
 def main() -> None:

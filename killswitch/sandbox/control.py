@@ -25,11 +25,12 @@ from pydantic import SecretStr
 from killswitch import progress
 from killswitch.errors import SandboxError
 from killswitch.inventory import Inventory
-from killswitch.sandbox import fleet, saas_fleet, vault_fleet
+from killswitch.sandbox import fleet, saas_fleet, sweep_fleet, vault_fleet
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import DEFAULT_PROTECTED_AGENTS, VaultSettings
+from killswitch.sightings import Sightings
 from revokers.vault.material import VaultKvSource
 
 PREFECT_MARKER = "prefect server start"
@@ -157,6 +158,7 @@ def _profile(
             "addr": vault["addr"],
             "token": vault["token"],
             "protected_entities": ["breakglass"],
+            "protected_accessors": [vault["root_accessor"]],
             "probe_read_path": vault_fleet.PROBE_READ_PATH,
             "kv_prefix": vault_fleet.KV_PREFIX,
         },
@@ -199,6 +201,7 @@ def _seed(
     inventory = Inventory(paths.inventory)
     keyring = KeyringFile(paths.keyring)
     inventory.clear()
+    Sightings(inventory).clear()
     keyring.clear()
     progress.emit(
         "sandbox", "seeding the demo fleet (AWS, Vault, Slack, GitHub, OpenAI, Anthropic)"
@@ -212,6 +215,8 @@ def _seed(
     moto_url, saas_url = stand_ins["moto"]["url"], stand_ins["saas"]["url"]
     store = Stores([keyring, kv_writer])
     admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url)
+    seeded = sweep_fleet.seed(admin, inventory, store, vault, saas_url)
+    _write_private(paths.root / "sweep-seeded.json", seeded.as_dict())
     slack_app = saas_fleet.slack_app(saas_url)
     vault_proxied = _proxy(stand_ins, "vault", vault.addr)
     providers: dict[str, Any] = {
@@ -221,7 +226,12 @@ def _seed(
             "access_key_id": admin.access_key_id,
             "secret_access_key": admin.secret_access_key,
         },
-        "vault": {"addr": vault_proxied, "token": token, "root_token": vault.root_token},
+        "vault": {
+            "addr": vault_proxied,
+            "token": token,
+            "root_token": vault.root_token,
+            "root_accessor": sweep_fleet.root_accessor(vault),
+        },
         **_saas_info(stand_ins["saas"]),
         "slack_app": slack_app,
     }
@@ -360,6 +370,8 @@ def status(home: Path) -> dict[str, Any]:
         "ledger": str(paths.ledger),
         "logs": str(paths.logs),
         "providers": state.get("providers", {}),
+        # What `killswitch sweep` should find among the healthy fleet (references only).
+        "sweep_seeded": _read_json(paths.root / "sweep-seeded.json"),
         # Direct addresses (seeding, scripts) and the fault proxies' control endpoint.
         "stand_ins": _stand_ins(paths),
         "prefect": {
@@ -369,6 +381,13 @@ def status(home: Path) -> dict[str, Any]:
         },
         "processes": processes,
     }
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _stand_ins(paths: Paths) -> dict[str, Any]:

@@ -8,7 +8,7 @@ credential against a call the deny blocks. See shared PROVIDERS.md, AWS section.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +21,13 @@ from killswitch.models import (
     Agent,
     Credential,
     CredentialRef,
+    Nhi,
     UndoRecord,
     Verdict,
 )
 from killswitch.secrets import Material
 from killswitch.settings import AwsSettings, Settings
-from revokers.aws import discovery, operations, policies, probes
+from revokers.aws import discovery, enumeration, operations, policies, probes
 from revokers.aws.errors import translate
 from revokers.base import Discovery, ProbeAttempt, ProbeOutcome, Revoker, revoker
 
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 @revoker("aws")
 class AwsRevoker(Revoker):
     credential_kinds = ("aws.access-key", "aws.role")
+    principal_kinds = ("aws.user", "aws.role")
     grant_kinds = ("aws.group-membership", "aws.managed-policy", "aws.inline-policy")
     stand_in = "moto"
+    enumerable = True
     permissions = policies.PERMISSIONS
 
     def __init__(self, config: AwsSettings) -> None:
@@ -131,6 +134,16 @@ class AwsRevoker(Revoker):
             destroy += discovery.destroy_plan(principal, user_keys)
         return Discovery(
             tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
+        )
+
+    def enumerate(self) -> Iterator[Nhi]:
+        own = self.own_identity()
+        return enumeration.enumerate_account(
+            self.iam,
+            tag_key=self.config.tag_key,
+            workers=self.max_workers,
+            skip=lambda p: p.arn == own or f":assumed-role/{p.name}/" in own,
+            protected=self._protected,
         )
 
     def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:

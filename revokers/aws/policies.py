@@ -38,6 +38,15 @@ def revoke_sessions(before: datetime) -> dict[str, Any]:
 
 def is_deny_all(document: Any) -> bool:
     """True when the document denies every action on every resource, unconditionally."""
+    return _everything(document, "Deny")
+
+
+def is_allow_all(document: Any) -> bool:
+    """True when the document allows every action on every resource (administrator)."""
+    return _everything(document, "Allow")
+
+
+def _everything(document: Any, effect: str) -> bool:
     if isinstance(document, str):
         document = json.loads(document)
     statements = document.get("Statement", []) if isinstance(document, dict) else []
@@ -47,7 +56,7 @@ def is_deny_all(document: Any) -> bool:
         actions = statement.get("Action")
         resources = statement.get("Resource")
         if (
-            statement.get("Effect") == "Deny"
+            statement.get("Effect") == effect
             and actions in ("*", ["*"])
             and resources in ("*", ["*"])
             and not statement.get("Condition")

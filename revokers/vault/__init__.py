@@ -9,7 +9,7 @@ password against Vault, and a lookup of each lease. See shared PROVIDERS.md, Vau
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,14 @@ from killswitch.models import (
     Agent,
     Credential,
     CredentialRef,
+    Nhi,
     UndoRecord,
     Verdict,
 )
 from killswitch.secrets import Material
 from killswitch.settings import Settings, VaultSettings
 from revokers.base import Discovery, ProbeAttempt, Revoker, revoker
-from revokers.vault import discovery, operations, policies, probes
+from revokers.vault import discovery, enumeration, operations, policies, probes
 from revokers.vault.client import Clients
 from revokers.vault.errors import translate
 
@@ -34,9 +35,11 @@ from revokers.vault.errors import translate
 @revoker("vault")
 class VaultRevoker(Revoker):
     credential_kinds = ("vault.token", "vault.secret-id", "vault.userpass", "vault.lease")
+    principal_kinds = ("vault.entity",)
     grant_kinds = ("vault.group-membership",)
     self_probing_kinds = ("vault.lease",)
     stand_in = "openbao"
+    enumerable = True
     permissions = policies.PERMISSIONS
 
     def __init__(self, config: VaultSettings, cache: Path | None = None) -> None:
@@ -45,6 +48,7 @@ class VaultRevoker(Revoker):
         self.clients = Clients(config)
         self.accessors = discovery.AccessorIndex(self.clients, config.max_workers, cache)
         self._own_entity: str | None = None
+        self._own_accessor = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VaultRevoker:
@@ -59,7 +63,26 @@ class VaultRevoker(Revoker):
             except Exception as exc:
                 raise translate(exc, doing="auth/token/lookup-self (own identity)") from exc
             self._own_entity = str(data.get("entity_id") or "")
+            self._own_accessor = str(data.get("accessor") or "")
         return self._own_entity
+
+    def enumerate(self) -> Iterator[Nhi]:
+        own = self.own_entity()
+        protected = set(self.config.protected_entities)
+        accessors = set(self.config.protected_accessors)
+
+        def is_protected(accessor: str, entity: discovery.Entity | None) -> bool:
+            return accessor in accessors or (
+                entity is not None
+                and (entity.id == own or entity.id in protected or entity.name in protected)
+            )
+
+        return enumeration.enumerate_tokens(
+            self.clients,
+            workers=self.max_workers,
+            own_accessor=self._own_accessor,
+            protected=is_protected,
+        )
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
         prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]

@@ -58,11 +58,39 @@ def build(state: State, proxies: Proxies | None = None) -> Starlette:
         return JSONResponse({"ok": True})
 
     async def reset(request: Request) -> JSONResponse:
-        with state.lock:
-            state.tokens.clear()
-            state.faults.clear()
-            state.messages.clear()
+        state.clear()
         return JSONResponse({"ok": True})
+
+    async def backdate(request: Request) -> JSONResponse:
+        """{"access_key_id", "created_days_ago", "last_used_days_ago"}: rewrite an access
+        key's history inside moto, which runs in this process (sandbox only)."""
+        body = await request.json()
+        try:
+            moved = _backdate_aws_key(
+                str(body["access_key_id"]),
+                int(body["created_days_ago"]),
+                body.get("last_used_days_ago"),
+            )
+        except KeyError as exc:
+            return JSONResponse({"error": f"no such key {exc}"}, status_code=404)
+        return JSONResponse(moved)
+
+    async def bulk(request: Request) -> JSONResponse:
+        """{"provider", "owner", "count", ["project"]}: many keys at once, no secrets back
+        (scale tests); DELETE {"owner"} forgets them."""
+        body = await request.json()
+        if request.method == "DELETE":
+            return JSONResponse({"forgotten": state.forget(str(body["owner"]))})
+        provider, owner, count = body["provider"], str(body["owner"]), int(body["count"])
+        if provider == "openai":
+            for _ in range(count):
+                openai.mint(state, owner, body.get("project", openai.PROJECT))
+        elif provider == "anthropic":
+            for _ in range(count):
+                anthropic.mint(state, owner)
+        else:
+            return JSONResponse({"error": f"no bulk seeding for {provider}"}, status_code=400)
+        return JSONResponse({"minted": count})
 
     async def messages(request: Request) -> JSONResponse:
         with state.lock:
@@ -103,6 +131,8 @@ def build(state: State, proxies: Proxies | None = None) -> Starlette:
         Route("/_sandbox/proxies/counts/reset", proxy_reset, methods=["POST"]),
         Route("/_sandbox/proxies/{name}", proxy_set, methods=["POST"]),
         Route("/_sandbox/seed", seed, methods=["POST"]),
+        Route("/_sandbox/bulk", bulk, methods=["POST", "DELETE"]),
+        Route("/_sandbox/aws/backdate", backdate, methods=["POST"]),
         Route("/_sandbox/faults", faults, methods=["POST"]),
         Route("/_sandbox/settings", settings, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
@@ -111,6 +141,28 @@ def build(state: State, proxies: Proxies | None = None) -> Starlette:
     for module in (slack, github, openai, anthropic):
         routes += module.routes(state)
     return Starlette(routes=routes)
+
+
+def _backdate_aws_key(key_id: str, created_days: int, used_days: int | None) -> dict[str, str]:
+    from datetime import timedelta
+
+    from moto.core.utils import utcnow
+    from moto.iam.models import AccessKeyLastUsed, iam_backends
+
+    for _, account in list(iam_backends.items()):
+        backend = account["aws"]
+        key = backend.access_keys.get(key_id)
+        if key is None:
+            continue
+        key.create_date = utcnow() - timedelta(days=created_days)
+        if used_days is not None:
+            key.last_used = AccessKeyLastUsed(
+                timestamp=utcnow() - timedelta(days=int(used_days)),
+                service="iam",
+                region="us-east-1",
+            )
+        return {"access_key_id": key_id, "create_date": key.create_date.isoformat()}
+    raise KeyError(key_id)
 
 
 class Server:

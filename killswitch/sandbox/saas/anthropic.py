@@ -1,4 +1,5 @@
-"""Anthropic stand-in: the Admin API's API keys (get, update status) and GET /v1/models.
+"""Anthropic stand-in: the Admin API's API keys (list with `limit`/`after_id` paging, get,
+update status) and GET /v1/models.
 
 Errors in Anthropic's shape: `{"type": "error", "error": {"type", "message"}}`. An inactive
 or unknown key gets 401 `authentication_error`; a request without `anthropic-version` 400.
@@ -6,13 +7,14 @@ or unknown key gets 401 `authentication_error`; a request without `anthropic-ver
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.sandbox.saas.state import State, Token, rand
+from killswitch.sandbox.saas.state import State, Token, page, rand
 
 WORKSPACE = "wrkspc_sandbox01"
 
@@ -35,7 +37,9 @@ def _key(token: Token) -> dict[str, Any]:
         "id": token.ref,
         "name": token.owner,
         "status": token.status,
-        "created_at": "2026-01-01T00:00:00Z",
+        "created_at": datetime.fromtimestamp(token.created_at, UTC)
+        .isoformat()
+        .replace("+00:00", "Z"),
         "expires_at": None,
         "partial_key_hint": token.secret[:14] + "..." + token.secret[-4:],
         "workspace_id": WORKSPACE,
@@ -67,8 +71,8 @@ def routes(state: State) -> list[Route]:
             if key != state.admin_keys["anthropic"]:
                 return _error(401, "authentication_error", "invalid x-api-key")
             return None
-        token = state.by_secret(key)
-        if token is None or not token.alive():
+        token = state.used(key)
+        if token is None:
             return _error(401, "authentication_error", "invalid x-api-key")
         return None
 
@@ -88,6 +92,30 @@ def routes(state: State) -> list[Route]:
             token.status = status or token.status
         return JSONResponse(_key(token))
 
+    async def api_keys(request: Request) -> Response:
+        if (refusal := refused(request, admin=True)) is not None:
+            return refusal
+        status = request.query_params.get("status")
+        with state.lock:
+            found = [
+                t
+                for t in state.tokens.values()
+                if t.provider == "anthropic" and (status is None or t.status == status)
+            ]
+        try:
+            limit = max(1, min(1000, int(request.query_params.get("limit", "20"))))
+        except ValueError:
+            return _error(400, "invalid_request_error", "limit must be an integer")
+        chunk, more = page(found, request.query_params.get("after_id"), limit, "ref")
+        return JSONResponse(
+            {
+                "data": [_key(t) for t in chunk],
+                "has_more": more,
+                "first_id": chunk[0].ref if chunk else None,
+                "last_id": chunk[-1].ref if chunk else None,
+            }
+        )
+
     async def models(request: Request) -> Response:
         if (refusal := refused(request, admin=False)) is not None:
             return refusal
@@ -103,6 +131,7 @@ def routes(state: State) -> list[Route]:
         )
 
     return [
+        Route("/anthropic/v1/organizations/api_keys", api_keys, methods=["GET"]),
         Route("/anthropic/v1/organizations/api_keys/{key}", api_key, methods=["GET", "POST"]),
         Route("/anthropic/v1/models", models, methods=["GET"]),
     ]

@@ -1,4 +1,5 @@
-"""OpenAI stand-in: the admin API's project API keys (list, get, delete) and GET /v1/models.
+"""OpenAI stand-in: the admin API's projects (list) and project API keys (list, get, delete),
+cursor-paged as OpenAI pages them (`limit`, `after`, `has_more`), and GET /v1/models.
 
 Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`; a wrong key's
 message shows only a masked hint of it.
@@ -12,22 +13,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.sandbox.saas.state import State, Token, rand
+from killswitch.sandbox.saas.state import State, Token, page, rand
 
 PROJECT = "proj_sandbox0001"
 
 
-def mint(state: State, owner: str) -> Token:
+def mint(state: State, owner: str, project: str = PROJECT) -> Token:
     key_id = "key_" + rand(16)
     secret = "sk-proj-" + rand(64)
     return state.add(
         Token(
             "openai",
             "openai.api-key",
-            f"{PROJECT}/{key_id}",
+            f"{project}/{key_id}",
             secret,
             owner,
-            meta={"project": PROJECT, "key_id": key_id},
+            meta={"project": project, "key_id": key_id},
         )
     )
 
@@ -46,8 +47,26 @@ def _key(token: Token) -> dict[str, Any]:
         "id": token.meta["key_id"],
         "name": token.owner,
         "redacted_value": hint,
-        "created_at": 1700000000,
+        "created_at": int(token.created_at),
+        "last_used_at": int(token.last_used_at) if token.last_used_at else None,
         "owner": {"type": "service_account", "service_account": {"name": token.owner}},
+    }
+
+
+def _limit(request: Request) -> int:
+    try:
+        return max(1, min(100, int(request.query_params.get("limit", "20"))))
+    except ValueError:
+        return 20
+
+
+def _listing(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
     }
 
 
@@ -79,7 +98,32 @@ def routes(state: State) -> list[Route]:
                 for t in state.tokens.values()
                 if t.provider == "openai" and t.meta["project"] == project and t.status == "active"
             ]
-        return JSONResponse({"object": "list", "data": [_key(t) for t in found], "has_more": False})
+        chunk, more = page(found, request.query_params.get("after"), _limit(request), "key_id")
+        return JSONResponse(_listing([_key(t) for t in chunk], more))
+
+    async def projects(request: Request) -> Response:
+        if (refused := fault_response() or admin_refused(request)) is not None:
+            return refused
+        with state.lock:
+            names = sorted(
+                {t.meta["project"] for t in state.tokens.values() if t.provider == "openai"}
+            )
+        names = sorted({PROJECT, *names})
+        after = request.query_params.get("after")
+        start = names.index(after) + 1 if after in names else 0
+        chunk = names[start : start + _limit(request)]
+        data = [
+            {
+                "id": n,
+                "object": "organization.project",
+                "name": n,
+                "created_at": 1700000000,
+                "archived_at": None,
+                "status": "active",
+            }
+            for n in chunk
+        ]
+        return JSONResponse(_listing(data, start + len(chunk) < len(names)))
 
     async def key(request: Request) -> Response:
         if (refused := fault_response() or admin_refused(request)) is not None:
@@ -105,8 +149,8 @@ def routes(state: State) -> list[Route]:
         if (fault := fault_response()) is not None:
             return fault
         secret = bearer(request)
-        token = state.by_secret(secret)
-        if token is None or not token.alive():
+        token = state.used(secret)
+        if token is None:
             masked = (secret[:8] + "*" * 4 + secret[-4:]) if len(secret) > 12 else "****"
             return _error(
                 401,
@@ -122,6 +166,7 @@ def routes(state: State) -> list[Route]:
         )
 
     return [
+        Route("/openai/v1/organization/projects", projects, methods=["GET"]),
         Route("/openai/v1/organization/projects/{project}/api_keys", keys, methods=["GET"]),
         Route(
             "/openai/v1/organization/projects/{project}/api_keys/{key}",

@@ -28,6 +28,8 @@ class Token:
     status: str = "active"
     dead_at: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    last_used_at: float | None = None
 
     def alive(self) -> bool:
         if self.status != "active":
@@ -48,6 +50,7 @@ class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tokens: dict[str, Token] = {}  # secret -> token
+        self.refs: dict[tuple[str, str], Token] = {}  # (provider, ref) -> token
         self.faults: dict[str, Fault] = {}
         self.messages: list[dict[str, Any]] = []
         self.usergroups: dict[str, list[str]] = {}
@@ -60,6 +63,31 @@ class State:
     def add(self, token: Token) -> Token:
         with self.lock:
             self.tokens[token.secret] = token
+            self.refs[(token.provider, token.ref)] = token
+        return token
+
+    def forget(self, owner: str) -> int:
+        """Drop every token of an owner (the sandbox's bulk-seed cleanup)."""
+        with self.lock:
+            gone = [s for s, t in self.tokens.items() if t.owner == owner]
+            for secret in gone:
+                token = self.tokens.pop(secret)
+                self.refs.pop((token.provider, token.ref), None)
+        return len(gone)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+            self.refs.clear()
+            self.faults.clear()
+            self.messages.clear()
+
+    def used(self, secret: str | None) -> Token | None:
+        """The live token with this secret, its last use stamped now; None when dead."""
+        token = self.by_secret(secret)
+        if token is None or not token.alive():
+            return None
+        token.last_used_at = time.time()
         return token
 
     def by_secret(self, secret: str | None) -> Token | None:
@@ -68,10 +96,7 @@ class State:
 
     def by_ref(self, provider: str, ref: str) -> Token | None:
         with self.lock:
-            for token in self.tokens.values():
-                if token.provider == provider and token.ref == ref:
-                    return token
-        return None
+            return self.refs.get((provider, ref))
 
     def fault(self, provider: str) -> Fault | None:
         """The next injected fault for a provider, consumed."""
@@ -81,3 +106,17 @@ class State:
                 return None
             fault.remaining -= 1
             return fault
+
+
+def page(items: list[Token], after: str | None, limit: int, key: str) -> tuple[list[Token], bool]:
+    """Cursor paging as the admin APIs do it: the items after the one whose `key` (a meta
+    field, or `ref`) is `after`, at most `limit`; and whether more follow."""
+
+    def ident(token: Token) -> str:
+        return token.ref if key == "ref" else str(token.meta.get(key, ""))
+
+    start = 0
+    if after:
+        start = next((i + 1 for i, t in enumerate(items) if ident(t) == after), len(items))
+    chunk = items[start : start + limit]
+    return chunk, start + limit < len(items)

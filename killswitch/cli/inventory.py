@@ -1,0 +1,215 @@
+"""`killswitch inventory import | discover | list`: the declared fleet and what providers hold."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import typer
+
+from killswitch.cli.common import (
+    EXIT_NOT_PROVEN,
+    EXIT_OK,
+    emit_json,
+    err,
+    errors_handled,
+    out,
+    progress_to_stderr,
+)
+from killswitch.cli.common import actor as current_actor
+from killswitch.codec import agent_to_dict, nhi_to_dict
+
+app = typer.Typer(
+    help="The inventory: the declared fleet (import), what providers hold (discover), list.",
+    no_args_is_help=True,
+)
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="agents.yaml: `agents:` with id, owner, credentials…"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate only; write nothing."),
+    as_json: bool = JSON,
+) -> None:
+    """Import the declared fleet. Every malformed entry is reported with its line, and
+    nothing is imported unless the whole file is valid (exit 2)."""
+    from killswitch import fleet_file
+    from killswitch.ledger import Entry
+    from killswitch.runtime import Runtime
+    from killswitch.settings import load_settings
+    from revokers.base import registered
+
+    with errors_handled(as_json):
+        kinds = {
+            name: (*cls.credential_kinds, *cls.principal_kinds)
+            for name, cls in registered().items()
+        }
+        entries = fleet_file.load(path, kinds)
+        if dry_run:
+            result = fleet_file.Imported(len(entries), sum(len(e.credentials) for e in entries), ())
+        else:
+            runtime = Runtime.open(load_settings(), providers=[])
+            try:
+                result = fleet_file.apply(runtime.inventory, entries)
+                runtime.ledger.append(
+                    Entry(
+                        run_id=uuid.uuid4().hex,
+                        actor=current_actor(),
+                        trigger="cli",
+                        agent="",
+                        action="inventory.import",
+                        outcome="ok",
+                        detail={
+                            "file": str(path),
+                            "agents": result.agents,
+                            "credentials": result.credentials,
+                            "new_agents": list(result.new_agents),
+                        },
+                    )
+                )
+            finally:
+                runtime.close()
+    summary = {
+        "ok": True,
+        "dry_run": dry_run,
+        "agents": result.agents,
+        "credentials": result.credentials,
+        "new_agents": list(result.new_agents),
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    verb = "valid: would import" if dry_run else "imported"
+    out.print(
+        f"{path}: {verb} {result.agents} agent(s), {result.credentials} credential reference(s)"
+        + (f"; new: {', '.join(result.new_agents)}" if result.new_agents else "")
+    )
+
+
+@app.command()
+def discover(
+    provider: list[str] = typer.Option(
+        [],
+        "--provider",
+        "-p",
+        help="Only this provider (repeatable). Default: every one that can list.",
+    ),
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+) -> None:
+    """Enumerate every NHI each provider holds (paginated, streamed into the inventory) and
+    reconcile: NHIs no longer at the provider are dropped. Slack and GitHub cannot list
+    their tokens: the inventory's declarations are what is known of them."""
+    from killswitch import sweep
+    from killswitch.runtime import Runtime
+    from killswitch.settings import load_settings
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        settings = load_settings()
+        runtime = Runtime.open(settings)
+        try:
+            unknown = [p for p in provider if p not in runtime.revokers]
+            if unknown:
+                from killswitch.errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"unknown or unconfigured provider(s) {', '.join(unknown)}; configured: "
+                    + ", ".join(runtime.revokers)
+                )
+            skipped = [p for p in provider if not runtime.revokers[p].enumerable]
+            recorded, errors = sweep.discover(runtime, uuid.uuid4().hex, provider)
+        finally:
+            runtime.close()
+    result = {
+        "ok": not errors,
+        "target": settings.target,
+        "providers": [
+            {"provider": r.provider, "seen": r.seen, "new": r.new, "gone": r.gone} for r in recorded
+        ],
+        "not_enumerable": skipped,
+        "errors": errors,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        for r in recorded:
+            out.print(f"{r.provider}: {r.seen} NHIs ({r.new} new, {r.gone} gone since last time)")
+        for name in skipped:
+            out.print(f"{name}: cannot list its credentials; the inventory's declarations stand")
+        for error in errors:
+            err.print(f"[bold red]error[/]: {error}")
+    raise typer.Exit(EXIT_OK if not errors else EXIT_NOT_PROVEN)
+
+
+@app.command("list")
+def list_(
+    agent: str = typer.Option(None, "--agent", help="Only this agent, with its NHIs."),
+    as_json: bool = JSON,
+) -> None:
+    """The agents the inventory knows: status, owner, expiry, declared credentials, and the
+    NHIs discovery attributed to each."""
+    from killswitch.errors import UnknownAgentError
+    from killswitch.inventory import Inventory
+    from killswitch.settings import load_settings
+    from killswitch.sightings import Sightings
+
+    with errors_handled(as_json):
+        settings = load_settings()
+        inventory = Inventory(settings.inventory_file)
+        agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
+        if agent is not None and not agents:
+            raise UnknownAgentError(f"agent {agent!r} is not in the inventory")
+        declared_by = inventory.declared_by()
+        seen: dict[str, list[dict[str, object]]] = {}
+        for nhi in Sightings(inventory).nhis():
+            owners = {nhi.agent_tag, *declared_by.get((nhi.kind, nhi.ref), ())} - {""}
+            for owner in owners:
+                if agent is None or owner == agent:
+                    seen.setdefault(owner, []).append(nhi_to_dict(nhi))
+        rows = [
+            {
+                **agent_to_dict(a),
+                "declared": [f"{c.kind}:{c.ref}" for c in inventory.declared(a.id)],
+                "protected": a.id in settings.protected_agents,
+                "discovered": seen.get(a.id, []) if agent is not None else len(seen.get(a.id, [])),
+            }
+            for a in agents
+        ]
+        inventory.close()
+    if as_json:
+        emit_json({"target": settings.target, "agents": rows})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"agents ({settings.target})")
+    for column in ("id", "owner", "status", "expires", "protected", "declared", "discovered"):
+        table.add_column(column)
+    for row in rows:
+        found = row["discovered"]
+        table.add_row(
+            escape(str(row["id"])),
+            escape(str(row["owner"])),
+            str(row["status"]),
+            str(row["expires_at"] or "")[:10],
+            "yes" if row["protected"] else "",
+            str(len(row["declared"])),
+            str(len(found) if isinstance(found, list) else found),
+        )
+    out.print(table)
+    if agent is not None and rows and isinstance(rows[0]["discovered"], list):
+        nhis = Table(title=f"NHIs of {agent} seen by discovery")
+        for column in ("provider", "kind", "ref", "works", "created", "last used"):
+            nhis.add_column(column, overflow="fold")
+        for nhi in rows[0]["discovered"]:
+            nhis.add_row(
+                str(nhi["provider"]),
+                str(nhi["kind"]),
+                escape(str(nhi["ref"])),
+                "yes" if nhi["works"] else "no",
+                str(nhi["created_at"] or "")[:10],
+                str(nhi["last_used_at"] or "never")[:10],
+            )
+        out.print(nhis)

@@ -1,0 +1,72 @@
+"""`killswitch sweep`: find zombies, orphans, stale, expired, long-lived and reused
+credentials; notify owners, wait the grace period, contain, destroy."""
+
+from __future__ import annotations
+
+import typer
+
+from killswitch.cli.common import (
+    EXIT_NOT_PROVEN,
+    EXIT_OK,
+    emit_json,
+    errors_handled,
+    out,
+    progress_to_stderr,
+)
+from killswitch.cli.common import actor as current_actor
+
+
+def sweep(
+    dry_run: bool = typer.Option(
+        None,
+        "--dry-run/--apply",
+        help="Classify and show what would be done, changing nothing / act per policy. "
+        "Default: a dry run until one sweep has been recorded, then act.",
+    ),
+    provider: list[str] = typer.Option([], "--provider", "-p", help="Only this provider."),
+    break_glass: bool = typer.Option(
+        False, "--break-glass", help="Contain without Prefect (same plan, same ledger)."
+    ),
+    limit: int = typer.Option(50, "--limit", help="Findings shown in the table (JSON: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+) -> None:
+    """Zombie sweep: enumerate every NHI, classify it (zombie, orphan, stale, expired,
+    long-lived, reused — with its OWASP NHI Top 10 item and a risk score), then act per
+    the `sweep` settings: notify the owner, wait `notify_grace_s`, contain (proven by
+    probes), wait `destroy_grace_s`, destroy. Exit 0: swept (findings are output, not
+    failure) · 1: a provider could not be listed, a notice failed or a containment was
+    not proven · 2: refused · 3: could not run."""
+    from killswitch import launch
+    from killswitch import sweep as sweeping
+    from killswitch.containment import Request
+    from killswitch.models import ContainmentReport
+    from killswitch.runtime import Runtime
+    from killswitch.settings import load_settings
+    from killswitch.sweep_report import render_sweep, sweep_to_dict
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        runtime = Runtime.open(load_settings())
+        try:
+
+            def contain(request: Request) -> ContainmentReport:
+                if break_glass:
+                    from dataclasses import replace
+
+                    request = replace(request, mode="break-glass")
+                return launch.contain(runtime, request)
+
+            report = sweeping.run(
+                runtime,
+                sweeping.SweepRequest(
+                    actor=current_actor(), dry_run=dry_run, providers=tuple(provider)
+                ),
+                contain,
+            )
+        finally:
+            runtime.close()
+    if as_json:
+        emit_json(sweep_to_dict(report))
+    else:
+        render_sweep(out, report, limit)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
