@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
+from dataclasses import replace
 
 from killswitch import containment, restoration
+from killswitch import sweep as sweeping
 from killswitch.containment import Request
 from killswitch.errors import ConfigurationError
 from killswitch.models import ContainmentReport, RestoreReport
@@ -75,6 +77,38 @@ def contain(
                 request.agent_id, request.reason, check_untouched=check_untouched, **who
             )
         except ContainmentNotProven as exc:
+            return exc.report
+
+
+def sweep(
+    runtime: Runtime,
+    request: sweeping.SweepRequest,
+    *,
+    break_glass: bool = False,
+    verbose: bool = False,
+) -> sweeping.SweepReport:
+    """The `zombie-sweep` flow in this process; break-glass: the same sweep, containing
+    without Prefect."""
+    if break_glass:
+
+        def contain_directly(req: Request) -> ContainmentReport:
+            return containment.run(runtime, replace(req, mode="break-glass"))
+
+        return sweeping.run(runtime, request, contain_directly)
+    prefect_environment(runtime.settings, verbose=verbose)
+    from flows import runtime as handover
+    from flows.zombie_sweep import SweepIncomplete, zombie_sweep
+
+    with handover.fast(), handover.using(runtime):
+        try:
+            return zombie_sweep(
+                dry_run=request.dry_run,
+                actor=request.actor,
+                trigger=request.trigger,
+                providers=list(request.providers),
+                run_id=request.run_id,
+            )
+        except SweepIncomplete as exc:
             return exc.report
 
 

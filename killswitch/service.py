@@ -1,5 +1,5 @@
 """`killswitch serve`: one warm process for the on-call path (the `/killswitch` Slack
-endpoint, later the alert webhooks and the scheduled sweep).
+endpoint, later the alert webhooks) and the scheduled zombie sweep.
 
 Slack requests are checked here before Bolt sees them: signed with the signing secret,
 no older than the replay window, never seen before. A refused request changes nothing and
@@ -8,6 +8,7 @@ is ledgered with the user it claims to come from.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -26,8 +27,10 @@ from starlette.routing import Route
 from killswitch.containment import Request, refuse
 from killswitch.errors import KillSwitchError, RefusedError
 from killswitch.runtime import Runtime
+from killswitch.settings import Settings
 
 log = logging.getLogger(__name__)
+SWEEP_DEPLOYMENT = "scheduled"
 
 
 class UnverifiedRequestError(RefusedError):
@@ -144,4 +147,46 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         launch.prefect_environment(runtime.settings)
     except KillSwitchError as exc:  # runs fall back to break-glass and say so in the thread
         log.warning("%s — Slack runs will go break-glass until it answers", exc.message)
+        log.warning("the scheduled sweep needs Prefect: not scheduled")
+    else:
+        schedule_sweep(runtime.settings)
     uvicorn.run(build(runtime), host=host, port=port, log_level="warning")
+
+
+def schedule_sweep(settings: Settings) -> threading.Thread | None:
+    """Serve the `zombie-sweep` deployment on `sweep.cron` from a Prefect runner in a thread
+    of this process; each scheduled run is a subprocess of it (its own runtime)."""
+    cron = settings.sweep.cron
+    if not cron:
+        log.info("sweep.cron is not set: no scheduled sweep")
+        return None
+
+    def run() -> None:
+        from prefect.types.entrypoint import EntrypointType
+        from prefect.runner import Runner
+        from prefect.schedules import Cron
+
+        from flows.zombie_sweep import zombie_sweep
+
+        async def main() -> None:
+            runner = Runner(name="killswitch-serve", pause_on_shutdown=False)
+            await runner.aadd_flow(
+                zombie_sweep,
+                name=SWEEP_DEPLOYMENT,
+                schedule=Cron(cron, timezone=settings.sweep.timezone),
+                parameters={"actor": "schedule", "trigger": "schedule"},
+                tags=["killswitch", "sweep"],
+                description="killswitch zombie sweep (settings: sweep.*)",
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+            log.info("zombie sweep scheduled: %s (%s)", cron, settings.sweep.timezone)
+            await runner.start(webserver=False)
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("the sweep scheduler stopped")
+
+    thread = threading.Thread(target=run, name="sweep-scheduler", daemon=True)
+    thread.start()
+    return thread

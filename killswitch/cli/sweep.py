@@ -25,11 +25,12 @@ def sweep(
     ),
     provider: list[str] = typer.Option([], "--provider", "-p", help="Only this provider."),
     break_glass: bool = typer.Option(
-        False, "--break-glass", help="Contain without Prefect (same plan, same ledger)."
+        False, "--break-glass", help="Run without Prefect (same sweep, same ledger)."
     ),
     limit: int = typer.Option(50, "--limit", help="Findings shown in the table (JSON: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Prefect's own log lines too."),
 ) -> None:
     """Zombie sweep: enumerate every NHI, classify it (zombie, orphan, stale, expired,
     long-lived, reused — with its OWASP NHI Top 10 item and a risk score), then act per
@@ -39,8 +40,6 @@ def sweep(
     not proven · 2: refused · 3: could not run."""
     from killswitch import launch
     from killswitch import sweep as sweeping
-    from killswitch.containment import Request
-    from killswitch.models import ContainmentReport
     from killswitch.runtime import Runtime
     from killswitch.settings import load_settings
     from killswitch.sweep_report import render_sweep, sweep_to_dict
@@ -48,21 +47,10 @@ def sweep(
     with errors_handled(as_json), progress_to_stderr(quiet):
         runtime = Runtime.open(load_settings())
         try:
-
-            def contain(request: Request) -> ContainmentReport:
-                if break_glass:
-                    from dataclasses import replace
-
-                    request = replace(request, mode="break-glass")
-                return launch.contain(runtime, request)
-
-            report = sweeping.run(
-                runtime,
-                sweeping.SweepRequest(
-                    actor=current_actor(), dry_run=dry_run, providers=tuple(provider)
-                ),
-                contain,
+            request = sweeping.SweepRequest(
+                actor=current_actor(), dry_run=dry_run, providers=tuple(provider)
             )
+            report = launch.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
         finally:
             runtime.close()
     if as_json:

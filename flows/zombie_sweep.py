@@ -1,0 +1,86 @@
+"""The `zombie-sweep` flow: enumerate every NHI, classify, notify → grace → contain →
+destroy per policy; the findings as a table artifact. `killswitch serve` runs it on the
+cron schedule of `sweep.cron`; `killswitch sweep` runs it once, in process."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from flows import runtime as handover
+from flows.contain import ContainmentNotProven, run_in_flow
+from killswitch import sweep
+from killswitch.containment import Request
+from killswitch.models import ContainmentReport
+from killswitch.sweep_report import FINDING_COLUMNS, findings_rows
+
+
+class SweepIncomplete(Exception):  # noqa: N818  (the name is what the flow run shows)
+    """Raised at the end of a sweep that could not list a provider or prove a containment."""
+
+    def __init__(self, report: sweep.SweepReport) -> None:
+        failed = [s for s in report.steps if not s.ok]
+        super().__init__(
+            f"sweep incomplete: {len(report.errors)} provider error(s), "
+            f"{len(failed)} failed step(s)"
+        )
+        self.report = report
+
+
+def _contain_here(request: Request) -> ContainmentReport:
+    """A containment (or decommission) as part of this flow run, visible in its tree."""
+    try:
+        return run_in_flow(request)
+    except ContainmentNotProven as exc:
+        return exc.report
+
+
+def _artifact(report: sweep.SweepReport) -> None:
+    rows = [dict(zip(FINDING_COLUMNS, row, strict=True)) for row in findings_rows(report, 1000)]
+    done = ", ".join(f"{s.action} {s.case}" for s in report.steps if s.action != "protected")
+    create_table_artifact(
+        rows,
+        key="zombie-sweep",
+        description=f"{len(report.findings)} finding(s), riskiest first"
+        + (" — DRY RUN" if report.dry_run else "")
+        + (f"; did: {done}" if done and not report.dry_run else "")
+        + f" (run {report.run_id})",
+    )
+
+
+@flow(name="zombie-sweep", flow_run_name="zombie-sweep-{trigger}", persist_result=False)
+def zombie_sweep(
+    dry_run: bool | None = None,
+    actor: str = "schedule",
+    trigger: str = "schedule",
+    providers: list[str] | None = None,
+    run_id: str | None = None,
+) -> sweep.SweepReport:
+    """Find zombies, orphans, stale, expired, long-lived and reused credentials; act per
+    the `sweep` settings; fail the run loudly when something could not be done or proven."""
+    logger = get_run_logger()
+    request = sweep.SweepRequest(
+        actor=actor, trigger=trigger, dry_run=dry_run, providers=tuple(providers or ())
+    )
+    if run_id:
+        request = replace(request, run_id=run_id)
+    with handover.current() as runtime:
+        report = sweep.run(runtime, request, _contain_here)
+    _artifact(report)
+    logger.info(
+        "sweep %s: %d finding(s), %d step(s)%s",
+        report.run_id,
+        len(report.findings),
+        len(report.steps),
+        " (dry run)" if report.dry_run else "",
+    )
+    if not report.ok:
+        raise SweepIncomplete(report)
+    return report
+
+
+if __name__ == "__main__":
+    with handover.fast():
+        print(zombie_sweep(actor="flows.zombie_sweep", trigger="manual").run_id)
