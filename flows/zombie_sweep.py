@@ -14,7 +14,7 @@ from flows.contain import ContainmentNotProven, run_in_flow
 from killswitch import sweep
 from killswitch.containment import Request
 from killswitch.models import ContainmentReport
-from killswitch.sweep_report import FINDING_COLUMNS, findings_rows
+from killswitch.sweep.report import FINDING_COLUMNS, findings_rows
 
 
 class SweepIncomplete(Exception):  # noqa: N818  (the name is what the flow run shows)

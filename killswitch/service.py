@@ -162,9 +162,9 @@ def schedule_sweep(settings: Settings) -> threading.Thread | None:
         return None
 
     def run() -> None:
-        from prefect.types.entrypoint import EntrypointType
         from prefect.runner import Runner
         from prefect.schedules import Cron
+        from prefect.types.entrypoint import EntrypointType
 
         from flows.zombie_sweep import zombie_sweep
 

@@ -42,7 +42,7 @@ def sweep(
     from killswitch import sweep as sweeping
     from killswitch.runtime import Runtime
     from killswitch.settings import load_settings
-    from killswitch.sweep_report import render_sweep, sweep_to_dict
+    from killswitch.sweep.report import render_sweep, sweep_to_dict
 
     with errors_handled(as_json), progress_to_stderr(quiet):
         runtime = Runtime.open(load_settings())

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from killswitch.classify import Finding
 from killswitch.codec import nhi_to_dict
-from killswitch.sweep import SweepReport
+from killswitch.sweep.classify import Finding
+from killswitch.sweep.models import SweepReport
 
 
 def finding_to_dict(finding: Finding) -> dict[str, Any]:

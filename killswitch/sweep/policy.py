@@ -1,80 +1,26 @@
-"""The zombie sweep: enumerate every NHI, classify, and act per policy — notify the owner,
-wait a grace period, contain, then destroy after a second grace period.
-
-State (notified at, grace deadlines, contained at) lives in the inventory's database, so a
-re-run after a crash continues where it stopped: nobody is notified twice and no grace
-period is skipped. Grace starts only once a notice was delivered. Every decision goes into
-the ledger. Protected identities are reported, never acted on.
-"""
+"""The sweep's policy, one stage per run at most: notify the owner → grace period →
+contain (proven by probes) → second grace period → destroy. Grace starts only once a notice
+was delivered; every decision is ledgered; protected identities are only reported."""
 
 from __future__ import annotations
 
 import re
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from killswitch import progress
-from killswitch.classify import Category, Finding, Thresholds, classify
 from killswitch.containment import Request
 from killswitch.errors import KillSwitchError
-from killswitch.execution import check_alive, materials_for
 from killswitch.ledger import Entry
-from killswitch.models import AgentStatus, ContainmentReport, Credential, Nhi, VerdictStatus
+from killswitch.models import VerdictStatus
 from killswitch.runtime import Runtime
-from killswitch.secrets import Material
-from killswitch.sightings import Case, Recorded, Sightings
-from revokers.base import Revoker
+from killswitch.sightings import Case, Sightings
+from killswitch.sweep.classify import Category, Finding
+from killswitch.sweep.models import Contain, Step, SweepRequest
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 MAX_LINES = 30  # per Slack notice; the rest is one command away
 AGENT_LEVEL = (Category.ZOMBIE, Category.EXPIRED)
-Contain = Callable[[Request], ContainmentReport]
-
-
-@dataclass(frozen=True, slots=True)
-class SweepRequest:
-    actor: str
-    trigger: str = "cli"
-    # None: a dry run until one sweep has been recorded (first runs never act), then act.
-    dry_run: bool | None = None
-    providers: tuple[str, ...] = ()
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One decision the sweep took (or, in a dry run, would take)."""
-
-    case: str
-    action: str  # notify · wait · contain · destroy · report · protected · close
-    agent_id: str
-    category: str
-    detail: str
-    ok: bool = True
-    containment_run: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SweepReport:
-    run_id: str
-    dry_run: bool
-    first_run: bool
-    discovered: tuple[Recorded, ...]
-    errors: tuple[str, ...]
-    findings: tuple[Finding, ...]
-    steps: tuple[Step, ...]
-    started_at: datetime
-    total_s: float
-
-    @property
-    def ok(self) -> bool:
-        """False when a provider could not be enumerated or an action failed or was not
-        proven; findings alone are not a failure (they are the sweep's output)."""
-        return not self.errors and all(s.ok for s in self.steps)
 
 
 class Notifier:
@@ -112,145 +58,6 @@ class Notifier:
         except OSError as exc:
             return f"Slack unreachable: {exc}"
         return ""
-
-
-def discover(
-    runtime: Runtime, run_id: str, providers: Sequence[str] = ()
-) -> tuple[list[Recorded], list[str]]:
-    """Enumerate every enumerable provider into the inventory (mark-and-sweep), streaming."""
-    sightings = Sightings(runtime.inventory)
-    names = [
-        n for n, r in runtime.revokers.items() if r.enumerable and (not providers or n in providers)
-    ]
-
-    def one(name: str) -> Recorded | str:
-        progress.emit("discover", "enumerating", provider=name, run_id=run_id)
-        try:
-            recorded = sightings.record(
-                name, _counted(runtime.revokers[name].enumerate(), name, run_id), run_id
-            )
-        except KillSwitchError as exc:
-            return f"{name}: enumeration failed, nothing dropped: {exc.code}: {exc.message}"
-        progress.emit(
-            "discover",
-            f"{recorded.seen} NHIs ({recorded.new} new, {recorded.gone} gone)",
-            provider=name,
-            run_id=run_id,
-        )
-        return recorded
-
-    with ThreadPoolExecutor(max_workers=runtime.provider_workers(max(1, len(names)))) as pool:
-        results = list(pool.map(one, names))
-    return [r for r in results if isinstance(r, Recorded)], [
-        r for r in results if isinstance(r, str)
-    ]
-
-
-def _counted(stream: Iterable[Nhi], provider: str, run_id: str) -> Iterator[Nhi]:
-    for count, nhi in enumerate(stream, start=1):
-        if count % 1000 == 0:
-            progress.emit("discover", f"{count} so far", provider=provider, run_id=run_id)
-        yield nhi
-
-
-def declared_alive(runtime: Runtime, providers: Sequence[str] = ()) -> list[Nhi]:
-    """Providers that cannot list their credentials (Slack, GitHub): the inventory's
-    declared tokens of retired or expired agents, probed once with the material on file.
-    Only a token the provider accepted counts; one without material is not guessed at."""
-    now = datetime.now(UTC)
-    agents = [
-        a
-        for a in runtime.inventory.list_agents()
-        if a.status is AgentStatus.DECOMMISSIONED or (a.expires_at and a.expires_at <= now)
-    ]
-    jobs: list[tuple[Revoker, Credential, Sequence[Material]]] = []
-    for agent in agents:
-        for ref in runtime.inventory.declared(agent.id):
-            revoker = runtime.revokers.get(ref.provider)
-            if (
-                revoker is None
-                or revoker.enumerable
-                or (providers and ref.provider not in providers)
-            ):
-                continue
-            if ref.kind not in revoker.credential_kinds:
-                continue
-            credential = Credential(
-                ref.provider, ref.kind, ref.ref, f"{ref.provider}:{agent.id}", agent.id
-            )
-            materials = materials_for(revoker, runtime.secrets, credential)
-            if materials:
-                jobs.append((revoker, credential, materials))
-
-    def probe(job: tuple[Revoker, Credential, Sequence[Material]]) -> Nhi | None:
-        revoker, credential, materials = job
-        verdict = check_alive(revoker, credential, materials, deadline_s=0.0, interval_s=0.0)
-        if verdict.status is not VerdictStatus.ALIVE:
-            return None
-        return Nhi(
-            provider=credential.provider,
-            kind=credential.kind,
-            ref=credential.ref,
-            principal=credential.principal,
-            agent_tag=credential.agent_id,
-            detail=f"declared; probe: {verdict.evidence}",
-        )
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return [n for n in pool.map(probe, jobs) if n is not None]
-
-
-def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepReport:
-    """Discover, classify, act. `contain` starts a containment (the flow, or break-glass)."""
-    started, clock = datetime.now(UTC), time.monotonic()
-    sightings = Sightings(runtime.inventory)
-    first = sightings.sweeps() == 0
-    dry_run = first if request.dry_run is None else request.dry_run
-    recorded, errors = discover(runtime, request.run_id, request.providers)
-    config = runtime.settings.sweep
-    agents = {a.id: a for a in runtime.inventory.list_agents()}
-    nhis = _chain(
-        (n for n in sightings.nhis() if not request.providers or n.provider in request.providers),
-        declared_alive(runtime, request.providers),
-    )
-    findings = classify(
-        nhis,
-        agents,
-        runtime.inventory.declared_by(),
-        Thresholds(started, config.stale_days, config.rotation_days),
-        runtime.settings.protected_agents,
-    )
-    progress.emit("classify", f"{len(findings)} finding(s)", run_id=request.run_id)
-    acting = Acting(runtime, request, contain, dry_run, sightings)
-    steps = acting.act(findings)
-    if not dry_run or first:
-        sightings.record_sweep(request.run_id, dry_run=dry_run, findings=len(findings))
-    report = SweepReport(
-        run_id=request.run_id,
-        dry_run=dry_run,
-        first_run=first,
-        discovered=tuple(recorded),
-        errors=tuple(errors),
-        findings=tuple(findings),
-        steps=tuple(steps),
-        started_at=started,
-        total_s=time.monotonic() - clock,
-    )
-    acting.write(
-        "sweep",
-        "ok" if report.ok else "failed",
-        dry_run=dry_run,
-        findings=len(findings),
-        by_category={c.value: sum(1 for f in findings if c in f.categories) for c in Category},
-        steps={a: sum(1 for s in steps if s.action == a) for a in {s.action for s in steps}},
-        errors=list(errors),
-    )
-    return report
-
-
-def _chain(*streams: Iterable[Nhi]) -> Iterator[Nhi]:
-    for stream in streams:
-        yield from stream
 
 
 class Acting:
