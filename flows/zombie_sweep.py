@@ -56,13 +56,18 @@ def zombie_sweep(
     actor: str = "schedule",
     trigger: str = "schedule",
     providers: list[str] | None = None,
+    agents: list[str] | None = None,
     run_id: str | None = None,
 ) -> sweep.SweepReport:
     """Find zombies, orphans, stale, expired, long-lived and reused credentials; act per
     the `sweep` settings; fail the run loudly when something could not be done or proven."""
     logger = get_run_logger()
     request = sweep.SweepRequest(
-        actor=actor, trigger=trigger, dry_run=dry_run, providers=tuple(providers or ())
+        actor=actor,
+        trigger=trigger,
+        dry_run=dry_run,
+        providers=tuple(providers or ()),
+        agents=tuple(agents or ()),
     )
     if run_id:
         request = replace(request, run_id=run_id)

@@ -106,6 +106,7 @@ def sweep(
                 actor=request.actor,
                 trigger=request.trigger,
                 providers=list(request.providers),
+                agents=list(request.agents),
                 run_id=request.run_id,
             )
         except SweepIncomplete as exc:

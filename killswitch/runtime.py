@@ -42,7 +42,7 @@ class Runtime:
             inventory=Inventory(settings.inventory_file),
             ledger=Ledger(settings.ledger_file, ledger_key_from(key)),
             secrets=ChainedSource(sources),
-            revokers=build(list(providers or settings.providers), settings),
+            revokers=build(list(settings.providers if providers is None else providers), settings),
         )
 
     def provider_workers(self, wanted: int) -> int:

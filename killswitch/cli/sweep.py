@@ -24,6 +24,9 @@ def sweep(
         "Default: a dry run until one sweep has been recorded, then act.",
     ),
     provider: list[str] = typer.Option([], "--provider", "-p", help="Only this provider."),
+    agent: list[str] = typer.Option(
+        [], "--agent", "-a", help="Only findings of this agent (repeatable)."
+    ),
     break_glass: bool = typer.Option(
         False, "--break-glass", help="Run without Prefect (same sweep, same ledger)."
     ),
@@ -40,6 +43,7 @@ def sweep(
     not proven · 2: refused · 3: could not run."""
     from killswitch import launch
     from killswitch import sweep as sweeping
+    from killswitch.guards import validate_agent_id
     from killswitch.runtime import Runtime
     from killswitch.settings import load_settings
     from killswitch.sweep.report import render_sweep, sweep_to_dict
@@ -48,7 +52,10 @@ def sweep(
         runtime = Runtime.open(load_settings())
         try:
             request = sweeping.SweepRequest(
-                actor=current_actor(), dry_run=dry_run, providers=tuple(provider)
+                actor=current_actor(),
+                dry_run=dry_run,
+                providers=tuple(provider),
+                agents=tuple(validate_agent_id(a) for a in agent),
             )
             report = launch.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
         finally:

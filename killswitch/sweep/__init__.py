@@ -36,7 +36,7 @@ def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepRepor
     agents = {a.id: a for a in runtime.inventory.list_agents()}
     nhis = _chain(
         (n for n in sightings.nhis() if not request.providers or n.provider in request.providers),
-        declared_alive(runtime, request.providers),
+        declared_alive(runtime, request.providers, request.agents),
     )
     findings = classify(
         nhis,
@@ -45,6 +45,8 @@ def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepRepor
         Thresholds(started, config.stale_days, config.rotation_days),
         runtime.settings.protected_agents,
     )
+    if request.agents:
+        findings = [f for f in findings if set(f.agent_ids) & set(request.agents)]
     progress.emit("classify", f"{len(findings)} finding(s)", run_id=request.run_id)
     acting = Acting(runtime, request, contain, dry_run, sightings)
     steps = acting.act(findings)

@@ -56,7 +56,9 @@ def _counted(stream: Iterable[Nhi], provider: str, run_id: str) -> Iterator[Nhi]
         yield nhi
 
 
-def declared_alive(runtime: Runtime, providers: Sequence[str] = ()) -> list[Nhi]:
+def declared_alive(
+    runtime: Runtime, providers: Sequence[str] = (), only: Sequence[str] = ()
+) -> list[Nhi]:
     """Providers that cannot list their credentials (Slack, GitHub): the inventory's
     declared tokens of retired or expired agents, probed once with the material on file.
     Only a token the provider accepted counts; one without material is not guessed at."""
@@ -64,7 +66,8 @@ def declared_alive(runtime: Runtime, providers: Sequence[str] = ()) -> list[Nhi]
     agents = [
         a
         for a in runtime.inventory.list_agents()
-        if a.status is AgentStatus.DECOMMISSIONED or (a.expires_at and a.expires_at <= now)
+        if (a.status is AgentStatus.DECOMMISSIONED or (a.expires_at and a.expires_at <= now))
+        and (not only or a.id in only)
     ]
     jobs: list[tuple[Revoker, Credential, Sequence[Material]]] = []
     for agent in agents:

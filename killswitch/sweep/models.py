@@ -22,6 +22,8 @@ class SweepRequest:
     # None: a dry run until one sweep has been recorded (first runs never act), then act.
     dry_run: bool | None = None
     providers: tuple[str, ...] = ()
+    # Only findings of these agents are acted on and reported (empty: every NHI).
+    agents: tuple[str, ...] = ()
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 

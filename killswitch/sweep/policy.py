@@ -131,7 +131,8 @@ class Acting:
         for key, (category, found) in agent_cases.items():
             steps += self._agent_case(key, category, found)
         for case in self.sightings.cases():
-            if case.key not in agent_cases and not case.key.startswith("notify:"):
+            scoped = not self.request.agents or case.agent_id in self.request.agents
+            if scoped and case.key not in agent_cases and not case.key.startswith("notify:"):
                 steps += self._lingering(case)
         for owner, found in notices.items():
             steps += self._notify_findings(owner, found)

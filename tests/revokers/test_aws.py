@@ -283,7 +283,11 @@ def test_an_implicit_deny_is_never_taken_for_a_kill(
     client = fleet.client(
         "iam", admin.endpoint_url, material["access_key_id"], material["secret_access_key"]
     )
-    attempt = probe(iam, client, credential)
+    try:
+        attempt = probe(iam, client, credential)
+    finally:  # an untagged user would be an orphan in every later sweep of this sandbox
+        iam.delete_access_key(UserName="no-permissions-user", AccessKeyId=material["access_key_id"])
+        iam.delete_user(UserName="no-permissions-user")
     assert attempt.outcome is ProbeOutcome.INCONCLUSIVE
     assert "implicit deny" in attempt.evidence
 
