@@ -49,8 +49,14 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            # Closed here, not by the garbage collector at interpreter exit (where closing
+            # its self-pipe can fail noisily on stderr).
+            self.loop.close()
 
 
 def retry_after(response: httpx.Response) -> float | None:
