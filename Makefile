@@ -22,6 +22,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench.containment
 	$(PY) -m bench.fleet
+	$(PY) -m bench.sweep
 	$(PY) -m bench.report
 
 demo: $(STAMP)

@@ -48,6 +48,28 @@ def _fleet(data: dict[str, Any]) -> str:
     )
 
 
+def _sweep(data: dict[str, Any]) -> str:
+    lines = [
+        "Sweep discovery (OpenAI keys, paged 100 at a time; `tracemalloc` on, which slows it):",
+        "",
+        "| NHIs | discover s | NHIs/s | peak traced MiB | classify s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["openai"]:
+        lines.append(
+            f"| {r['n']} | {r['discover_s']:.1f} | {r['nhis_per_s']:.0f} "
+            f"| {r['peak_traced_mb']:.2f} | {r['classify_s']:.2f} |"
+        )
+    aws = data["aws"]
+    lines.append("")
+    lines.append(
+        f"AWS: {aws['nhis']} keys and roles enumerated at {aws['nhis_per_s']:.0f}/s "
+        f"({aws['calls']} calls; {100 * (aws['fraction_of_ceiling'] or 0):.0f}% of moto's "
+        f"{aws['moto_ceiling_rps']:.0f} requests/s)."
+    )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parts = []
     containment = RESULTS / "containment.json"
@@ -64,6 +86,9 @@ def main() -> int:
     fleet = RESULTS / "fleet.json"
     if fleet.exists():
         parts.append(_fleet(json.loads(fleet.read_text())))
+    sweep = RESULTS / "sweep.json"
+    if sweep.exists():
+        parts.append(_sweep(json.loads(sweep.read_text())))
     body = "\n\n".join(parts) or "(no results yet: run `make bench`)"
     text = README.read_text()
     text = re.sub(

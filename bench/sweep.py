@@ -6,7 +6,7 @@ the scale; AWS users and keys (moto: a few hundred requests per second) are meas
 separately, against moto's own ceiling. Memory: the peak traced by `tracemalloc` while the
 enumeration streams into the inventory, for each N — flat when it does not grow with N.
 
-    python -m bench.sweep [--sizes 1000,10000,30000] [--aws-users 100]
+    python -m bench.sweep [--sizes 1000,10000,20000] [--aws-users 100]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _never(request: Request) -> ContainmentReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000,10000,30000")
+    parser.add_argument("--sizes", default="1000,10000,20000")
     parser.add_argument("--aws-users", type=int, default=100)
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="killswitch-sweep-bench-"))
