@@ -83,6 +83,21 @@ class VaultSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class GcpSettings(BaseModel):
+    """GCP IAM: the project whose service accounts and allow policy the kill switch guards."""
+
+    project: str | None = Field(None, description="the project id, e.g. acme-agents-prod")
+    grpc_target: str | None = Field(
+        None, description="host:port of an IAM gRPC endpoint (the sandbox); None: Google's, ADC"
+    )
+    tag: str = Field("agent-id", description="`<tag>=<agent>` in an account's description")
+    protected_accounts: tuple[str, ...] = Field(
+        (), description="service account emails never touched (the kill switch's own, too)"
+    )
+    max_workers: int = Field(16, ge=1, le=128)
+    timeout_s: float = 10.0
+
+
 class HttpProviderSettings(BaseModel):
     """A token provider reached over HTTPS (Slack, GitHub, OpenAI, Anthropic)."""
 
@@ -197,6 +212,7 @@ class Settings(BaseSettings):
     prefect_api_url: str | None = None
     aws: AwsSettings = AwsSettings()
     vault: VaultSettings = VaultSettings()
+    gcp: GcpSettings = GcpSettings()
     slack: HttpProviderSettings = HttpProviderSettings(base_url="https://slack.com/api/")
     github: HttpProviderSettings = HttpProviderSettings(base_url="https://api.github.com")
     openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from killswitch import progress
 from killswitch.errors import SandboxError
 from killswitch.inventory import Inventory
-from killswitch.sandbox import fleet, saas_fleet, sweep_fleet, vault_fleet
+from killswitch.sandbox import fleet, gcp_fleet, saas_fleet, sweep_fleet, vault_fleet
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
 from killswitch.secrets import KeyringFile, Stores
@@ -145,7 +145,7 @@ def _profile(
         "keyring_path": str(paths.keyring),
         "secret_sources": ["vault", "keyring"],
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
-        "providers": ["aws", "vault", *SAAS],
+        "providers": ["aws", "vault", "gcp", *SAAS],
         "probe_deadline_s": 20.0,
         "probe_interval_s": 0.25,
         "action_deadline_s": 20.0,
@@ -161,6 +161,10 @@ def _profile(
             "protected_accessors": [vault["root_accessor"]],
             "probe_read_path": vault_fleet.PROBE_READ_PATH,
             "kv_prefix": vault_fleet.KV_PREFIX,
+        },
+        "gcp": {
+            "project": providers["gcp"]["project"],
+            "grpc_target": providers["gcp"]["grpc_target"],
         },
         **saas,
         "slack_app": providers["slack_app"],
@@ -204,7 +208,7 @@ def _seed(
     Sightings(inventory).clear()
     keyring.clear()
     progress.emit(
-        "sandbox", "seeding the demo fleet (AWS, Vault, Slack, GitHub, OpenAI, Anthropic)"
+        "sandbox", "seeding the demo fleet (AWS, Vault, GCP, Slack, GitHub, OpenAI, Anthropic)"
     )
     token = vault_fleet.bootstrap(vault)
     kv_writer = VaultKvSource(
@@ -214,7 +218,8 @@ def _seed(
     )
     moto_url, saas_url = stand_ins["moto"]["url"], stand_ins["saas"]["url"]
     store = Stores([keyring, kv_writer])
-    admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url)
+    gcp = gcp_fleet.Gcp(stand_ins["gcp"]["grpc_target"], stand_ins["gcp"]["project"])
+    admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url, gcp=gcp)
     seeded = sweep_fleet.seed(admin, inventory, store, vault, saas_url)
     _write_private(paths.root / "sweep-seeded.json", seeded.as_dict())
     slack_app = saas_fleet.slack_app(saas_url)
@@ -232,6 +237,7 @@ def _seed(
             "root_token": vault.root_token,
             "root_accessor": sweep_fleet.root_accessor(vault),
         },
+        "gcp": dict(stand_ins["gcp"]),
         **_saas_info(stand_ins["saas"]),
         "slack_app": slack_app,
     }

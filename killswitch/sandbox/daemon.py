@@ -1,7 +1,8 @@
 """The sandbox's background process: hosts the stand-ins on free loopback ports.
 
 `python -m killswitch.sandbox.daemon DIR` starts moto's server (auth enforcement is switched
-on by the seeding step) and the Slack/GitHub/OpenAI/Anthropic stand-ins, writes the chosen
+on by the seeding step), the GCP gRPC stand-in and the Slack/GitHub/OpenAI/Anthropic
+stand-ins, writes the chosen
 ports to DIR/stand-ins.json (0600: it holds the stand-ins' admin keys), and runs until
 SIGTERM. Started and stopped by `killswitch sandbox up` / `down`.
 """
@@ -17,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from killswitch.sandbox.gcp import PROJECT, GcpServer, GcpState
 from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import Server
 
@@ -43,17 +45,28 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     moto, moto_port = start_moto()
     proxies = Proxies()
-    saas = Server(proxies=proxies)
+    gcp_state = GcpState()
+    saas = Server(proxies=proxies, gcp=gcp_state)
     saas.start()
+    gcp = GcpServer(gcp_state)
+    gcp.start()
     # The kill switch reaches every stand-in through a fault proxy; seeding goes direct.
     aws_port = proxies.add("aws", moto_port, latency_ms)
     saas_port = proxies.add("saas", saas.port, latency_ms)
+    # Key files name this token endpoint (through the fault proxy, like every HTTP call);
+    # gRPC goes direct: the fault proxy speaks HTTP/1.1 only.
+    gcp_state.token_uri = f"http://127.0.0.1:{saas_port}/gcp/token"
     stand_ins = {
         "moto": {"url": f"http://127.0.0.1:{moto_port}", "proxied": f"http://127.0.0.1:{aws_port}"},
         "saas": {
             "url": saas.url,
             "proxied": f"http://127.0.0.1:{saas_port}",
             "admin_keys": saas.state.admin_keys,
+        },
+        "gcp": {
+            "grpc_target": f"127.0.0.1:{gcp.port}",
+            "token_uri": gcp_state.token_uri,
+            "project": PROJECT,
         },
         "proxy": {"control": f"{saas.url}/_sandbox/proxies", "latency_ms": latency_ms},
     }
@@ -64,6 +77,7 @@ def main(argv: list[str]) -> int:
     os.replace(tmp, root / "stand-ins.json")
     stop.wait()
     proxies.stop()
+    gcp.stop()
     saas.stop()
     moto.stop()
     return 0

@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
-from killswitch.sandbox import saas_fleet, vault_fleet
+from killswitch.sandbox import gcp_fleet, saas_fleet, vault_fleet
 from killswitch.secrets import MaterialStore
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class AgentSpec:
     groups: Sequence[str] = ("agents-readonly", "agents-data")
     vault: bool = True
     saas: bool = True
+    gcp: bool = True
 
 
 FLEET: tuple[AgentSpec, ...] = (
@@ -183,10 +184,11 @@ def seed_agent(
     spec: AgentSpec,
     vault: vault_fleet.Vault | None = None,
     saas_url: str | None = None,
+    gcp: gcp_fleet.Gcp | None = None,
 ) -> None:
     """One agent: IAM users (tagged), keys, groups, policies, a role and one live session;
-    its Vault entity with everything hanging off it; its Slack, GitHub, OpenAI and
-    Anthropic tokens."""
+    its Vault entity with everything hanging off it; its GCP service account, keys and
+    bindings; its Slack, GitHub, OpenAI and Anthropic tokens."""
     iam = admin.iam()
     inventory.upsert_agent(Agent(spec.id, spec.owner, spec.status, spec.purpose, spec.environment))
     tags: list[Any] = [{"Key": TAG_KEY, "Value": spec.id}, {"Key": "owner", "Value": spec.owner}]
@@ -213,6 +215,8 @@ def seed_agent(
         _seed_role(admin, store, spec, tags, first_user, runtime_key)
     if spec.vault and vault is not None:
         vault_fleet.seed_agent(vault, store, spec.id, spec.owner)
+    if spec.gcp and gcp is not None:
+        gcp_fleet.seed_agent(gcp, store, spec.id, spec.owner)
     if spec.saas and saas_url is not None:
         saas_fleet.seed_agent(saas_url, store, inventory, spec.id)
 
@@ -270,6 +274,7 @@ def seed(
     fleet: Sequence[AgentSpec] = FLEET,
     vault: vault_fleet.Vault | None = None,
     saas_url: str | None = None,
+    gcp: gcp_fleet.Gcp | None = None,
 ) -> Admin:
     """The whole demo fleet, plus the protected break-glass agent."""
     admin = bootstrap(endpoint_url, store)
@@ -283,6 +288,9 @@ def seed(
     )
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(
-            pool.map(lambda spec: seed_agent(admin, inventory, store, spec, vault, saas_url), fleet)
+            pool.map(
+                lambda spec: seed_agent(admin, inventory, store, spec, vault, saas_url, gcp),
+                fleet,
+            )
         )
     return admin

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from killswitch.sandbox.gcp import GcpState, token_exchange
 from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import anthropic, github, openai, slack
 from killswitch.sandbox.saas.state import Fault, State
@@ -25,7 +26,7 @@ from killswitch.sandbox.saas.state import Fault, State
 PROVIDERS = ("slack", "github", "openai", "anthropic")
 
 
-def build(state: State, proxies: Proxies | None = None) -> Starlette:
+def build(state: State, proxies: Proxies | None = None, gcp: GcpState | None = None) -> Starlette:
     async def seed(request: Request) -> JSONResponse:
         body = await request.json()
         provider, owner = body["provider"], body["owner"]
@@ -59,7 +60,16 @@ def build(state: State, proxies: Proxies | None = None) -> Starlette:
 
     async def reset(request: Request) -> JSONResponse:
         state.clear()
+        if gcp is not None:
+            gcp.reset()
         return JSONResponse({"ok": True})
+
+    async def gcp_token(request: Request) -> JSONResponse:
+        """Google's OAuth2 token endpoint for service-account keys (jwt-bearer grant)."""
+        if gcp is None:
+            return JSONResponse({"error": "no GCP stand-in here"}, status_code=404)
+        status, body = token_exchange(gcp, await request.body())
+        return JSONResponse(body, status_code=status)
 
     async def backdate(request: Request) -> JSONResponse:
         """{"access_key_id", "created_days_ago", "last_used_days_ago"}: rewrite an access
@@ -133,6 +143,7 @@ def build(state: State, proxies: Proxies | None = None) -> Starlette:
         Route("/_sandbox/seed", seed, methods=["POST"]),
         Route("/_sandbox/bulk", bulk, methods=["POST", "DELETE"]),
         Route("/_sandbox/aws/backdate", backdate, methods=["POST"]),
+        Route("/gcp/token", gcp_token, methods=["POST"]),
         Route("/_sandbox/faults", faults, methods=["POST"]),
         Route("/_sandbox/settings", settings, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
@@ -168,12 +179,19 @@ def _backdate_aws_key(key_id: str, created_days: int, used_days: int | None) -> 
 class Server:
     """uvicorn on a free loopback port, in a thread of the sandbox daemon."""
 
-    def __init__(self, state: State | None = None, proxies: Proxies | None = None) -> None:
+    def __init__(
+        self,
+        state: State | None = None,
+        proxies: Proxies | None = None,
+        gcp: GcpState | None = None,
+    ) -> None:
         self.state = state or State()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(build(self.state, proxies), log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            build(self.state, proxies, gcp), log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="saas-stand-ins", daemon=True)
 

@@ -1,0 +1,88 @@
+"""The demo fleet in the GCP stand-in, through the real google-cloud-iam client: per agent a
+service account whose description names it (`agent-id=<id>`), two keys (their key files go
+to the probe-material stores), and project bindings — one role of its own, one shared by
+every agent (so a containment must remove only its member)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import iam_admin_v1
+
+from killswitch.sandbox.gcp import PROJECT
+from killswitch.secrets import MaterialStore
+from killswitch.settings import GcpSettings
+from revokers.gcp.client import Clients
+
+OWN_ROLE = "roles/storage.objectViewer"
+SHARED_ROLE = "roles/logging.logWriter"
+
+
+@dataclass
+class Gcp:
+    grpc_target: str
+    project: str = PROJECT
+
+    def clients(self) -> Clients:
+        return Clients.open(GcpSettings(project=self.project, grpc_target=self.grpc_target))
+
+
+def account_id(agent_id: str, suffix: str = "sa") -> str:
+    return f"{agent_id[: 29 - len(suffix)]}-{suffix}"
+
+
+def add_key(clients: Clients, store: MaterialStore, email: str, agent_id: str) -> str:
+    """A new key of the account; its key file goes to the store. Returns `<email>/<key id>`."""
+    name = f"projects/{PROJECT}/serviceAccounts/{email}"
+    key = clients.iam.create_service_account_key(request={"name": name})
+    ref = f"{email}/{key.name.rsplit('/', 1)[-1]}"
+    store.add(
+        "gcp.service-account-key",
+        ref,
+        {"key_file": key.private_key_data.decode()},
+        agent_id=agent_id,
+    )
+    return ref
+
+
+def bind(clients: Clients, role: str, member: str) -> None:
+    resource = f"projects/{PROJECT}"
+    for _ in range(5):  # etag conflicts between concurrent seeders: read again
+        policy = clients.projects.get_iam_policy(request={"resource": resource})
+        binding = next((b for b in policy.bindings if b.role == role), None)
+        if binding is None:
+            binding = policy.bindings.add(role=role)
+        if member in binding.members:
+            return
+        binding.members.append(member)
+        try:
+            clients.projects.set_iam_policy(request={"resource": resource, "policy": policy})
+            return
+        except Exception as exc:  # noqa: BLE001
+            if "ABORTED" not in str(exc) and "concurrent" not in str(exc):
+                raise
+
+
+def seed_agent(
+    gcp: Gcp, store: MaterialStore, agent_id: str, owner: str, *, keys: int = 2
+) -> dict[str, Any]:
+    clients = gcp.clients()
+    try:
+        account = clients.iam.create_service_account(
+            request={
+                "name": f"projects/{PROJECT}",
+                "account_id": account_id(agent_id),
+                "service_account": iam_admin_v1.ServiceAccount(
+                    display_name=f"{agent_id} runtime",
+                    description=f"agent-id={agent_id}; owner={owner}",
+                ),
+            }
+        )
+        refs = [add_key(clients, store, account.email, agent_id) for _ in range(keys)]
+        member = f"serviceAccount:{account.email}"
+        for role in (OWN_ROLE, SHARED_ROLE):
+            bind(clients, role, member)
+        return {"email": account.email, "keys": refs}
+    finally:
+        clients.close()
