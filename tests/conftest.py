@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from killswitch.inventory import Inventory
 from killswitch.runtime import Runtime
-from killswitch.sandbox import fleet, vault_fleet
+from killswitch.sandbox import fleet, gcp_fleet, vault_fleet
 from killswitch.sandbox.state import Paths, pid_alive
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import Settings, VaultSettings, load_settings
@@ -106,6 +106,12 @@ def vault(sandbox: dict[str, Any]) -> vault_fleet.Vault:
 
 
 @pytest.fixture(scope="session")
+def gcp(sandbox: dict[str, Any]) -> gcp_fleet.Gcp:
+    info = sandbox["providers"]["gcp"]
+    return gcp_fleet.Gcp(info["grpc_target"], info["project"])
+
+
+@pytest.fixture(scope="session")
 def material_store(keyring: KeyringFile, vault: vault_fleet.Vault) -> Stores:
     """Where test seeding writes probe material: the keyring file and Vault KV, as the sandbox."""
     writer = VaultSettings(
@@ -141,13 +147,14 @@ def seed_agent(
     material_store: Stores,
     vault: vault_fleet.Vault,
     saas_url: str,
+    gcp: gcp_fleet.Gcp,
 ) -> SeedAgent:
     """Seed a fresh agent with a unique id in every stand-in, the inventory and the stores."""
 
     def seed(prefix: str = "t", **spec: Any) -> str:
         agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         agent = fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
-        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url)
+        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url, gcp)
         return agent_id
 
     return seed

@@ -4,6 +4,7 @@
 STAND_INS = {
     "aws": "moto",
     "vault": "openbao",
+    "gcp": "gcp-grpc",
     "slack": "saas",
     "github": "saas",
     "openai": "saas",

@@ -61,7 +61,13 @@ def test_the_sweep_finds_exactly_what_was_seeded_and_no_healthy_credential(
     report = sweep_json(sandbox_home, "--dry-run")
 
     assert report["dry_run"] is True and report["ok"] is True
-    assert {d["provider"] for d in report["discovered"]} == {"aws", "vault", "openai", "anthropic"}
+    assert {d["provider"] for d in report["discovered"]} == {
+        "aws",
+        "vault",
+        "gcp",
+        "openai",
+        "anthropic",
+    }
     zombies = refs(report, "zombie")
     assert fresh["access_key_id"] in zombies
     iam = admin.iam()
@@ -72,6 +78,7 @@ def test_the_sweep_finds_exactly_what_was_seeded_and_no_healthy_credential(
     assert {f["nhi"]["provider"] for f in of_zombie} == {
         "aws",
         "vault",
+        "gcp",
         "openai",
         "anthropic",
         "slack",

@@ -1,0 +1,144 @@
+"""GCP through the real google-cloud-iam and resource-manager clients, against the gRPC
+stand-in: contain, prove, restore, bindings; and the stand-in's own fidelity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import googleapiclient
+import pytest
+from google.api_core import exceptions as gexc
+
+from killswitch import restoration
+from killswitch.containment import Request
+from killswitch.models import Credential, Outcome, VerdictStatus
+from killswitch.sandbox import gcp_fleet
+from killswitch.sandbox.gcp import PROJECT
+from killswitch.secrets import KeyringFile, Material, Secret, Stores
+from killswitch.settings import Settings
+from revokers.base import ProbeOutcome
+from revokers.gcp import GcpRevoker
+from revokers.gcp.client import Clients
+from tests.conftest import SeedAgent, keyring_material
+from tests.revokers.saas import contain, provider_runtime, statuses
+
+pytestmark = pytest.mark.integration
+
+
+def email_of(agent_id: str) -> str:
+    return f"{gcp_fleet.account_id(agent_id)}@{PROJECT}.iam.gserviceaccount.com"
+
+
+def bindings(clients: Clients) -> dict[str, set[str]]:
+    policy = clients.projects.get_iam_policy(request={"resource": f"projects/{PROJECT}"})
+    return {b.role: set(b.members) for b in policy.bindings}
+
+
+def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
+    settings: Settings, seed_agent: SeedAgent, gcp: gcp_fleet.Gcp, material_store: Stores
+) -> None:
+    agent_id = seed_agent("gcp", vault=False, saas=False)
+    other = seed_agent("gcp", vault=False, saas=False)
+    clients = gcp.clients()
+    # A key minted just before the run (the attacker's, say) is found and killed too.
+    fresh = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
+    before = bindings(clients)
+    member = f"serviceAccount:{email_of(agent_id)}"
+    assert member in before[gcp_fleet.OWN_ROLE] and member in before[gcp_fleet.SHARED_ROLE]
+    with provider_runtime(settings, "gcp") as runtime:
+        assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
+        report = contain(runtime, agent_id)
+        assert report.ok, report.errors
+        verdicts = {c.credential.ref: c.verdict for c in report.credentials}
+        assert fresh in verdicts and len(verdicts) == 3
+        for verdict in verdicts.values():
+            assert verdict.status is VerdictStatus.DEAD
+            assert "invalid_grant" in verdict.evidence
+        assert set(statuses(runtime, other, "gcp")) == {VerdictStatus.ALIVE}
+        account = clients.iam.get_service_account(
+            name=f"projects/-/serviceAccounts/{email_of(agent_id)}"
+        )
+        assert account.disabled
+        after = bindings(clients)
+        assert member not in after.get(gcp_fleet.OWN_ROLE, set())
+        assert member not in after[gcp_fleet.SHARED_ROLE]
+        assert f"serviceAccount:{email_of(other)}" in after[gcp_fleet.SHARED_ROLE]
+        assert {r.action.target for r in report.grants_detached} == {
+            gcp_fleet.OWN_ROLE,
+            gcp_fleet.SHARED_ROLE,
+        }
+
+        again = contain(runtime, agent_id)  # idempotent: everything is in place already
+        assert again.ok
+        assert all(r.outcome is not Outcome.DONE for c in again.credentials for r in c.actions)
+        assert not again.grants_detached
+
+        restored = restoration.restore(
+            runtime, Request(agent_id, "false positive", "test", mode="break-glass")
+        )
+        assert restored.ok, restored.errors
+        assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
+        assert bindings(clients) == before  # exactly the bindings it had
+    clients.close()
+
+
+def test_stand_in_messages_round_trip_and_match_the_discovery_document(
+    gcp: gcp_fleet.Gcp, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    clients = gcp.clients()
+    account = clients.iam.get_service_account(
+        name=f"projects/-/serviceAccounts/{email_of(agent_id)}"
+    )
+    assert account.email == email_of(agent_id) and account.project_id == PROJECT
+    assert account.name == f"projects/{PROJECT}/serviceAccounts/{account.email}"
+    assert f"agent-id={agent_id}" in account.description
+    keys = clients.iam.list_service_account_keys(request={"name": account.name}).keys
+    assert len(keys) == 2 and all(not k.private_key_data for k in keys)
+    listed = list(
+        clients.iam.list_service_accounts(request={"name": f"projects/{PROJECT}", "page_size": 2})
+    )
+    assert account.email in {a.email for a in listed} and len(listed) > 2  # paged through
+    # Field names as Google's REST description of the same resources.
+    document = Path(googleapiclient.__file__).parent / "discovery_cache/documents/iam.v1.json"
+    schemas = json.loads(document.read_text())["schemas"]
+    for message, schema in ((account, "ServiceAccount"), (keys[0], "ServiceAccountKey")):
+        fields = set(json.loads(type(message).to_json(message)))
+        assert fields <= set(schemas[schema]["properties"]), (
+            schema,
+            fields - set(schemas[schema]["properties"]),
+        )
+    clients.close()
+
+
+def test_unknown_names_are_not_found_like_google_and_a_deleted_key_gets_no_token(
+    settings: Settings,
+    gcp: gcp_fleet.Gcp,
+    seed_agent: SeedAgent,
+    material_store: Stores,
+    keyring: KeyringFile,
+) -> None:
+    clients = gcp.clients()
+    nobody = f"projects/-/serviceAccounts/nobody@{PROJECT}.iam.gserviceaccount.com"
+    with pytest.raises(gexc.NotFound, match=r"Service account .* does not exist\."):
+        clients.iam.get_service_account(name=nobody)
+    with pytest.raises(gexc.NotFound, match=r"Service account key .* does not exist\."):
+        clients.iam.disable_service_account_key(request={"name": f"{nobody}/keys/0123"})
+    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    ref = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
+    kind = "gcp.service-account-key"
+    fields = keyring_material(keyring, kind, ref)
+    key = Material("keyring", {k: Secret(v) for k, v in fields.items()})
+    credential = Credential("gcp", kind, ref, "", agent_id)
+    revoker = GcpRevoker.from_settings(settings)
+    try:
+        assert revoker.probe(credential, key).outcome is ProbeOutcome.ACCEPTED
+        clients.iam.delete_service_account_key(
+            request={"name": f"projects/{PROJECT}/serviceAccounts/{ref.replace('/', '/keys/')}"}
+        )
+        refused = revoker.probe(credential, key)
+        assert refused.outcome is ProbeOutcome.REJECTED and "invalid_grant" in refused.evidence
+    finally:
+        revoker.close()
+        clients.close()
