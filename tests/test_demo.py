@@ -42,7 +42,7 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
             + ["vault.secret-id"] * 2
             + ["vault.userpass"]
             + ["vault.lease"] * 2
-            + ["gcp.service-account-key"] * 2
+            + ["gcp.service-account-key"] * 3
             + ["slack.bot-token", "github.token", "github.token", "openai.api-key"]
             + ["anthropic.api-key"]
         )

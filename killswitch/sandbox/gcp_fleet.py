@@ -1,7 +1,8 @@
-"""The demo fleet in the GCP stand-in, through the real google-cloud-iam client: per agent a
-service account whose description names it (`agent-id=<id>`), two keys (their key files go
-to the probe-material stores), and project bindings — one role of its own, one shared by
-every agent (so a containment must remove only its member)."""
+"""The demo fleet in the GCP stand-in, through the real google-cloud-iam client: per agent two
+service accounts whose description names it (`agent-id=<id>`) — a runtime one with two keys
+and bindings to a role of its own and to one shared by every agent (so a containment must
+remove only its member), and a CI one with one key and one binding. The key files go to the
+probe-material stores."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from revokers.gcp.client import Clients
 
 OWN_ROLE = "roles/storage.objectViewer"
 SHARED_ROLE = "roles/logging.logWriter"
+CI_ROLE = "roles/artifactregistry.reader"
 
 
 @dataclass
@@ -64,25 +66,26 @@ def bind(clients: Clients, role: str, member: str) -> None:
                 raise
 
 
-def seed_agent(
-    gcp: Gcp, store: MaterialStore, agent_id: str, owner: str, *, keys: int = 2
-) -> dict[str, Any]:
+def seed_agent(gcp: Gcp, store: MaterialStore, agent_id: str, owner: str) -> dict[str, Any]:
     clients = gcp.clients()
     try:
-        account = clients.iam.create_service_account(
-            request={
-                "name": f"projects/{PROJECT}",
-                "account_id": account_id(agent_id),
-                "service_account": iam_admin_v1.ServiceAccount(
-                    display_name=f"{agent_id} runtime",
-                    description=f"agent-id={agent_id}; owner={owner}",
-                ),
-            }
-        )
-        refs = [add_key(clients, store, account.email, agent_id) for _ in range(keys)]
-        member = f"serviceAccount:{account.email}"
-        for role in (OWN_ROLE, SHARED_ROLE):
-            bind(clients, role, member)
-        return {"email": account.email, "keys": refs}
+        minted: dict[str, Any] = {}
+        for suffix, keys, roles in (("sa", 2, (OWN_ROLE, SHARED_ROLE)), ("ci", 1, (CI_ROLE,))):
+            account = clients.iam.create_service_account(
+                request={
+                    "name": f"projects/{PROJECT}",
+                    "account_id": account_id(agent_id, suffix),
+                    "service_account": iam_admin_v1.ServiceAccount(
+                        display_name=f"{agent_id} {suffix}",
+                        description=f"agent-id={agent_id}; owner={owner}",
+                    ),
+                }
+            )
+            minted[account.email] = [
+                add_key(clients, store, account.email, agent_id) for _ in range(keys)
+            ]
+            for role in roles:
+                bind(clients, role, f"serviceAccount:{account.email}")
+        return minted
     finally:
         clients.close()

@@ -36,7 +36,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert code == 0, stderr
     assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
     assert report["target"] == "sandbox" and report["actor"] == "test-suite"
-    assert len(report["credentials"]) == 19  # 4 in AWS, 8 in Vault, 2 GCP keys, 5 SaaS
+    assert len(report["credentials"]) == 20  # 4 in AWS, 8 in Vault, 3 GCP keys, 5 SaaS
     assert {c["provider"] for c in report["credentials"]} == {
         "aws",
         "vault",
@@ -49,7 +49,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     for credential in report["credentials"]:
         assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
         assert credential["verdict"] == "dead" and credential["actions"]
-    assert len(report["grants_detached"]) == 14  # 2 GCP bindings among them
+    assert len(report["grants_detached"]) == 15  # 3 GCP bindings among them
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
     assert set(report["timings"]) == {
@@ -72,7 +72,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     before = snapshot(admin)
     code, report, _ = contain_json(sandbox_home, agent_id, "--dry-run")
     assert code == 0 and report["dry_run"] and report["credentials"] == []
-    assert len(report["plan"]["actions"]) == 31  # GCP: 2 keys, the account, 2 bindings
+    assert len(report["plan"]["actions"]) == 34  # GCP: 3 keys, 2 accounts, 3 bindings
     # Vault leases, the Slack token, two GitHub tokens, the OpenAI key: gone for good.
     assert report["plan"]["irreversible_actions"] == 5
     assert snapshot(admin) == before

@@ -10,7 +10,7 @@ import googleapiclient
 import pytest
 from google.api_core import exceptions as gexc
 
-from killswitch import restoration
+from killswitch import containment, restoration
 from killswitch.containment import Request
 from killswitch.models import Credential, Outcome, VerdictStatus
 from killswitch.sandbox import gcp_fleet
@@ -51,7 +51,7 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         report = contain(runtime, agent_id)
         assert report.ok, report.errors
         verdicts = {c.credential.ref: c.verdict for c in report.credentials}
-        assert fresh in verdicts and len(verdicts) == 3
+        assert fresh in verdicts and len(verdicts) == 4  # 2 + 1 of the CI account + the fresh one
         for verdict in verdicts.values():
             assert verdict.status is VerdictStatus.DEAD
             assert "invalid_grant" in verdict.evidence
@@ -67,6 +67,7 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         assert {r.action.target for r in report.grants_detached} == {
             gcp_fleet.OWN_ROLE,
             gcp_fleet.SHARED_ROLE,
+            gcp_fleet.CI_ROLE,
         }
 
         again = contain(runtime, agent_id)  # idempotent: everything is in place already
@@ -141,4 +142,28 @@ def test_unknown_names_are_not_found_like_google_and_a_deleted_key_gets_no_token
         assert refused.outcome is ProbeOutcome.REJECTED and "invalid_grant" in refused.evidence
     finally:
         revoker.close()
+        clients.close()
+
+
+def test_decommission_deletes_keys_then_the_accounts_and_proves_it(
+    settings: Settings, seed_agent: SeedAgent, gcp: gcp_fleet.Gcp
+) -> None:
+    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    with provider_runtime(settings, "gcp") as runtime:
+        request = Request(agent_id, "retire", "test", mode="break-glass", verb="decommission")
+        report = containment.run(runtime, request)
+    assert report.ok, report.errors
+    assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+    deleted = [r.action.operation for r in report.other_actions if r.outcome is Outcome.DONE]
+    assert deleted.count("delete-service-account") == 2
+    assert (
+        sum(r.action.operation == "delete-key" for c in report.credentials for r in c.actions) == 3
+    )
+    clients = gcp.clients()
+    try:
+        with pytest.raises(gexc.NotFound):
+            clients.iam.get_service_account(name=f"projects/-/serviceAccounts/{email_of(agent_id)}")
+        # Google marks the bindings of a deleted account `deleted:`; containment removed them first.
+        assert not any(email_of(agent_id) in m for ms in bindings(clients).values() for m in ms)
+    finally:
         clients.close()
