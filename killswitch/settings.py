@@ -98,6 +98,28 @@ class GcpSettings(BaseModel):
     timeout_s: float = 10.0
 
 
+class AzureSettings(BaseModel):
+    """Azure: Entra service principals (Graph) and their ARM role assignments."""
+
+    tenant_id: str | None = None
+    subscription_id: str | None = None
+    client_id: str | None = Field(None, description="the kill switch's own app (client id)")
+    client_secret: SecretStr | None = None
+    authority: str = Field("login.microsoftonline.com", description="Entra authority host")
+    arm_url: str = "https://management.azure.com"
+    graph_url: str = "https://graph.microsoft.com"
+    ca_cert: str | None = Field(None, description="a CA bundle to trust (the sandbox's)")
+    scopes: tuple[str, ...] = Field(
+        (), description="where role assignments are searched; default: the subscription"
+    )
+    tag: str = Field("agent-id", description="`<tag>=<agent>` among a principal's tags")
+    protected_principals: tuple[str, ...] = Field(
+        (), description="service principal object ids or app ids never touched"
+    )
+    max_workers: int = Field(16, ge=1, le=128)
+    timeout_s: float = 10.0
+
+
 class HttpProviderSettings(BaseModel):
     """A token provider reached over HTTPS (Slack, GitHub, OpenAI, Anthropic)."""
 
@@ -213,6 +235,7 @@ class Settings(BaseSettings):
     aws: AwsSettings = AwsSettings()
     vault: VaultSettings = VaultSettings()
     gcp: GcpSettings = GcpSettings()
+    azure: AzureSettings = AzureSettings()
     slack: HttpProviderSettings = HttpProviderSettings(base_url="https://slack.com/api/")
     github: HttpProviderSettings = HttpProviderSettings(base_url="https://api.github.com")
     openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")

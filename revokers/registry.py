@@ -4,4 +4,4 @@ Adding a provider: one module (or package) under revokers/, its stand-in, its te
 runbook page, and one line here.
 """
 
-from revokers import anthropic, aws, gcp, github, openai, slack, vault  # noqa: F401
+from revokers import anthropic, aws, azure, gcp, github, openai, slack, vault  # noqa: F401

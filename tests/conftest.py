@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from killswitch.inventory import Inventory
 from killswitch.runtime import Runtime
-from killswitch.sandbox import fleet, gcp_fleet, vault_fleet
+from killswitch.sandbox import azure_fleet, fleet, gcp_fleet, vault_fleet
 from killswitch.sandbox.state import Paths, pid_alive
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import Settings, VaultSettings, load_settings
@@ -112,6 +112,11 @@ def gcp(sandbox: dict[str, Any]) -> gcp_fleet.Gcp:
 
 
 @pytest.fixture(scope="session")
+def azure(sandbox: dict[str, Any]) -> azure_fleet.Azure:
+    return azure_fleet.Azure(sandbox["providers"]["azure"])
+
+
+@pytest.fixture(scope="session")
 def material_store(keyring: KeyringFile, vault: vault_fleet.Vault) -> Stores:
     """Where test seeding writes probe material: the keyring file and Vault KV, as the sandbox."""
     writer = VaultSettings(
@@ -148,13 +153,14 @@ def seed_agent(
     vault: vault_fleet.Vault,
     saas_url: str,
     gcp: gcp_fleet.Gcp,
+    azure: azure_fleet.Azure,
 ) -> SeedAgent:
     """Seed a fresh agent with a unique id in every stand-in, the inventory and the stores."""
 
     def seed(prefix: str = "t", **spec: Any) -> str:
         agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         agent = fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
-        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url, gcp)
+        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url, gcp, azure)
         return agent_id
 
     return seed

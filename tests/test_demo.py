@@ -43,6 +43,7 @@ def test_demo_contains_the_compromised_agent_and_leaks_no_secret(
             + ["vault.userpass"]
             + ["vault.lease"] * 2
             + ["gcp.service-account-key"] * 3
+            + ["azure.client-secret"] * 2
             + ["slack.bot-token", "github.token", "github.token", "openai.api-key"]
             + ["anthropic.api-key"]
         )

@@ -21,9 +21,8 @@ def _show(status: dict[str, object]) -> None:
     providers = status.get("providers", {})
     assert isinstance(providers, dict)  # noqa: S101
     for name, info in providers.items():
-        out.print(
-            f"  {name}: {info.get('endpoint_url') or info.get('addr') or info.get('base_url')}"
-        )
+        keys = ("endpoint_url", "addr", "base_url", "grpc_target", "url")
+        out.print(f"  {name}: {next((info[k] for k in keys if info.get(k)), None)}")
     prefect = status.get("prefect", {})
     assert isinstance(prefect, dict)  # noqa: S101
     if prefect.get("api_url"):

@@ -5,6 +5,7 @@ STAND_INS = {
     "aws": "moto",
     "vault": "openbao",
     "gcp": "gcp-grpc",
+    "azure": "azure-https",
     "slack": "saas",
     "github": "saas",
     "openai": "saas",

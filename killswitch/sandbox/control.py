@@ -25,12 +25,20 @@ from pydantic import SecretStr
 from killswitch import progress
 from killswitch.errors import SandboxError
 from killswitch.inventory import Inventory
-from killswitch.sandbox import fleet, gcp_fleet, saas_fleet, sweep_fleet, vault_fleet
+from killswitch.sandbox import (
+    azure_fleet,
+    fleet,
+    gcp_fleet,
+    saas_fleet,
+    sweep_fleet,
+    vault_fleet,
+)
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import DEFAULT_PROTECTED_AGENTS, VaultSettings
 from killswitch.sightings import Sightings
+from revokers.azure.graph import tls
 from revokers.vault.material import VaultKvSource
 
 PREFECT_MARKER = "prefect server start"
@@ -145,7 +153,7 @@ def _profile(
         "keyring_path": str(paths.keyring),
         "secret_sources": ["vault", "keyring"],
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
-        "providers": ["aws", "vault", "gcp", *SAAS],
+        "providers": ["aws", "vault", "gcp", "azure", *SAAS],
         "probe_deadline_s": 20.0,
         "probe_interval_s": 0.25,
         "action_deadline_s": 20.0,
@@ -165,6 +173,19 @@ def _profile(
         "gcp": {
             "project": providers["gcp"]["project"],
             "grpc_target": providers["gcp"]["grpc_target"],
+        },
+        "azure": {
+            k: providers["azure"][k]
+            for k in (
+                "tenant_id",
+                "subscription_id",
+                "client_id",
+                "client_secret",
+                "authority",
+                "arm_url",
+                "graph_url",
+                "ca_cert",
+            )
         },
         **saas,
         "slack_app": providers["slack_app"],
@@ -208,7 +229,8 @@ def _seed(
     Sightings(inventory).clear()
     keyring.clear()
     progress.emit(
-        "sandbox", "seeding the demo fleet (AWS, Vault, GCP, Slack, GitHub, OpenAI, Anthropic)"
+        "sandbox",
+        "seeding the demo fleet (AWS, Vault, GCP, Azure, Slack, GitHub, OpenAI, Anthropic)",
     )
     token = vault_fleet.bootstrap(vault)
     kv_writer = VaultKvSource(
@@ -219,7 +241,10 @@ def _seed(
     moto_url, saas_url = stand_ins["moto"]["url"], stand_ins["saas"]["url"]
     store = Stores([keyring, kv_writer])
     gcp = gcp_fleet.Gcp(stand_ins["gcp"]["grpc_target"], stand_ins["gcp"]["project"])
-    admin = fleet.seed(moto_url, inventory, store, vault=vault, saas_url=saas_url, gcp=gcp)
+    azure = azure_fleet.Azure(stand_ins["azure"])
+    admin = fleet.seed(
+        moto_url, inventory, store, vault=vault, saas_url=saas_url, gcp=gcp, azure=azure
+    )
     seeded = sweep_fleet.seed(admin, inventory, store, vault, saas_url)
     _write_private(paths.root / "sweep-seeded.json", seeded.as_dict())
     slack_app = saas_fleet.slack_app(saas_url)
@@ -238,6 +263,7 @@ def _seed(
             "root_accessor": sweep_fleet.root_accessor(vault),
         },
         "gcp": dict(stand_ins["gcp"]),
+        "azure": dict(stand_ins["azure"]),
         **_saas_info(stand_ins["saas"]),
         "slack_app": slack_app,
     }
@@ -277,6 +303,10 @@ def _reseed(home: Path, paths: Paths, state: dict[str, Any], timeout: float) -> 
     stand_ins = json.loads(paths.stand_ins.read_text())["stand_ins"]
     fleet.reset(stand_ins["moto"]["url"])
     saas_fleet.reset(stand_ins["saas"]["url"])
+    azure = stand_ins["azure"]
+    httpx.post(
+        f"{azure['url']}/_sandbox/azure/reset", verify=tls(azure["ca_cert"]), timeout=10
+    ).raise_for_status()
     old = state["processes"].get("openbao")
     if old:
         _stop(int(old["pid"]), str(old["marker"]))

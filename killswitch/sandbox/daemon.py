@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from killswitch.sandbox.azure import AzureServer, AzureState
 from killswitch.sandbox.gcp import PROJECT, GcpServer, GcpState
 from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import Server
@@ -50,6 +51,8 @@ def main(argv: list[str]) -> int:
     saas.start()
     gcp = GcpServer(gcp_state)
     gcp.start()
+    azure = AzureServer(AzureState(), root)
+    azure.start()
     # The kill switch reaches every stand-in through a fault proxy; seeding goes direct.
     aws_port = proxies.add("aws", moto_port, latency_ms)
     saas_port = proxies.add("saas", saas.port, latency_ms)
@@ -68,6 +71,8 @@ def main(argv: list[str]) -> int:
             "token_uri": gcp_state.token_uri,
             "project": PROJECT,
         },
+        # HTTPS, direct: the fault proxy speaks plain HTTP/1.1.
+        "azure": azure.describe(),
         "proxy": {"control": f"{saas.url}/_sandbox/proxies", "latency_ms": latency_ms},
     }
     tmp = root / "stand-ins.json.tmp"
@@ -78,6 +83,7 @@ def main(argv: list[str]) -> int:
     stop.wait()
     proxies.stop()
     gcp.stop()
+    azure.stop()
     saas.stop()
     moto.stop()
     return 0

@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
-from killswitch.sandbox import gcp_fleet, saas_fleet, vault_fleet
+from killswitch.sandbox import azure_fleet, gcp_fleet, saas_fleet, vault_fleet
 from killswitch.secrets import MaterialStore
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class AgentSpec:
     vault: bool = True
     saas: bool = True
     gcp: bool = True
+    azure: bool = True
 
 
 FLEET: tuple[AgentSpec, ...] = (
@@ -185,6 +186,7 @@ def seed_agent(
     vault: vault_fleet.Vault | None = None,
     saas_url: str | None = None,
     gcp: gcp_fleet.Gcp | None = None,
+    azure: azure_fleet.Azure | None = None,
 ) -> None:
     """One agent: IAM users (tagged), keys, groups, policies, a role and one live session;
     its Vault entity with everything hanging off it; its GCP service account, keys and
@@ -217,6 +219,8 @@ def seed_agent(
         vault_fleet.seed_agent(vault, store, spec.id, spec.owner)
     if spec.gcp and gcp is not None:
         gcp_fleet.seed_agent(gcp, store, spec.id, spec.owner)
+    if spec.azure and azure is not None:
+        azure_fleet.seed_agent(azure, store, spec.id, spec.owner)
     if spec.saas and saas_url is not None:
         saas_fleet.seed_agent(saas_url, store, inventory, spec.id)
 
@@ -275,6 +279,7 @@ def seed(
     vault: vault_fleet.Vault | None = None,
     saas_url: str | None = None,
     gcp: gcp_fleet.Gcp | None = None,
+    azure: azure_fleet.Azure | None = None,
 ) -> Admin:
     """The whole demo fleet, plus the protected break-glass agent."""
     admin = bootstrap(endpoint_url, store)
@@ -289,7 +294,7 @@ def seed(
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(
             pool.map(
-                lambda spec: seed_agent(admin, inventory, store, spec, vault, saas_url, gcp),
+                lambda spec: seed_agent(admin, inventory, store, spec, vault, saas_url, gcp, azure),
                 fleet,
             )
         )

@@ -52,9 +52,10 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
     ).json()
     # One task per provider, however many credentials: bookkeeping grows with providers.
     assert sorted(t["name"] for t in tasks) == [
-        f"contain-{p}" for p in ("anthropic", "aws", "gcp", "github", "openai", "slack", "vault")
+        f"contain-{p}"
+        for p in ("anthropic", "aws", "azure", "gcp", "github", "openai", "slack", "vault")
     ]
-    assert len(report.credentials) == 20
+    assert len(report.credentials) == 22
     artifacts = httpx.post(
         f"{prefect_api}/artifacts/filter",
         json={"artifacts": {"key": {"any_": [f"containment-{agent_id}"]}}},

@@ -36,11 +36,12 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     assert code == 0, stderr
     assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
     assert report["target"] == "sandbox" and report["actor"] == "test-suite"
-    assert len(report["credentials"]) == 20  # 4 in AWS, 8 in Vault, 3 GCP keys, 5 SaaS
+    assert len(report["credentials"]) == 22  # AWS 4, Vault 8, GCP 3, Azure 2, SaaS 5
     assert {c["provider"] for c in report["credentials"]} == {
         "aws",
         "vault",
         "gcp",
+        "azure",
         "slack",
         "github",
         "openai",
@@ -49,7 +50,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     for credential in report["credentials"]:
         assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
         assert credential["verdict"] == "dead" and credential["actions"]
-    assert len(report["grants_detached"]) == 15  # 3 GCP bindings among them
+    assert len(report["grants_detached"]) == 17  # 3 GCP bindings, 2 Azure assignments
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
     assert set(report["timings"]) == {
@@ -61,7 +62,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
         "providers",
     }
     assert 0 < report["timings"]["proven_s"] <= report["timings"]["total_s"]
-    assert len(report["timings"]["providers"]) == 7
+    assert len(report["timings"]["providers"]) == 8
     assert "aws: done: 4/4 dead" in stderr  # progress goes to stderr, JSON to stdout
 
 
@@ -72,7 +73,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     before = snapshot(admin)
     code, report, _ = contain_json(sandbox_home, agent_id, "--dry-run")
     assert code == 0 and report["dry_run"] and report["credentials"] == []
-    assert len(report["plan"]["actions"]) == 34  # GCP: 3 keys, 2 accounts, 3 bindings
+    assert len(report["plan"]["actions"]) == 37  # GCP 8; Azure: the principal, 2 assignments
     # Vault leases, the Slack token, two GitHub tokens, the OpenAI key: gone for good.
     assert report["plan"]["irreversible_actions"] == 5
     assert snapshot(admin) == before

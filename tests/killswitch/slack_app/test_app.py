@@ -98,7 +98,7 @@ def test_contain_acks_at_once_and_the_thread_ends_proven(
     # In order: the live board (posted, then updated as providers move on), then the report.
     assert methods[0] == "chat.postMessage" and "progress" in replies[0]["text"]
     assert "chat.update" in methods and methods[-1] == "chat.postMessage"
-    assert replies[-1]["text"].startswith("PROVEN: 20 dead")
+    assert replies[-1]["text"].startswith("PROVEN: 22 dead")
     final_blocks = slack.blocks(replies[-1])
     assert "CONTAINED AND PROVEN" in final_blocks[0]["text"]["text"]
     assert alive(settings, agent_id) == {VerdictStatus.DEAD}
@@ -219,7 +219,7 @@ def test_a_large_blast_radius_needs_a_second_on_call_under_the_two_person_rule(
         slack.command(f"contain {agent_id} big one", ONCALL)
         replies = slack.wait_for(f"contain {agent_id}", "confirm contain")
         ask = next(m for m in replies if "confirm contain" in (m["text"] or ""))
-        assert "20 credentials (more than 5)" in slack.blocks(ask)[0]["text"]["text"]
+        assert "22 credentials (more than 5)" in slack.blocks(ask)[0]["text"]["text"]
         pending = slack.blocks(ask)[1]["elements"][0]["value"]
         slack.click("killswitch_confirm", pending, ONCALL, ask["ts"])  # the requester alone
         time.sleep(1.0)

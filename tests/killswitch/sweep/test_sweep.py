@@ -65,6 +65,7 @@ def test_the_sweep_finds_exactly_what_was_seeded_and_no_healthy_credential(
         "aws",
         "vault",
         "gcp",
+        "azure",
         "openai",
         "anthropic",
     }
@@ -79,6 +80,7 @@ def test_the_sweep_finds_exactly_what_was_seeded_and_no_healthy_credential(
         "aws",
         "vault",
         "gcp",
+        "azure",
         "openai",
         "anthropic",
         "slack",

@@ -1,0 +1,508 @@
+"""Azure stand-in, served over HTTPS with a local CA made by trustme (azure-core refuses
+bearer tokens over plain http): ARM role assignments at api-version 2022-04-01, Microsoft
+Graph service principals, and the Entra token endpoint (OpenID configuration and
+client-credentials grant).
+
+Shapes: ARM role assignments as the generated 2022-04-01 models of azure-mgmt-authorization
+(`{"id", "type", "name", "properties": {...}}`, paging by `nextLink`, delete → 200 with the
+deleted assignment or 204 when gone); Graph errors `{"error": {"code", "message"}}`; Entra
+errors `{"error", "error_description": "AADSTS…", "error_codes": […]}`. ARM and Graph accept
+only bearer tokens this endpoint issued to the kill switch's own app. Sandbox-only seeding
+lives under `/_sandbox/azure/`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+API_VERSION = "2022-04-01"
+PAGE = 2  # small pages, so that clients must follow nextLink
+ASSIGNMENTS = re.compile(
+    r"^/*(?P<scope>subscriptions/[^/]+(?:/resourceGroups/[^/]+)?)"
+    r"/providers/Microsoft\.Authorization/roleAssignments(?:/(?P<name>[^/?]+))?$"
+)
+
+
+@dataclass
+class Secret:
+    key_id: str
+    value: str
+    display_name: str
+    start: str
+    end: str
+
+    def credential(self, with_text: bool = False) -> dict[str, Any]:
+        shown = {
+            "customKeyIdentifier": None,
+            "displayName": self.display_name,
+            "endDateTime": self.end,
+            "hint": self.value[:3],
+            "keyId": self.key_id,
+            "startDateTime": self.start,
+        }
+        return {**shown, "secretText": self.value} if with_text else {**shown, "secretText": None}
+
+
+@dataclass
+class Principal:
+    id: str
+    app_id: str
+    display_name: str
+    tags: list[str]
+    enabled: bool = True
+    secrets: dict[str, Secret] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "appId": self.app_id,
+            "displayName": self.display_name,
+            "accountEnabled": self.enabled,
+            "servicePrincipalType": "Application",
+            "tags": list(self.tags),
+            "passwordCredentials": [s.credential() for s in self.secrets.values()],
+        }
+
+
+class AzureState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tenant_id = str(uuid.uuid4())
+        self.subscription_id = str(uuid.uuid4())
+        self.principals: dict[str, Principal] = {}
+        self.assignments: dict[str, dict[str, Any]] = {}  # id (lower case) -> body
+        self.tokens: dict[str, float] = {}  # access token -> expiry, of the kill switch only
+        self.own_app_id = str(uuid.uuid4())  # the kill switch's own app, for ARM and Graph
+        self.own_secret = secrets.token_urlsafe(30)
+        self.base_url = ""
+
+    def reset(self) -> None:
+        """Forget every principal and assignment (the kill switch's own app stays)."""
+        with self.lock:
+            self.principals.clear()
+            self.assignments.clear()
+
+    def by_app(self, app_id: str) -> Principal | None:
+        return next((p for p in self.principals.values() if p.app_id == app_id), None)
+
+
+def _graph_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {"request-id": str(uuid.uuid4())},
+            }
+        },
+        status_code=status,
+    )
+
+
+def _missing(ident: str) -> str:
+    return (
+        f"Resource '{ident}' does not exist or one of its queried reference-property "
+        "objects are not present."
+    )
+
+
+def _arm_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _aad_error(state: AzureState, status: int, error: str, code: int, text: str) -> JSONResponse:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+    return JSONResponse(
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\n"
+            f"Correlation ID: {correlation}\r\nTimestamp: {now}",
+            "error_codes": [code],
+            "timestamp": now,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"{state.base_url}/error?code={code}",
+        },
+        status_code=status,
+    )
+
+
+def build(state: AzureState) -> Starlette:
+    def authorized(request: Request) -> bool:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        with state.lock:
+            return state.tokens.get(token, 0) > time.time()
+
+    async def openid(request: Request) -> JSONResponse:
+        tenant = request.path_params["tenant"]
+        base = f"{state.base_url}/{tenant}"
+        return JSONResponse(
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "issuer": f"{base}/v2.0",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "id_token", "token"],
+                "tenant_region_scope": "EU",
+            }
+        )
+
+    async def token(request: Request) -> JSONResponse:
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        if request.path_params["tenant"] != state.tenant_id:
+            return _aad_error(
+                state,
+                400,
+                "invalid_request",
+                90002,
+                f"Tenant '{request.path_params['tenant']}' not found.",
+            )
+        if form.get("grant_type") != "client_credentials":
+            return _aad_error(
+                state,
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type.",
+            )
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        with state.lock:
+            if client_id == state.own_app_id:
+                if not secrets.compare_digest(secret, state.own_secret):
+                    return _aad_error(
+                        state, 401, "invalid_client", 7000215, "Invalid client secret provided."
+                    )
+                access = "eyJ0eXAiOiJKV1QiLCJ" + secrets.token_urlsafe(48)
+                state.tokens[access] = time.time() + 3599
+                return JSONResponse(
+                    {
+                        "token_type": "Bearer",
+                        "expires_in": 3599,
+                        "ext_expires_in": 3599,
+                        "access_token": access,
+                    }
+                )
+            principal = state.by_app(client_id)
+            if principal is None:
+                return _aad_error(
+                    state,
+                    400,
+                    "unauthorized_client",
+                    700016,
+                    f"Application with identifier '{client_id}' was not found in the "
+                    f"directory '{state.tenant_id}'.",
+                )
+            if not any(secrets.compare_digest(secret, s.value) for s in principal.secrets.values()):
+                return _aad_error(
+                    state,
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the "
+                    "request is the client secret value, not the client secret ID, for a "
+                    f"secret added to app '{client_id}'.",
+                )
+            if not principal.enabled:
+                return _aad_error(
+                    state,
+                    400,
+                    "unauthorized_client",
+                    7000112,
+                    f"Application '{client_id}'({principal.display_name}) is disabled.",
+                )
+        return JSONResponse(
+            {
+                "token_type": "Bearer",
+                "expires_in": 3599,
+                "ext_expires_in": 3599,
+                "access_token": "eyJ0eXAiOiJKV1QiLCJ" + secrets.token_urlsafe(48),
+            }
+        )
+
+    async def principals(request: Request) -> Response:
+        if not authorized(request):
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        wanted = request.query_params.get("$filter", "")
+        match = re.fullmatch(r"tags/any\(t:\s*t eq '([^']*)'\)", wanted.strip()) if wanted else None
+        if wanted and match is None:
+            return _graph_error(400, "Request_UnsupportedQuery", f"Unsupported query: {wanted}")
+        with state.lock:
+            found = [
+                p.body()
+                for p in state.principals.values()
+                if match is None or match.group(1) in p.tags
+            ]
+        return JSONResponse(
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#servicePrincipals",
+                "value": found,
+            }
+        )
+
+    async def principal(request: Request) -> Response:
+        if not authorized(request):
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        ident = request.path_params["id"]
+        # The body is read before the lock: never hold a thread lock across an await.
+        body = await request.json() if request.method == "PATCH" else {}
+        with state.lock:
+            found = state.principals.get(ident)
+            if found is None:
+                return _graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    _missing(ident),
+                )
+            if request.method == "PATCH":
+                if set(body) - {"accountEnabled", "tags", "displayName"}:
+                    return _graph_error(
+                        400, "Request_BadRequest", "Invalid property in the request."
+                    )
+                found.enabled = bool(body.get("accountEnabled", found.enabled))
+                return Response(status_code=204)
+            return JSONResponse(found.body())
+
+    async def password(request: Request) -> Response:
+        if not authorized(request):
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        ident, verb = request.path_params["id"], request.path_params["verb"]
+        body = await request.json()
+        with state.lock:
+            found = state.principals.get(ident)
+            if found is None:
+                return _graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    _missing(ident),
+                )
+            if verb == "addPassword":
+                now = datetime.now(UTC)
+                secret = Secret(
+                    key_id=str(uuid.uuid4()),
+                    value=secrets.token_urlsafe(30).replace("-", "~")[:40],
+                    display_name=str((body.get("passwordCredential") or {}).get("displayName", "")),
+                    start=now.isoformat().replace("+00:00", "Z"),
+                    end=(now + timedelta(days=365)).isoformat().replace("+00:00", "Z"),
+                )
+                found.secrets[secret.key_id] = secret
+                return JSONResponse(secret.credential(with_text=True))
+            if verb == "removePassword":
+                if found.secrets.pop(str(body.get("keyId", "")), None) is None:
+                    return _graph_error(
+                        400, "Request_BadRequest", "No password credential found with keyId."
+                    )
+                return Response(status_code=204)
+        return _graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
+
+    async def arm(request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        match = ASSIGNMENTS.match(path)
+        if match is None:
+            return _arm_error(
+                404, "InvalidResourceType", f"The resource type could not be found: {path}"
+            )
+        if request.query_params.get("api-version") != API_VERSION:
+            return _arm_error(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{request.query_params.get('api-version')}' is invalid.",
+            )
+        if not authorized(request):
+            return _arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+        scope, name = "/" + match.group("scope"), match.group("name")
+        if not scope.startswith(f"/subscriptions/{state.subscription_id}"):
+            return _arm_error(
+                404,
+                "SubscriptionNotFound",
+                f"The subscription '{scope.split('/')[2]}' could not be found.",
+            )
+        if name is None:
+            return _list(request, scope)
+        ident = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        body = await request.json() if request.method == "PUT" else {}  # before the lock
+        with state.lock:
+            existing = state.assignments.get(ident.lower())
+            if request.method == "GET":
+                if existing is None:
+                    return _arm_error(
+                        404, "RoleAssignmentNotFound", f"The role assignment '{name}' is not found."
+                    )
+                return JSONResponse(existing)
+            if request.method == "DELETE":
+                if existing is None:
+                    return Response(status_code=204)
+                del state.assignments[ident.lower()]
+                return JSONResponse(existing)
+            props = body.get("properties") or {}
+            if not props.get("roleDefinitionId") or not props.get("principalId"):
+                return _arm_error(
+                    400,
+                    "InvalidRoleAssignmentRequest",
+                    "roleDefinitionId and principalId are required.",
+                )
+            if existing is not None:
+                if existing["properties"]["principalId"] != props["principalId"]:
+                    return _arm_error(
+                        409, "RoleAssignmentExists", "The role assignment already exists."
+                    )
+                return JSONResponse(existing)
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            created = {
+                "id": ident,
+                "type": "Microsoft.Authorization/roleAssignments",
+                "name": name,
+                "properties": {
+                    "roleDefinitionId": props["roleDefinitionId"],
+                    "principalId": props["principalId"],
+                    "principalType": props.get("principalType", "ServicePrincipal"),
+                    "scope": scope,
+                    "condition": props.get("condition"),
+                    "conditionVersion": props.get("conditionVersion"),
+                    "createdOn": now,
+                    "updatedOn": now,
+                    "createdBy": state.own_app_id,
+                    "updatedBy": state.own_app_id,
+                    "delegatedManagedIdentityResourceId": None,
+                    "description": props.get("description"),
+                },
+            }
+            state.assignments[ident.lower()] = created
+            return JSONResponse(created, status_code=201)
+
+    def _list(request: Request, scope: str) -> Response:
+        wanted = request.query_params.get("$filter", "")
+        principal_id = ""
+        if wanted:
+            found = re.fullmatch(
+                r"(?:assignedTo\('([^']+)'\)|principalId eq '([^']+)')", wanted.strip()
+            )
+            if found is None:
+                return _arm_error(
+                    400, "UnsupportedQuery", f"The filter '{wanted}' is not supported."
+                )
+            principal_id = found.group(1) or found.group(2)
+        start = int(request.query_params.get("$skiptoken", "0"))
+        with state.lock:
+            matching = [
+                a
+                for a in sorted(state.assignments.values(), key=lambda a: a["id"])
+                # At the scope and below it (and above: the subscription holds them all).
+                if a["properties"]["scope"].lower().startswith(scope.lower())
+                and (not principal_id or a["properties"]["principalId"] == principal_id)
+            ]
+        page = matching[start : start + PAGE]
+        body: dict[str, Any] = {"value": page}
+        if start + PAGE < len(matching):
+            body["nextLink"] = (
+                f"{state.base_url}/arm{scope}/providers/Microsoft.Authorization/roleAssignments"
+                f"?api-version={API_VERSION}&$skiptoken={start + PAGE}"
+                + (f"&$filter={wanted}" if wanted else "")
+            )
+        return JSONResponse(body)
+
+    async def seed(request: Request) -> JSONResponse:
+        """Sandbox only: {"displayName", "tags"} → a service principal and its app."""
+        body = await request.json()
+        principal = Principal(
+            id=str(uuid.uuid4()),
+            app_id=str(uuid.uuid4()),
+            display_name=str(body["displayName"]),
+            tags=[str(t) for t in body.get("tags", [])],
+        )
+        with state.lock:
+            state.principals[principal.id] = principal
+        return JSONResponse(principal.body())
+
+    async def reset(request: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", openid, methods=["GET"]),
+            Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+            Route("/graph/v1.0/servicePrincipals", principals, methods=["GET"]),
+            Route("/graph/v1.0/servicePrincipals/{id}", principal, methods=["GET", "PATCH"]),
+            Route("/graph/v1.0/servicePrincipals/{id}/{verb}", password, methods=["POST"]),
+            Route("/_sandbox/azure/service-principals", seed, methods=["POST"]),
+            Route("/_sandbox/azure/reset", reset, methods=["POST"]),
+            Route("/arm/{path:path}", arm, methods=["GET", "PUT", "DELETE"]),
+        ]
+    )
+
+
+class AzureServer:
+    """uvicorn over TLS on a free loopback port, in a thread of the sandbox daemon; the CA
+    that signed its certificate is written to `ca_path` for clients to trust."""
+
+    def __init__(self, state: AzureState, directory: Path) -> None:
+        import socket
+
+        import trustme
+        import uvicorn
+
+        self.state = state
+        authority = trustme.CA()
+        issued = authority.issue_cert("127.0.0.1", "localhost")
+        self.ca_path = directory / "azure-ca.pem"
+        authority.cert_pem.write_to_path(str(self.ca_path))
+        chain, key = directory / "azure-cert.pem", directory / "azure-key.pem"
+        issued.private_key_pem.write_to_path(str(key))
+        key.chmod(0o600)
+        issued.cert_chain_pems[0].write_to_path(str(chain))
+        for extra in issued.cert_chain_pems[1:]:
+            extra.write_to_path(str(chain), append=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        state.base_url = f"https://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            build(state),
+            log_level="warning",
+            access_log=False,
+            ssl_certfile=str(chain),
+            ssl_keyfile=str(key),
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name="azure-stand-in", daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    def describe(self) -> dict[str, str]:
+        return {
+            "url": self.state.base_url,
+            "arm_url": f"{self.state.base_url}/arm",
+            "graph_url": f"{self.state.base_url}/graph",
+            "authority": f"127.0.0.1:{self.port}",
+            "tenant_id": self.state.tenant_id,
+            "subscription_id": self.state.subscription_id,
+            "ca_cert": str(self.ca_path),
+            "client_id": self.state.own_app_id,
+            "client_secret": self.state.own_secret,
+        }

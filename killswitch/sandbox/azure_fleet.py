@@ -1,0 +1,114 @@
+"""The demo fleet in the Azure stand-in: per agent a service principal tagged
+`agent-id=<id>`, two client secrets (Graph `addPassword`; the secrets go to the
+probe-material stores) and role assignments at two scopes (the subscription and a resource
+group), created through the real azure-mgmt-authorization client."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from azure.identity import ClientSecretCredential
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
+
+from killswitch.secrets import MaterialStore
+from revokers.azure.graph import tls
+
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+RESOURCE_GROUP = "rg-agent-data"
+
+
+@dataclass
+class Azure:
+    """What `sandbox status` says of the stand-in (`providers.azure`)."""
+
+    info: dict[str, Any]
+
+    @property
+    def subscription_scope(self) -> str:
+        return f"/subscriptions/{self.info['subscription_id']}"
+
+    def role(self, role_id: str) -> str:
+        return (
+            f"{self.subscription_scope}/providers/Microsoft.Authorization/roleDefinitions/{role_id}"
+        )
+
+    def credential(self) -> ClientSecretCredential:
+        return ClientSecretCredential(
+            self.info["tenant_id"],
+            self.info["client_id"],
+            self.info["client_secret"],
+            authority=self.info["authority"],
+            disable_instance_discovery=True,
+            connection_verify=self.info["ca_cert"],
+        )
+
+    def arm(self, credential: ClientSecretCredential) -> AuthorizationManagementClient:
+        return AuthorizationManagementClient(
+            credential,
+            self.info["subscription_id"],
+            base_url=self.info["arm_url"],
+            connection_verify=self.info["ca_cert"],
+        )
+
+
+def add_secret(
+    azure: Azure, token: str, store: MaterialStore, principal: dict[str, Any], agent_id: str
+) -> str:
+    """Graph addPassword; the secret goes to the store. Returns `<object id>/<key id>`."""
+    created = httpx.post(
+        f"{azure.info['graph_url']}/v1.0/servicePrincipals/{principal['id']}/addPassword",
+        json={"passwordCredential": {"displayName": f"{agent_id} secret"}},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    )
+    created.raise_for_status()
+    body = created.json()
+    ref = f"{principal['id']}/{body['keyId']}"
+    store.add(
+        "azure.client-secret",
+        ref,
+        {
+            "client_id": principal["appId"],
+            "client_secret": body["secretText"],
+            "tenant_id": azure.info["tenant_id"],
+        },
+        agent_id=agent_id,
+    )
+    return ref
+
+
+def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) -> dict[str, Any]:
+    principal = httpx.post(
+        f"{azure.info['url']}/_sandbox/azure/service-principals",
+        json={"displayName": f"{agent_id}-app", "tags": [f"agent-id={agent_id}", f"owner={owner}"]},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    ).json()
+    credential = azure.credential()
+    arm = azure.arm(credential)
+    try:
+        token = credential.get_token("https://graph.microsoft.com/.default").token
+        secrets = [add_secret(azure, token, store, principal, agent_id) for _ in range(2)]
+        for scope, role in (
+            (azure.subscription_scope, READER),
+            (f"{azure.subscription_scope}/resourceGroups/{RESOURCE_GROUP}", BLOB_READER),
+        ):
+            arm.role_assignments.create(
+                scope,
+                str(uuid.uuid4()),
+                RoleAssignmentCreateParameters(
+                    role_definition_id=azure.role(role),
+                    principal_id=principal["id"],
+                    principal_type="ServicePrincipal",
+                ),
+            )
+        return {"object_id": principal["id"], "secrets": secrets}
+    finally:
+        arm.close()
+        credential.close()

@@ -1,0 +1,167 @@
+"""Azure through azure-identity, azure-mgmt-authorization and Graph over httpx, against the
+HTTPS stand-in: contain, prove, restore, destroy; and the stand-in's shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential
+from azure.mgmt.authorization.v2022_04_01 import models
+
+from killswitch import containment, restoration
+from killswitch.containment import Request
+from killswitch.models import Outcome, VerdictStatus
+from killswitch.runtime import Runtime
+from killswitch.sandbox import azure_fleet
+from killswitch.settings import Settings
+from revokers.azure.graph import tls
+from tests.conftest import SeedAgent
+from tests.revokers.saas import contain, provider_runtime, statuses
+
+pytestmark = pytest.mark.integration
+
+
+def principal_of(runtime: Runtime, agent_id: str) -> str:
+    revoker = runtime.revokers["azure"]
+    found = revoker.graph.tagged(f"agent-id={agent_id}")  # type: ignore[attr-defined]
+    assert len(found) == 1
+    return str(found[0]["id"])
+
+
+def assignments(azure: azure_fleet.Azure, principal_id: str) -> set[tuple[str, str, str]]:
+    credential = azure.credential()
+    arm = azure.arm(credential)
+    try:
+        listed = arm.role_assignments.list_for_scope(
+            azure.subscription_scope, filter=f"assignedTo('{principal_id}')"
+        )
+        return {(str(a.name), str(a.scope), str(a.role_definition_id)) for a in listed}
+    finally:
+        arm.close()
+        credential.close()
+
+
+def test_contain_refuses_every_secret_a_token_and_restore_brings_it_all_back(
+    settings: Settings, seed_agent: SeedAgent, azure: azure_fleet.Azure
+) -> None:
+    agent_id = seed_agent("az", vault=False, saas=False, gcp=False)
+    other = seed_agent("az", vault=False, saas=False, gcp=False)
+    with provider_runtime(settings, "azure") as runtime:
+        principal = principal_of(runtime, agent_id)
+        before = assignments(azure, principal)
+        assert len(before) == 2 and {s for _, s, _ in before} == {
+            azure.subscription_scope,
+            f"{azure.subscription_scope}/resourceGroups/{azure_fleet.RESOURCE_GROUP}",
+        }
+        assert set(statuses(runtime, agent_id, "azure")) == {VerdictStatus.ALIVE}
+        report = contain(runtime, agent_id)
+        assert report.ok, report.errors
+        assert len(report.credentials) == 2
+        for row in report.credentials:
+            assert row.verdict.status is VerdictStatus.DEAD
+            assert "AADSTS7000112" in row.verdict.evidence  # the principal is disabled
+            [disable] = [
+                r for r in row.actions if r.action.operation == "disable-service-principal"
+            ]
+            assert "stay valid until they expire" in disable.detail and "UTC" in disable.detail
+        assert assignments(azure, principal) == set()
+        assert len(report.grants_detached) == 2
+        assert set(statuses(runtime, other, "azure")) == {VerdictStatus.ALIVE}
+
+        again = contain(runtime, agent_id)  # idempotent
+        assert again.ok and not again.grants_detached
+        assert all(r.outcome is not Outcome.DONE for c in again.credentials for r in c.actions)
+
+        restored = restoration.restore(
+            runtime, Request(agent_id, "false positive", "test", mode="break-glass")
+        )
+        assert restored.ok, restored.errors
+        assert assignments(azure, principal) == before  # the same names, scopes and roles
+        assert set(statuses(runtime, agent_id, "azure")) == {VerdictStatus.ALIVE}
+
+
+def test_decommission_removes_every_secret_and_proves_it(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent(
+        "az", vault=False, saas=False, gcp=False, users=(("runtime", 1),), role=False
+    )
+    with provider_runtime(settings, "azure") as runtime:
+        request = Request(agent_id, "retire", "test", mode="break-glass", verb="decommission")
+        report = containment.run(runtime, request)
+        assert report.ok, report.errors
+        assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
+        assert all("AADSTS7000215" in c.verdict.evidence for c in report.credentials)
+        principal = runtime.revokers["azure"].graph.get(principal_of(runtime, agent_id))  # type: ignore[attr-defined]
+        assert principal["passwordCredentials"] == []
+
+
+def test_stand_in_shapes_match_the_generated_models(
+    azure: azure_fleet.Azure, seed_agent: SeedAgent, settings: Settings
+) -> None:
+    seed_agent("az", vault=False, saas=False, gcp=False, users=(("runtime", 1),), role=False)
+    info = azure.info
+    credential = azure.credential()
+    token = credential.get_token("https://management.azure.com/.default").token
+    arm = azure.arm(credential)
+    try:
+        # Paging by nextLink: more assignments than one page.
+        every = list(arm.role_assignments.list_for_scope(azure.subscription_scope))
+        assert len(every) > 2
+        raw = httpx.get(
+            f"{info['arm_url']}{every[0].id}",
+            params={"api-version": "2022-04-01"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=tls(info["ca_cert"]),
+        ).json()
+        mapped = {v["key"] for v in models.RoleAssignment._attribute_map.values()}
+        assert set(raw) - {"properties"} <= mapped
+        assert {f"properties.{k}" for k in raw["properties"]} <= mapped
+        assert (
+            models.RoleAssignment.deserialize(raw).principal_id == raw["properties"]["principalId"]
+        )
+        # Delete answers 200 with the assignment, then 204 when it is already gone.
+        assert arm.role_assignments.delete_by_id(str(every[0].id)) is not None
+        assert arm.role_assignments.delete_by_id(str(every[0].id)) is None
+    finally:
+        arm.close()
+        credential.close()
+    wrong = ClientSecretCredential(
+        info["tenant_id"],
+        info["client_id"],
+        "not-the-secret",
+        authority=info["authority"],
+        disable_instance_discovery=True,
+        connection_verify=info["ca_cert"],
+    )
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215"):
+        wrong.get_token("https://management.azure.com/.default")
+    wrong.close()
+    answer = httpx.post(
+        f"{info['url']}/{info['tenant_id']}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "client_id": "unknown-app", "client_secret": "x"},
+        verify=tls(info["ca_cert"]),
+    )
+    body: dict[str, Any] = answer.json()
+    assert answer.status_code == 400 and body["error_codes"] == [700016]
+    assert body["error_description"].startswith("AADSTS700016:")
+    missing = httpx.get(
+        f"{info['graph_url']}/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000000",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=tls(info["ca_cert"]),
+    )
+    assert (
+        missing.status_code == 404 and missing.json()["error"]["code"] == "Request_ResourceNotFound"
+    )
+    assert (
+        httpx.get(
+            f"{info['arm_url']}{azure.subscription_scope}/providers/Microsoft.Authorization/roleAssignments",
+            params={"api-version": "2022-04-01"},
+            verify=tls(info["ca_cert"]),
+        ).status_code
+        == 401
+    )
+    del settings
