@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 # Material fields that name rather than prove (they appear in reports and the ledger).
-IDENTIFIER_FIELDS = frozenset({"access_key_id", "role_id", "username"})
+IDENTIFIER_FIELDS = frozenset({"access_key_id", "role_id", "username", "client_id", "tenant_id"})
 
 
 class Secret:
