@@ -16,6 +16,7 @@ from killswitch.containment import Request
 from killswitch.models import Outcome, VerdictStatus
 from killswitch.runtime import Runtime
 from killswitch.sandbox import azure_fleet
+from killswitch.secrets import Stores
 from killswitch.settings import Settings
 from revokers.azure.graph import tls
 from tests.conftest import SeedAgent
@@ -45,7 +46,7 @@ def assignments(azure: azure_fleet.Azure, principal_id: str) -> set[tuple[str, s
 
 
 def test_contain_refuses_every_secret_a_token_and_restore_brings_it_all_back(
-    settings: Settings, seed_agent: SeedAgent, azure: azure_fleet.Azure
+    settings: Settings, seed_agent: SeedAgent, azure: azure_fleet.Azure, material_store: Stores
 ) -> None:
     agent_id = seed_agent("az", vault=False, saas=False, gcp=False)
     other = seed_agent("az", vault=False, saas=False, gcp=False)
@@ -56,10 +57,17 @@ def test_contain_refuses_every_secret_a_token_and_restore_brings_it_all_back(
             azure.subscription_scope,
             f"{azure.subscription_scope}/resourceGroups/{azure_fleet.RESOURCE_GROUP}",
         }
+        # A secret added just before the run (by whoever holds the app) is killed too.
+        credential = azure.credential()
+        token = credential.get_token("https://graph.microsoft.com/.default").token
+        credential.close()
+        body = runtime.revokers["azure"].graph.get(principal)  # type: ignore[attr-defined]
+        fresh = azure_fleet.add_secret(azure, token, material_store, body, agent_id)
         assert set(statuses(runtime, agent_id, "azure")) == {VerdictStatus.ALIVE}
         report = contain(runtime, agent_id)
         assert report.ok, report.errors
-        assert len(report.credentials) == 2
+        assert len(report.credentials) == 3
+        assert fresh in {c.credential.ref for c in report.credentials}
         for row in report.credentials:
             assert row.verdict.status is VerdictStatus.DEAD
             assert "AADSTS7000112" in row.verdict.evidence  # the principal is disabled
