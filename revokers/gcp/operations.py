@@ -34,32 +34,65 @@ def _policy(c: Clients, project: str) -> policy_pb2.Policy:
     return c.projects.get_iam_policy(request={"resource": f"projects/{project}"})
 
 
-def _set_member(c: Clients, project: str, role: str, member: str, present: bool) -> bool:
-    """Read-modify-write of the project's allow policy, guarded by its etag (a concurrent
-    change answers ABORTED: retried as transient). True when something changed."""
+Condition = dict[str, str] | None  # a binding's IAM condition (None: unconditional)
+
+
+def _condition(binding: policy_pb2.Binding) -> Condition:
+    if not binding.HasField("condition"):
+        return None
+    c = binding.condition
+    return {"expression": c.expression, "title": c.title, "description": c.description}
+
+
+def _write(c: Clients, project: str, policy: policy_pb2.Policy) -> None:
+    """SetIamPolicy with the etag read (a concurrent change answers ABORTED: transient)."""
+    c.projects.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
+
+
+def _unbind(c: Clients, project: str, role: str, member: str) -> list[Condition]:
+    """Remove the member from every binding of the role, conditional ones included (a
+    conditional binding still grants); the conditions it was removed under, for undo."""
     policy = _policy(c, project)
-    binding = next(
-        (b for b in policy.bindings if b.role == role and not b.HasField("condition")), None
-    )
-    if present:
-        if binding is not None and member in binding.members:
-            return False
+    removed: list[Condition] = []
+    for binding in policy.bindings:
+        if binding.role == role and member in binding.members:
+            binding.members.remove(member)
+            removed.append(_condition(binding))
+    if removed:
+        _write(c, project, policy)
+    return removed
+
+
+def _rebind(c: Clients, project: str, role: str, member: str, conditions: list[Condition]) -> bool:
+    """Put the member back in the role under each recorded condition; True if it changed."""
+    policy = _policy(c, project)
+    changed = False
+    for condition in conditions:
+        binding = next(
+            (b for b in policy.bindings if b.role == role and _condition(b) == condition), None
+        )
         if binding is None:
             binding = policy.bindings.add(role=role)
-        binding.members.append(member)
-    else:
-        if binding is None or member not in binding.members:
-            return False
-        binding.members.remove(member)
-    c.projects.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
-    return True
+            if condition is not None:
+                binding.condition.expression = condition["expression"]
+                binding.condition.title = condition["title"]
+                binding.condition.description = condition["description"]
+        if member not in binding.members:
+            binding.members.append(member)
+            changed = True
+    if changed:
+        _write(c, project, policy)
+    return changed
 
 
 def perform(clients: Clients, project: str, action: Action) -> ActionResult:
     def remove_binding(c: Clients, a: Action) -> Done:
-        if not _set_member(c, project, a.params["role"], a.params["member"], present=False):
+        removed = _unbind(c, project, a.params["role"], a.params["member"])
+        if not removed:
             return "not bound already", None
-        return f"{a.params['member']} removed from {a.params['role']}", {"role": a.params["role"]}
+        where = f" ({len(removed)} bindings)" if len(removed) > 1 else ""
+        detail = f"{a.params['member']} removed from {a.params['role']}{where}"
+        return detail, {"role": a.params["role"], "conditions": removed}
 
     def delete_key(c: Clients, a: Action) -> Done:
         c.iam.delete_service_account_key(request={"name": a.params["key"]})
@@ -97,7 +130,8 @@ def restore(
         return "service account enabled", {}
 
     def rebind(c: Clients, a: Action) -> Done:
-        if not _set_member(c, project, a.params["role"], a.params["member"], present=True):
+        conditions = list(data.get("conditions", [None]))
+        if not _rebind(c, project, a.params["role"], a.params["member"], conditions):
             return "bound already", None
         return f"{a.params['member']} back in {a.params['role']}", {}
 
@@ -108,5 +142,4 @@ def restore(
     }
     if action.operation not in table:
         raise ProviderError(f"gcp: {action.operation} cannot be restored", provider="gcp")
-    del data
     return dispatch(table, clients, action, translate)

@@ -24,6 +24,7 @@ from tests.conftest import SeedAgent, keyring_material
 from tests.revokers.saas import contain, provider_runtime, statuses
 
 pytestmark = pytest.mark.integration
+TEMPORARY_ROLE = "roles/storage.objectAdmin"
 
 
 def email_of(agent_id: str) -> str:
@@ -43,8 +44,14 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
     clients = gcp.clients()
     # A key minted just before the run (the attacker's, say) is found and killed too.
     fresh = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
-    before = bindings(clients)
     member = f"serviceAccount:{email_of(agent_id)}"
+    # A conditional binding grants too: it must come off, and back with its condition.
+    policy = clients.projects.get_iam_policy(request={"resource": f"projects/{PROJECT}"})
+    conditional = policy.bindings.add(role=TEMPORARY_ROLE, members=[member])
+    conditional.condition.expression = 'request.time < timestamp("2030-01-01T00:00:00Z")'
+    conditional.condition.title = "until 2030"
+    clients.projects.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    before = bindings(clients)
     assert member in before[gcp_fleet.OWN_ROLE] and member in before[gcp_fleet.SHARED_ROLE]
     with provider_runtime(settings, "gcp") as runtime:
         assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
@@ -64,10 +71,12 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         assert member not in after.get(gcp_fleet.OWN_ROLE, set())
         assert member not in after[gcp_fleet.SHARED_ROLE]
         assert f"serviceAccount:{email_of(other)}" in after[gcp_fleet.SHARED_ROLE]
+        assert member not in after.get(TEMPORARY_ROLE, set())
         assert {r.action.target for r in report.grants_detached} == {
             gcp_fleet.OWN_ROLE,
             gcp_fleet.SHARED_ROLE,
             gcp_fleet.CI_ROLE,
+            TEMPORARY_ROLE,
         }
 
         again = contain(runtime, agent_id)  # idempotent: everything is in place already
@@ -81,6 +90,11 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         assert restored.ok, restored.errors
         assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
         assert bindings(clients) == before  # exactly the bindings it had
+        restored_policy = clients.projects.get_iam_policy(
+            request={"resource": f"projects/{PROJECT}"}
+        )
+        [back] = [b for b in restored_policy.bindings if b.role == TEMPORARY_ROLE]
+        assert back.condition.title == "until 2030" and member in back.members
     clients.close()
 
 
