@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from killswitch.sandbox.serving import ThreadedServer
+
 API_VERSION = "2022-04-01"
 PAGE = 2  # small pages, so that clients must follow nextLink
 ASSIGNMENTS = re.compile(
@@ -448,14 +450,11 @@ def build(state: AzureState) -> Starlette:
 
 
 class AzureServer:
-    """uvicorn over TLS on a free loopback port, in a thread of the sandbox daemon; the CA
-    that signed its certificate is written to `ca_path` for clients to trust."""
+    """The stand-in over TLS on a free loopback port; the CA that signed its certificate is
+    written to `ca_path` for clients to trust."""
 
     def __init__(self, state: AzureState, directory: Path) -> None:
-        import socket
-
         import trustme
-        import uvicorn
 
         self.state = state
         authority = trustme.CA()
@@ -468,31 +467,15 @@ class AzureServer:
         issued.cert_chain_pems[0].write_to_path(str(chain))
         for extra in issued.cert_chain_pems[1:]:
             extra.write_to_path(str(chain), append=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
+        self.http = ThreadedServer(build(state), "azure-stand-in", tls=(chain, key))
+        self.port = self.http.port
         state.base_url = f"https://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            build(state),
-            log_level="warning",
-            access_log=False,
-            ssl_certfile=str(chain),
-            ssl_keyfile=str(key),
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="azure-stand-in", daemon=True)
-
-    def _run(self) -> None:
-        import asyncio
-
-        asyncio.run(self.server.serve(sockets=[self.sock]))
 
     def start(self) -> None:
-        self.thread.start()
+        self.http.start()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+        self.http.stop()
 
     def describe(self) -> dict[str, str]:
         return {

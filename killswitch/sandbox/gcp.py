@@ -180,10 +180,12 @@ class IamService:
             self.state.accounts[email] = account
             return account.message()
 
-    def _set_account(self, disabled: bool) -> Any:
+    def _set(self, find: Callable[[str], Any], disabled: bool) -> Any:
+        """Disable… / Enable… of whatever `find(name)` returns (an account, or a key)."""
+
         def handler(request: Any, context: grpc.ServicerContext) -> empty_pb2.Empty:
             def flip() -> None:
-                self.state.account(request.name).disabled = disabled
+                find(request.name).disabled = disabled
 
             self._found(context, flip)
             return empty_pb2.Empty()
@@ -262,15 +264,8 @@ class IamService:
 
         return self._found(context, create)
 
-    def _set_key(self, disabled: bool) -> Any:
-        def handler(request: Any, context: grpc.ServicerContext) -> empty_pb2.Empty:
-            def flip() -> None:
-                self.state.key(request.name)[1].disabled = disabled
-
-            self._found(context, flip)
-            return empty_pb2.Empty()
-
-        return handler
+    def _key(self, name: str) -> Key:
+        return self.state.key(name)[1]
 
     def delete_key(
         self, request: iam.DeleteServiceAccountKeyRequest, context: grpc.ServicerContext
@@ -308,10 +303,10 @@ class IamService:
                     self.create_account, iam.CreateServiceAccountRequest, iam.ServiceAccount
                 ),
                 "DisableServiceAccount": unary(
-                    self._set_account(True), iam.DisableServiceAccountRequest, empty
+                    self._set(self.state.account, True), iam.DisableServiceAccountRequest, empty
                 ),
                 "EnableServiceAccount": unary(
-                    self._set_account(False), iam.EnableServiceAccountRequest, empty
+                    self._set(self.state.account, False), iam.EnableServiceAccountRequest, empty
                 ),
                 "DeleteServiceAccount": unary(
                     self.delete_account, iam.DeleteServiceAccountRequest, empty
@@ -328,10 +323,10 @@ class IamService:
                     self.create_key, iam.CreateServiceAccountKeyRequest, iam.ServiceAccountKey
                 ),
                 "DisableServiceAccountKey": unary(
-                    self._set_key(True), iam.DisableServiceAccountKeyRequest, empty
+                    self._set(self._key, True), iam.DisableServiceAccountKeyRequest, empty
                 ),
                 "EnableServiceAccountKey": unary(
-                    self._set_key(False), iam.EnableServiceAccountKeyRequest, empty
+                    self._set(self._key, False), iam.EnableServiceAccountKeyRequest, empty
                 ),
                 "DeleteServiceAccountKey": unary(
                     self.delete_key, iam.DeleteServiceAccountKeyRequest, empty

@@ -7,12 +7,8 @@ real provider has it, and no revoker calls it.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,6 +18,7 @@ from killswitch.sandbox.gcp import GcpState, token_exchange
 from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.saas import anthropic, github, openai, slack
 from killswitch.sandbox.saas.state import Fault, State
+from killswitch.sandbox.serving import ThreadedServer
 
 PROVIDERS = ("slack", "github", "openai", "anthropic")
 
@@ -176,8 +173,8 @@ def _backdate_aws_key(key_id: str, created_days: int, used_days: int | None) -> 
     raise KeyError(key_id)
 
 
-class Server:
-    """uvicorn on a free loopback port, in a thread of the sandbox daemon."""
+class Server(ThreadedServer):
+    """The SaaS stand-ins on a free loopback port, in a thread of the sandbox daemon."""
 
     def __init__(
         self,
@@ -186,24 +183,7 @@ class Server:
         gcp: GcpState | None = None,
     ) -> None:
         self.state = state or State()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(
-            build(self.state, proxies, gcp), log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="saas-stand-ins", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+        super().__init__(build(self.state, proxies, gcp), "saas-stand-ins")
 
     @property
     def url(self) -> str:
