@@ -28,8 +28,9 @@ from killswitch.models import CredentialRef
 from killswitch.sandbox import control, fleet, saas_fleet, vault_fleet
 from killswitch.sandbox.state import Paths
 from killswitch.secrets import KeyringFile, Stores
-from killswitch.settings import Settings, VaultSettings, load_settings
+from killswitch.settings import Settings, load_settings
 from revokers.vault.material import VaultKvSource
+from revokers.vault.settings import VaultSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

@@ -12,6 +12,29 @@ from killswitch.ledger import Ledger, ledger_key_from
 from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
 from killswitch.settings import Settings
 from revokers.base import Revoker, build
+from revokers.plugin import load
+from revokers.registry import plugin as plugin_named
+from revokers.registry import plugins
+
+
+def secret_sources(settings: Settings) -> list[SecretSource]:
+    """The configured probe-material sources, in order: `keyring` (a local file) or a
+    provider plug-in that offers one (its settings section configures it)."""
+    offered = {p.name: p.secret_source for p in plugins() if p.secret_source}
+    sources: list[SecretSource] = []
+    for name in settings.secret_sources:
+        if name == "keyring":
+            if settings.keyring_path is not None:
+                sources.append(KeyringFile(settings.keyring_path))
+        elif name in offered:
+            plugin = plugin_named(name)
+            assert plugin is not None  # noqa: S101  (offered ⊆ plugins)
+            source: SecretSource = load(offered[name])(settings.section(name, plugin.settings))
+            sources.append(source)
+        else:
+            known = ", ".join(["keyring", *sorted(offered)])
+            raise ConfigurationError(f"unknown secret source {name!r} ({known})")
+    return sources
 
 
 @dataclass
@@ -26,22 +49,12 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, providers: Sequence[str] | None = None) -> Runtime:
-        sources: list[SecretSource] = []
-        for name in settings.secret_sources:
-            if name == "keyring" and settings.keyring_path is not None:
-                sources.append(KeyringFile(settings.keyring_path))
-            elif name == "vault":
-                from revokers.vault.material import VaultKvSource
-
-                sources.append(VaultKvSource(settings.vault))
-            elif name != "keyring":
-                raise ConfigurationError(f"unknown secret source {name!r} (vault, keyring)")
         key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
         return cls(
             settings=settings,
             inventory=Inventory(settings.inventory_file),
             ledger=Ledger(settings.ledger_file, ledger_key_from(key)),
-            secrets=ChainedSource(sources),
+            secrets=ChainedSource(secret_sources(settings)),
             revokers=build(list(settings.providers if providers is None else providers), settings),
         )
 

@@ -25,8 +25,12 @@ from killswitch.models import Credential
 log = logging.getLogger(__name__)
 
 
-# Material fields that name rather than prove (they appear in reports and the ledger).
-IDENTIFIER_FIELDS = frozenset({"access_key_id", "role_id", "username", "client_id", "tenant_id"})
+def identifier_fields() -> frozenset[str]:
+    """Material fields that name rather than prove (they appear in reports and the ledger),
+    as every provider plug-in declares them."""
+    from revokers.registry import plugins
+
+    return frozenset().union(*(p.identifier_fields for p in plugins()))
 
 
 class Secret:
@@ -161,9 +165,10 @@ class KeyringFile:
 
     def secret_values(self) -> Iterator[str]:
         """Every secret in the file, identifiers aside: the canaries tests grep for."""
+        identifiers = identifier_fields()
         for items in self._read().values():
             for item in items:
-                yield from (v for name, v in item.items() if name not in IDENTIFIER_FIELDS)
+                yield from (v for name, v in item.items() if name not in identifiers)
 
     def _read(self) -> dict[str, list[dict[str, str]]]:
         try:

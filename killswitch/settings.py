@@ -1,8 +1,9 @@
 """Settings: a JSON profile (production, or the one the sandbox writes) under KILLSWITCH_* env.
 
-Which profile: `KILLSWITCH_PROFILE` when set; otherwise the running sandbox's profile
-(`$KILLSWITCH_HOME/sandbox/profile.json`); otherwise defaults, which point boto3 at its
-default credential chain. Environment variables override single fields
+Which profile: `KILLSWITCH_PROFILE` when set; otherwise `$KILLSWITCH_HOME/profile.json`
+(a running sandbox links its own there); otherwise defaults, which point every provider at
+its real API and the kill switch's default identity there. Each provider plug-in adds its
+own section (`revokers/<provider>/settings.py`). Environment variables override single fields
 (`KILLSWITCH_AWS__REGION=eu-west-1`). Every plan and report names the target it acted on.
 """
 
@@ -10,15 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from killswitch.errors import ConfigurationError
 
 DEFAULT_PROTECTED_AGENTS = ("killswitch", "breakglass")
+S = TypeVar("S", bound=BaseModel)
 
 
 def default_home() -> Path:
@@ -29,116 +40,14 @@ def default_home() -> Path:
     return Path(state) / "killswitch"
 
 
-class AwsSettings(BaseModel):
-    """How the AWS revoker reaches AWS (or moto) with the kill switch's own identity."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    endpoint_url: str | None = Field(None, description="None means the real AWS endpoints")
-    region: str = "us-east-1"
-    access_key_id: str | None = Field(None, description="None means boto3's default chain")
-    secret_access_key: SecretStr | None = None
-    session_token: SecretStr | None = None
-    profile_name: str | None = None
-    tag_key: str = Field("agent-id", description="the IAM tag that names a principal's agent")
-    protected_principals: tuple[str, ...] = Field(
-        (), description="user/role names or ARNs never touched, e.g. the kill switch's own"
-    )
-    max_workers: int = Field(16, ge=1, le=128)
-    connect_timeout_s: float = 3.0
-    read_timeout_s: float = 10.0
-
-
-class VaultSettings(BaseModel):
-    """How the Vault revoker reaches Vault or OpenBao, and the conventions it discovers by."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    addr: str | None = Field(None, description="e.g. https://vault.internal:8200")
-    namespace: str | None = None
-    auth_method: str = Field("token", pattern="^(token|approle)$")
-    token: SecretStr | None = Field(None, description="the kill switch's own token (token auth)")
-    role_id: str | None = Field(None, description="approle auth of the kill switch itself")
-    secret_id: SecretStr | None = None
-    approle_auth_mount: str = "approle"
-    verify: bool | str = Field(True, description="TLS: True, False, or a CA bundle path")
-    protected_entities: tuple[str, ...] = Field(
-        (), description="entity names or ids never touched (break-glass operators)"
-    )
-    protected_accessors: tuple[str, ...] = Field(
-        (), description="token accessors a sweep reports but never acts on (a root token)"
-    )
-    lease_prefixes: tuple[str, ...] = Field(
-        ("pki/issue/{agent}/",), description="each agent's own lease prefixes ({agent} = its id)"
-    )
-    probe_read_path: str | None = Field(
-        None, description="a path the agent's policies let it read: a second, policy-gated probe"
-    )
-    kv_mount: str = "secret"
-    kv_prefix: str = Field(
-        "killswitch/material",
-        description="probe material at <kv_mount>/<prefix>/<agent>/<kind>/<ref>",
-    )
-    max_workers: int = Field(32, ge=1, le=128, description="Vault serves many reads at once")
-    timeout_s: float = 10.0
-
-
-class GcpSettings(BaseModel):
-    """GCP IAM: the project whose service accounts and allow policy the kill switch guards."""
-
-    project: str | None = Field(None, description="the project id, e.g. acme-agents-prod")
-    grpc_target: str | None = Field(
-        None, description="host:port of an IAM gRPC endpoint (the sandbox); None: Google's, ADC"
-    )
-    tag: str = Field("agent-id", description="`<tag>=<agent>` in an account's description")
-    protected_accounts: tuple[str, ...] = Field(
-        (), description="service account emails never touched (the kill switch's own, too)"
-    )
-    max_workers: int = Field(16, ge=1, le=128)
-    timeout_s: float = 10.0
-
-
-class AzureSettings(BaseModel):
-    """Azure: Entra service principals (Graph) and their ARM role assignments."""
-
-    tenant_id: str | None = None
-    subscription_id: str | None = None
-    client_id: str | None = Field(None, description="the kill switch's own app (client id)")
-    client_secret: SecretStr | None = None
-    authority: str = Field("login.microsoftonline.com", description="Entra authority host")
-    arm_url: str = "https://management.azure.com"
-    graph_url: str = "https://graph.microsoft.com"
-    ca_cert: str | None = Field(None, description="a CA bundle to trust (the sandbox's)")
-    scopes: tuple[str, ...] = Field(
-        (), description="where role assignments are searched; default: the subscription"
-    )
-    tag: str = Field("agent-id", description="`<tag>=<agent>` among a principal's tags")
-    protected_principals: tuple[str, ...] = Field(
-        (), description="service principal object ids or app ids never touched"
-    )
-    max_workers: int = Field(16, ge=1, le=128)
-    timeout_s: float = 10.0
-
-
-class HttpProviderSettings(BaseModel):
-    """A token provider reached over HTTPS (Slack, GitHub, OpenAI, Anthropic)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str
-    admin_key: SecretStr | None = Field(
-        None, description="the organisation admin key, where the provider has one"
-    )
-    timeout_s: float = 10.0
-    max_workers: int = Field(16, ge=1, le=128)
-    verify: bool | str = True
-
-
 class SlackAppSettings(BaseModel):
     """The on-call path: the `/killswitch` slash command served by `killswitch serve`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    api_url: str = Field(
+        "https://slack.com/api/", description="Slack's Web API root, for the app's own bot"
+    )
     signing_secret: SecretStr | None = Field(None, description="the Slack app's signing secret")
     bot_token: SecretStr | None = Field(None, description="the kill switch's own bot token")
     oncall_user_ids: tuple[str, ...] = Field((), description="who may contain and restore")
@@ -167,7 +76,7 @@ SWEEP_ACTIONS: dict[str, SweepAction] = {
 class SweepSettings(BaseModel):
     """The scheduled zombie sweep: what counts as stale or long-lived, and what it does."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     stale_days: int = Field(90, ge=1, description="not used for this long: stale")
     rotation_days: int = Field(180, ge=1, description="older than this: long-lived")
@@ -232,14 +141,6 @@ class Settings(BaseSettings):
     probe_interval_s: float = Field(1.0, gt=0)
     action_deadline_s: float = Field(60.0, gt=0)
     prefect_api_url: str | None = None
-    aws: AwsSettings = AwsSettings()
-    vault: VaultSettings = VaultSettings()
-    gcp: GcpSettings = GcpSettings()
-    azure: AzureSettings = AzureSettings()
-    slack: HttpProviderSettings = HttpProviderSettings(base_url="https://slack.com/api/")
-    github: HttpProviderSettings = HttpProviderSettings(base_url="https://api.github.com")
-    openai: HttpProviderSettings = HttpProviderSettings(base_url="https://api.openai.com/v1")
-    anthropic: HttpProviderSettings = HttpProviderSettings(base_url="https://api.anthropic.com/v1")
     slack_app: SlackAppSettings = SlackAppSettings()
     sweep: SweepSettings = SweepSettings()
 
@@ -263,14 +164,32 @@ class Settings(BaseSettings):
     def ledger_file(self) -> Path:
         return self.ledger_path or self.home / "ledger.db"
 
+    def section(self, name: str, model: type[S]) -> S:
+        """A provider's section of the profile, as its plug-in's settings model."""
+        value = getattr(self, name, None)
+        if not isinstance(value, model):
+            raise ConfigurationError(f"no {model.__name__} section {name!r} in the settings")
+        return value
+
+
+@cache
+def settings_model() -> type[Settings]:
+    """The settings with one section per registered provider plug-in (`aws`, …): each its
+    plug-in's frozen, `extra="forbid"` model, overridable by `KILLSWITCH_<P>__<FIELD>`."""
+    from revokers.registry import plugins
+
+    sections: dict[str, Any] = {p.name: (p.settings, p.settings()) for p in plugins()}
+    model: type[Settings] = create_model("Settings", __base__=Settings, **sections)
+    return model
+
 
 def profile_path() -> Path | None:
-    """The profile in force: KILLSWITCH_PROFILE, else a running sandbox's, else none."""
+    """The profile in force: KILLSWITCH_PROFILE, else `$KILLSWITCH_HOME/profile.json` when it
+    exists (where an operator puts theirs, and where a running sandbox links its own)."""
     if explicit := os.environ.get("KILLSWITCH_PROFILE"):
         return Path(explicit).expanduser()
-    from killswitch.sandbox.state import running_profile
-
-    return running_profile(default_home())
+    default = default_home() / "profile.json"
+    return default if default.exists() else None
 
 
 def load_settings(profile: Path | None = None, **overrides: Any) -> Settings:
@@ -284,7 +203,7 @@ def load_settings(profile: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigurationError(f"cannot read profile {path}: {exc}") from exc
     data.update(overrides)
     try:
-        return Settings(**data)
+        return settings_model()(**data)
     except ValidationError as exc:
         where = f"profile {path}" if path else "the environment"
         problems = "; ".join(

@@ -30,6 +30,8 @@ from killswitch.models import (
 )
 from killswitch.secrets import Material
 from killswitch.settings import Settings
+from revokers.plugin import Plugin, load
+from revokers.registry import plugins
 
 VERBS = ("discover", "contain", "detach", "probe", "restore")
 _GATES = threading.Lock()
@@ -69,7 +71,6 @@ class Revoker(ABC):
     grant_kinds: ClassVar[tuple[str, ...]]
     # Principals the inventory may declare by name besides credentials (an IAM user).
     principal_kinds: ClassVar[tuple[str, ...]] = ()
-    stand_in: ClassVar[str]
     # Kinds probed by asking the provider directly (e.g. a lease lookup): no secret needed.
     self_probing_kinds: ClassVar[tuple[str, ...]] = ()
     # Operations that need the credential's own secret (Slack's auth.revoke is called with
@@ -164,37 +165,40 @@ def dispatch(
     return ActionResult(action, outcome, detail, undo, time.monotonic() - started)
 
 
-_REGISTRY: dict[str, type[Revoker]] = {}
 R = TypeVar("R", bound=type[Revoker])
 
 
 def revoker(name: str) -> Callable[[R], R]:
-    """Register a revoker class under a provider name."""
+    """Name a revoker class after its provider (its plug-in points at it)."""
 
     def register(cls: R) -> R:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"provider {name!r} is registered twice")
         cls.provider = name
-        _REGISTRY[name] = cls
         return cls
 
     return register
 
 
-def registered() -> Mapping[str, type[Revoker]]:
-    from revokers import registry  # noqa: F401  (imports every provider module)
+def revoker_class(plugin: Plugin) -> type[Revoker]:
+    """The plug-in's revoker class, imported (with its SDK) now."""
+    cls = load(plugin.revoker)
+    if not (isinstance(cls, type) and issubclass(cls, Revoker)) or cls.provider != plugin.name:
+        raise TypeError(f"{plugin.revoker} is not the {plugin.name!r} revoker")
+    return cls
 
-    return dict(_REGISTRY)
+
+def registered() -> Mapping[str, type[Revoker]]:
+    """Every registered provider's revoker class (imports every provider's SDK)."""
+    return {p.name: revoker_class(p) for p in plugins()}
 
 
 def build(names: Sequence[str], settings: Settings) -> dict[str, Revoker]:
-    """Instantiate the named revokers from settings."""
-    available = registered()
-    unknown = [n for n in names if n not in available]
+    """Instantiate the named revokers from settings (only their SDKs are imported)."""
+    known = {p.name: p for p in plugins()}
+    unknown = [n for n in names if n not in known]
     if unknown:
         from killswitch.errors import ConfigurationError
 
         raise ConfigurationError(
-            f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(sorted(available))}"
+            f"unknown provider(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
         )
-    return {name: available[name].from_settings(settings) for name in names}
+    return {name: revoker_class(known[name]).from_settings(settings) for name in names}

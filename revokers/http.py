@@ -31,8 +31,8 @@ from killswitch.models import (
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import Material
-from killswitch.settings import HttpProviderSettings
 from revokers.base import Discovery, ProbeAttempt, Revoker
+from revokers.plugin import HttpProviderSettings
 
 T = TypeVar("T")
 

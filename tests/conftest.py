@@ -25,8 +25,9 @@ from killswitch.runtime import Runtime
 from killswitch.sandbox import azure_fleet, fleet, gcp_fleet, vault_fleet
 from killswitch.sandbox.state import Paths, pid_alive
 from killswitch.secrets import KeyringFile, Stores
-from killswitch.settings import Settings, VaultSettings, load_settings
+from killswitch.settings import Settings, load_settings
 from revokers.vault.material import VaultKvSource
+from revokers.vault.settings import VaultSettings
 
 KILLSWITCH = str(Path(sys.executable).parent / "killswitch")
 # In-process flows (tests/flows) must not touch ~/.prefect; set before Prefect is imported.

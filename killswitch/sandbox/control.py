@@ -36,10 +36,11 @@ from killswitch.sandbox import (
 from killswitch.sandbox.daemon import MARKER
 from killswitch.sandbox.state import Paths, is_running, pid_alive, read_state
 from killswitch.secrets import KeyringFile, Stores
-from killswitch.settings import DEFAULT_PROTECTED_AGENTS, VaultSettings
+from killswitch.settings import DEFAULT_PROTECTED_AGENTS
 from killswitch.sightings import Sightings
 from revokers.azure.graph import tls
 from revokers.vault.material import VaultKvSource
+from revokers.vault.settings import VaultSettings
 
 PREFECT_MARKER = "prefect server start"
 OPENBAO_MARKER = "server -dev"
@@ -188,7 +189,7 @@ def _profile(
             )
         },
         **saas,
-        "slack_app": providers["slack_app"],
+        "slack_app": {**providers["slack_app"], "api_url": providers["slack"]["base_url"]},
     }
 
 
@@ -268,6 +269,9 @@ def _seed(
         "slack_app": slack_app,
     }
     _write_private(paths.profile, _profile(paths, home, providers, prefect_api))
+    link = home / "profile.json"
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(paths.profile)
     # What scripts and tests need to act as Slack and as the on-call engineers:
     providers["slack"]["signing_secret"] = slack_app["signing_secret"]
     providers["slack"]["oncall_user_ids"] = [*slack_app["oncall_user_ids"], *saas_fleet.GROUP]
@@ -468,6 +472,9 @@ def down(home: Path, timeout: float = 15) -> list[str]:
         stopped.append(name)
     paths.state.unlink(missing_ok=True)
     paths.stand_ins.unlink(missing_ok=True)
+    link = home / "profile.json"
+    if link.is_symlink() and link.resolve() == paths.profile.resolve():
+        link.unlink()
     return stopped
 
 

@@ -13,8 +13,8 @@ from google.cloud import iam_admin_v1
 
 from killswitch.sandbox.gcp import PROJECT
 from killswitch.secrets import MaterialStore
-from killswitch.settings import GcpSettings
 from revokers.gcp.client import Clients
+from revokers.gcp.settings import GcpSettings
 
 OWN_ROLE = "roles/storage.objectViewer"
 SHARED_ROLE = "roles/logging.logWriter"

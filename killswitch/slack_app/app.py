@@ -59,7 +59,7 @@ class SlackCommands:
         if self.config.bot_token is None or self.config.signing_secret is None:
             raise ConfigurationError("slack_app.bot_token and slack_app.signing_secret are needed")
         self.client = WebClient(
-            token=self.config.bot_token.get_secret_value(), base_url=settings.slack.base_url
+            token=self.config.bot_token.get_secret_value(), base_url=self.config.api_url
         )
         self.access = Access(self.config, self.client)
         self.pending: dict[str, Pending] = {}

@@ -43,8 +43,13 @@ _LIKELIHOOD = {
     Category.STALE: 2,
     Category.LONG_LIVED: 2,
 }
-# Providers whose credentials reach infrastructure rather than one SaaS account.
-_INFRASTRUCTURE = frozenset({"aws", "gcp", "azure", "vault"})
+
+
+def _infrastructure() -> frozenset[str]:
+    """Providers whose credentials reach infrastructure rather than one SaaS account."""
+    from revokers.registry import plugins
+
+    return frozenset(p.name for p in plugins() if p.infrastructure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,7 @@ def _classify(
     ordered = sorted(found, key=lambda c: -_LIKELIHOOD[c])
     age_days = (limits.now - nhi.created_at).days if nhi.created_at else 0
     likelihood = min(5, _LIKELIHOOD[ordered[0]] + (1 if age_days > 365 else 0))
-    impact = 5 if nhi.privileged else 3 if nhi.provider in _INFRASTRUCTURE else 2
+    impact = 5 if nhi.privileged else 3 if nhi.provider in _infrastructure() else 2
     owner = next((a.owner for a in known if a.owner), "")
     return Finding(
         nhi=nhi,

@@ -36,7 +36,7 @@ class Notifier:
             from slack_sdk import WebClient
 
             self.client = WebClient(
-                token=token.get_secret_value(), base_url=settings.slack.base_url
+                token=token.get_secret_value(), base_url=settings.slack_app.api_url
             )
 
     def send(self, owner: str, lines: Sequence[str], headline: str) -> str:

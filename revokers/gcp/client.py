@@ -13,7 +13,7 @@ from google.cloud.resourcemanager_v3.services.projects.transports.grpc import (
     ProjectsGrpcTransport,
 )
 
-from killswitch.settings import GcpSettings
+from revokers.gcp.settings import GcpSettings
 
 
 @dataclass

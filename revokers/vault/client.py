@@ -8,8 +8,8 @@ import threading
 import hvac
 
 from killswitch.errors import ConfigurationError
-from killswitch.settings import VaultSettings
 from revokers.vault.errors import translate
+from revokers.vault.settings import VaultSettings
 
 
 class Clients:

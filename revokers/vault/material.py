@@ -19,9 +19,9 @@ from hvac import exceptions as hv
 from killswitch.errors import NotFoundError
 from killswitch.models import Credential
 from killswitch.secrets import Material, Secret
-from killswitch.settings import VaultSettings
 from revokers.vault.client import Clients
 from revokers.vault.errors import translate
+from revokers.vault.settings import VaultSettings
 
 CACHE_S = 30.0
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from pathlib import Path
 
 import pytest
 
-from killswitch.sandbox import STAND_INS
 from revokers.base import VERBS, Revoker, registered
+from revokers.registry import plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDERS = sorted(registered())
@@ -39,7 +40,9 @@ def test_revoker_declares_permissions_for_every_verb(name: str) -> None:
 @pytest.mark.parametrize("name", PROVIDERS)
 def test_revoker_has_a_stand_in_a_runbook_page_and_tests(name: str) -> None:
     cls = registered()[name]
-    assert STAND_INS.get(name) == cls.stand_in, f"{name}: no sandbox stand-in registered"
+    assert cls.provider == name
+    found = plugin(name)
+    assert found is not None and importlib.util.find_spec(found.stand_in), f"{name}: no stand-in"
     assert (ROOT / "runbooks" / "providers" / f"{name}.md").is_file(), f"{name}: no runbook page"
     assert (ROOT / "tests" / "revokers" / f"test_{name}.py").is_file(), f"{name}: no tests"
 

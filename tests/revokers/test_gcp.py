@@ -18,8 +18,8 @@ from killswitch.sandbox.gcp import PROJECT
 from killswitch.secrets import KeyringFile, Material, Secret, Stores
 from killswitch.settings import Settings
 from revokers.base import ProbeOutcome
-from revokers.gcp import GcpRevoker
 from revokers.gcp.client import Clients
+from revokers.gcp.revoker import GcpRevoker
 from tests.conftest import SeedAgent, keyring_material
 from tests.revokers.saas import contain, provider_runtime, statuses
 

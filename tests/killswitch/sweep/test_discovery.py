@@ -16,7 +16,7 @@ from killswitch.inventory import Inventory
 from killswitch.models import Nhi
 from killswitch.settings import Settings
 from killswitch.sightings import Sightings
-from revokers.openai import OpenAIRevoker
+from revokers.openai.revoker import OpenAIRevoker
 
 pytestmark = pytest.mark.integration
 BULK = 10_000

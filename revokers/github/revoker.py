@@ -13,6 +13,7 @@ from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
+from revokers.plugin import HttpProviderSettings
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -21,7 +22,6 @@ HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "202
 class GitHubRevoker(HttpRevoker):
     credential_kinds = ("github.token",)
     grant_kinds = ()
-    stand_in = "saas"
     operation = "revoke-token"
     reversible = False
     material_operations = frozenset({"revoke-token"})
@@ -35,7 +35,7 @@ class GitHubRevoker(HttpRevoker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubRevoker:
-        return cls(settings.github)
+        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
+from revokers.plugin import HttpProviderSettings
 
 
 @revoker("openai")
 class OpenAIRevoker(HttpRevoker):
     credential_kinds = ("openai.api-key",)
     grant_kinds = ()
-    stand_in = "saas"
     operation = "delete-project-key"
     reversible = False
     enumerable = True
@@ -34,7 +34,7 @@ class OpenAIRevoker(HttpRevoker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIRevoker:
-        return cls(settings.openai)
+        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
+from revokers.plugin import HttpProviderSettings
 
 VERSION = "2023-06-01"
 
@@ -31,7 +32,6 @@ VERSION = "2023-06-01"
 class AnthropicRevoker(HttpRevoker):
     credential_kinds = ("anthropic.api-key",)
     grant_kinds = ()
-    stand_in = "saas"
     operation = "deactivate-key"
     reversible = True
     enumerable = True
@@ -45,7 +45,7 @@ class AnthropicRevoker(HttpRevoker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AnthropicRevoker:
-        return cls(settings.anthropic)
+        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
+from revokers.plugin import HttpProviderSettings
 
 DEAD = frozenset(
     {"invalid_auth", "token_revoked", "account_inactive", "token_expired", "not_authed"}
@@ -24,7 +25,6 @@ DEAD = frozenset(
 class SlackRevoker(HttpRevoker):
     credential_kinds = ("slack.bot-token", "slack.user-token")
     grant_kinds = ()
-    stand_in = "saas"
     operation = "revoke-token"
     reversible = False
     material_operations = frozenset({"revoke-token"})
@@ -38,7 +38,7 @@ class SlackRevoker(HttpRevoker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlackRevoker:
-        return cls(settings.slack)
+        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -1,0 +1,188 @@
+"""AWS IAM revoker (boto3): access keys, users and roles tagged with the agent's id.
+
+contain = deactivate keys + explicit deny-all on every principal + deny older role sessions;
+detach = groups, managed and inline policies (recorded for undo); probe = the agent's own
+credential against a call the deny blocks. See shared PROVIDERS.md, AWS section.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Agent,
+    Credential,
+    CredentialRef,
+    Nhi,
+    UndoRecord,
+    Verdict,
+)
+from killswitch.secrets import Material
+from killswitch.settings import Settings
+from revokers.aws import discovery, enumeration, operations, policies, probes
+from revokers.aws.errors import translate
+from revokers.aws.settings import AwsSettings
+from revokers.base import Discovery, ProbeAttempt, ProbeOutcome, Revoker, revoker
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+
+@revoker("aws")
+class AwsRevoker(Revoker):
+    credential_kinds = ("aws.access-key", "aws.role")
+    principal_kinds = ("aws.user", "aws.role")
+    grant_kinds = ("aws.group-membership", "aws.managed-policy", "aws.inline-policy")
+    enumerable = True
+    permissions = policies.PERMISSIONS
+
+    def __init__(self, config: AwsSettings) -> None:
+        self.config = config
+        self.max_workers = config.max_workers
+        self._botocore = Config(
+            region_name=config.region,
+            retries={"total_max_attempts": 1},
+            connect_timeout=config.connect_timeout_s,
+            read_timeout=config.read_timeout_s,
+            max_pool_connections=max(10, config.max_workers * 2),
+        )
+        self._session = boto3.session.Session(
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=(
+                config.secret_access_key.get_secret_value() if config.secret_access_key else None
+            ),
+            aws_session_token=(
+                config.session_token.get_secret_value() if config.session_token else None
+            ),
+            profile_name=config.profile_name,
+            region_name=config.region,
+        )
+        self.iam: IAMClient = self._session.client(
+            "iam", endpoint_url=config.endpoint_url, config=self._botocore
+        )
+        self._lock = threading.Lock()
+        self._probe_clients: dict[tuple[str, ...], IAMClient] = {}
+        self._own_arn: str | None = None
+        self._read_backs = probes.ReadBacks()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsRevoker:
+        return cls(settings.section("aws", AwsSettings))
+
+    def own_identity(self) -> str:
+        """sts:GetCallerIdentity of the kill switch itself (never touched by a plan)."""
+        if self._own_arn is None:
+            sts = self._session.client(
+                "sts", endpoint_url=self.config.endpoint_url, config=self._botocore
+            )
+            try:
+                self._own_arn = str(sts.get_caller_identity()["Arn"])
+            except Exception as exc:
+                raise translate(exc, doing="sts:GetCallerIdentity (own identity)") from exc
+        return self._own_arn
+
+    def _protected(self, principal: discovery.Principal) -> bool:
+        protected = set(self.config.protected_principals)
+        own = self.own_identity()
+        return (
+            principal.name in protected
+            or principal.arn in protected
+            or principal.arn == own
+            or (principal.kind == "role" and f":assumed-role/{principal.name}/" in own)
+        )
+
+    def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
+        with ThreadPoolExecutor(max_workers=1) as side:
+            own = side.submit(self.own_identity)  # one round trip, alongside the tag scan
+            found, users = discovery.find_principals(
+                self.iam, tag_key=self.config.tag_key, agent_id=agent.id, declared=declared
+            )
+            own.result()
+        keys = discovery.keys_by_user(
+            self.iam, (p for p in found if p.kind == "user"), workers=self.max_workers
+        )
+        seen = {k.key_id for user_keys in keys.values() for k in user_keys}
+        missing = {r.ref for r in declared if r.kind == "aws.access-key"} - seen
+        extra = [
+            users[name]
+            for name in discovery.key_owners(self.iam, missing, workers=self.max_workers)
+            if name in users and users[name] not in found
+        ]
+        if extra:
+            keys.update(discovery.keys_by_user(self.iam, extra, workers=self.max_workers))
+            found += extra
+        skipped = [p.arn for p in found if self._protected(p)]
+        principals = [p for p in found if p.arn not in skipped]
+        credentials, grants, actions, destroy = [], [], [], []
+        for principal in principals:
+            user_keys = keys.get(principal.name, [])
+            if principal.kind == "user":
+                c, g, a = discovery.user_plan(principal, user_keys, agent.id)
+            else:
+                c, g, a = discovery.role_plan(principal, agent.id)
+            credentials += c
+            grants += g
+            actions += a
+            destroy += discovery.destroy_plan(principal, user_keys)
+        return Discovery(
+            tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
+        )
+
+    def enumerate(self) -> Iterator[Nhi]:
+        own = self.own_identity()
+        return enumeration.enumerate_account(
+            self.iam,
+            tag_key=self.config.tag_key,
+            workers=self.max_workers,
+            skip=lambda p: p.arn == own or f":assumed-role/{p.name}/" in own,
+            protected=self._protected,
+        )
+
+    def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
+        return operations.perform(self.iam, action)
+
+    def _client_for(self, material: Material) -> IAMClient:
+        fields = ("access_key_id", "secret_access_key", "session_token")
+        values = tuple(material.get(f) or "" for f in fields)
+        with self._lock:
+            client = self._probe_clients.get(values)
+            if client is None:
+                # Clients from the shared session reuse its loaded models (a fresh Session
+                # costs tens of ms); boto3 sessions are not thread-safe, hence the lock.
+                client = self._session.client(
+                    "iam",
+                    endpoint_url=self.config.endpoint_url,
+                    aws_access_key_id=values[0],
+                    aws_secret_access_key=values[1],
+                    aws_session_token=values[2] or None,
+                    config=self._botocore,
+                )
+                self._probe_clients[values] = client
+        return client
+
+    def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
+        if not material.get("access_key_id") or not material.get("secret_access_key"):
+            return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
+        return probes.probe(self.iam, self._client_for(material), credential, self._read_backs)
+
+    def read_back(self, credential: Credential) -> Verdict:
+        return probes.read_back(self.iam, credential)
+
+    def restore(self, record: UndoRecord) -> ActionResult:
+        return operations.restore(self.iam, record.action, record.data)
+
+    @classmethod
+    def permission_policy(cls) -> dict[str, Any]:
+        return policies.permission_policy()
+
+    def close(self) -> None:
+        with self._lock:
+            self._probe_clients.clear()
