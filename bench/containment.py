@@ -25,8 +25,8 @@ from typing import Any
 
 from bench import ceilings, charts
 from bench.harness import Bench, cli, machine, summary, write
-from killswitch import containment, launch
-from killswitch.containment import Request
+from killswitch import pipeline
+from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 
 MODES = ("serial", "parallel", "flow_warm", "cli_cold")
@@ -56,7 +56,7 @@ def run_once(
     request = Request(agent_id, "bench", "bench", trigger="bench", mode=request_mode)
     if mode == "flow_warm":
         started = time.monotonic()
-        report = launch.contain(warm, request)
+        report = pipeline.contain(warm, request)
         returned = time.monotonic() - started
         # Prefect's own start of the flow run counts: proven_s starts inside the flow.
         overhead = returned - report.timings.total_s
@@ -64,7 +64,7 @@ def run_once(
     runtime = Runtime.open(serial_settings(bench) if mode == "serial" else bench.settings)
     try:
         started = time.monotonic()
-        report = containment.run(runtime, request)
+        report = pipeline.contain(runtime, request)
         returned = time.monotonic() - started
         return report.timings.proven_s, returned, report.ok, report.run_id
     finally:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = ceilings.measure(bench)
         print("ceilings (requests/s):", {k: round(v) for k, v in ceiling.items()}, flush=True)
         warm_agent, _ = bench.seed(10)
-        launch.contain(warm, Request(warm_agent, "warm-up", "bench", mode="flow"))
+        pipeline.contain(warm, Request(warm_agent, "warm-up", "bench", mode=Mode.FLOW))
         rows, timelines = [], {}
         for latency_ms in ls:
             bench.latency(latency_ms)

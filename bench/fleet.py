@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench import ceilings
 from bench.harness import Bench, machine, write
-from killswitch import containment
-from killswitch.containment import Request
-from killswitch.models import VerdictStatus
+from killswitch import pipeline
+from killswitch.models import ContainmentReport, VerdictStatus
+from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 
 
@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         bench.latency(args.latency_ms)
         bench.reset_calls()
 
-        def contain(agent_id: str) -> containment.ContainmentReport:
+        def contain(agent_id: str) -> ContainmentReport:
             request = Request(
-                agent_id, "shared secret leaked", "bench", trigger="bench", mode="break-glass"
+                agent_id, "shared secret leaked", "bench", trigger="bench", mode=Mode.BREAK_GLASS
             )
-            return containment.run(runtime, request)
+            return pipeline.contain(runtime, request)
 
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrent) as pool:

@@ -24,9 +24,9 @@ import httpx
 
 from bench import ceilings
 from bench.harness import Bench, machine, write
-from killswitch.containment import Request
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, ContainmentReport
+from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.sightings import Sightings
 from killswitch.sweep import SweepRequest, run

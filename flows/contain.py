@@ -1,19 +1,21 @@
-"""The `contain` flow: plan → guard → one task per provider (fanning out inside) → report."""
+"""The `contain` flow: run a kept plan — one task per provider (fanning out inside) → report."""
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import runtime as handover
-from killswitch import containment
-from killswitch.containment import Request
-from killswitch.models import ContainmentReport, Plan, ProviderOutcome, VerdictStatus
+from flows import handover
+from killswitch import engine
+from killswitch.assembly import assemble
+from killswitch.errors import RefusedError
+from killswitch.models import ContainmentReport, ProviderOutcome, VerdictStatus
+from killswitch.plans import Plans
+from killswitch.request import Request, Workflow
 
 
 class ContainmentNotProven(Exception):  # noqa: N818  (the name is what the flow run shows)
@@ -36,8 +38,9 @@ class ContainmentNotProven(Exception):  # noqa: N818  (the name is what the flow
 )
 def contain_provider(run_id: str, provider: str) -> ProviderOutcome:
     """One provider: contain + detach in parallel, then probe each credential until dead."""
-    runtime, request, plan = handover.unstash(run_id)
-    return containment.execute(runtime, request, plan, provider)
+    handed = handover.take(run_id)
+    assert handed.plan is not None  # noqa: S101  (run_in_flow hands the plan over)
+    return engine.execute(handed.runtime, handed.request, handed.plan, provider)
 
 
 def _artifact(report: ContainmentReport) -> None:
@@ -51,7 +54,7 @@ def _artifact(report: ContainmentReport) -> None:
         }
         for c in report.credentials
     ]
-    noun = "containment" if report.verb == "contain" else report.verb
+    noun = "containment" if report.workflow == "contain" else report.workflow
     key = re.sub(r"[^a-z0-9-]", "-", f"{noun}-{report.agent.id}")
     create_table_artifact(
         rows,
@@ -61,69 +64,72 @@ def _artifact(report: ContainmentReport) -> None:
     )
 
 
-def run_in_flow(request: Request, *, check_untouched: bool = False) -> ContainmentReport:
-    """The steps of a containment (or decommission) inside the current flow run: plan, one
-    task per provider, report; raise ContainmentNotProven so that the flow run fails."""
+def run_in_flow(
+    run_id: str, agent_id: str, *, check_untouched: bool = False, plan_s: float = 0.0
+) -> ContainmentReport:
+    """Run the plan kept under `run_id` inside the current flow run: one task per provider,
+    then the report; raise ContainmentNotProven so that the flow run fails."""
     logger = get_run_logger()
-    started = time.monotonic()
+    started = time.monotonic() - plan_s
     with handover.current() as runtime:
-        plan: Plan = containment.prepare(runtime, request)
-        plan_s = time.monotonic() - started
+        request, plan, _ = Plans(runtime.inventory).load(run_id)
+        if plan.agent.id != agent_id:
+            raise RefusedError(f"plan {run_id[:12]} is for {plan.agent.id!r}, not {agent_id!r}")
+        engine.begin(runtime, request, plan)
         logger.info(
-            "%s plan for %s: %d credentials, %d actions, providers %s",
-            request.verb,
-            request.agent_id,
+            "%s plan %s for %s: %d credentials, %d actions, providers %s",
+            request.workflow,
+            run_id[:12],
+            agent_id,
             len(plan.credentials),
             len(plan.actions),
             ", ".join(plan.providers),
         )
-        handover.stash(request.run_id, (runtime, request, plan))
-        try:
+        with handover.handing(run_id, handover.Handed(runtime, request, plan)):
             futures = [
-                contain_provider.submit(request.run_id, p)
-                for p in plan.providers
-                if p in runtime.revokers
+                contain_provider.submit(run_id, p) for p in engine.providers_of(runtime, plan)
             ]
             outcomes = [f.result() for f in futures]
-        finally:
-            handover.drop(request.run_id)
-        untouched = (
-            containment.check_untouched(runtime, request.agent_id) if check_untouched else []
-        )
-        report = containment.finish(
+        untouched = engine.check_untouched(runtime, agent_id) if check_untouched else []
+        report = assemble(
             runtime, request, plan, outcomes, started=started, plan_s=plan_s, untouched=untouched
         )
     _artifact(report)
     if not report.ok:
-        logger.error("%s of %s NOT PROVEN", request.verb, request.agent_id)
+        logger.error("%s of %s NOT PROVEN", request.workflow, agent_id)
         raise ContainmentNotProven(report)
-    logger.info("%s of %s proven in %.2fs", request.verb, request.agent_id, report.timings.total_s)
+    logger.info("%s of %s proven in %.2fs", request.workflow, agent_id, report.timings.total_s)
     return report
 
 
 @flow(name="contain", flow_run_name="contain-{agent_id}", persist_result=False, log_prints=False)
 def contain(
-    agent_id: str,
-    reason: str,
-    actor: str = "prefect",
-    trigger: str = "prefect",
-    run_id: str | None = None,
-    check_untouched: bool = False,
+    run_id: str, agent_id: str, check_untouched: bool = False, plan_s: float = 0.0
 ) -> ContainmentReport:
-    """Contain one agent everywhere and prove every credential dead; fail loudly otherwise."""
-    request = Request(
-        agent_id=agent_id,
-        reason=reason,
-        actor=actor,
-        trigger=trigger,
-        mode="flow",
-        run_id=run_id or uuid.uuid4().hex,
-    )
-    return run_in_flow(request, check_untouched=check_untouched)
+    """Contain one agent everywhere, as its kept plan says, and prove every credential dead;
+    fail loudly otherwise."""
+    return run_in_flow(run_id, agent_id, check_untouched=check_untouched, plan_s=plan_s)
+
+
+def run_kept(
+    request: Request, *, check_untouched: bool = False, plan_s: float = 0.0
+) -> ContainmentReport:
+    """The flow for the kept plan's workflow (`contain` or `decommission`), in this process."""
+    if request.workflow is Workflow.DECOMMISSION:
+        from flows.decommission import decommission
+
+        return decommission(request.run_id, request.agent_id, plan_s=plan_s)
+    return contain(request.run_id, request.agent_id, check_untouched=check_untouched, plan_s=plan_s)
 
 
 if __name__ == "__main__":
     import sys
 
-    with handover.fast():
-        print(contain(sys.argv[1], " ".join(sys.argv[2:]) or "manual run", actor="flows.contain"))
+    from killswitch.pipeline import plan as make_plan
+
+    with handover.fast(), handover.current() as opened:
+        kept = make_plan(
+            opened, Request(sys.argv[1], " ".join(sys.argv[2:]) or "manual run", "flows.contain")
+        )
+        with handover.using(opened):
+            print(contain(kept.run_id, kept.agent.id))

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import runtime as handover
+from flows import handover
 from killswitch import restoration
-from killswitch.containment import Request
 from killswitch.models import ActionResult, RestoreReport, UndoRecord
+from killswitch.request import Request, Workflow
 from killswitch.runtime import Runtime
 
 
@@ -26,8 +26,8 @@ class RestoreIncomplete(Exception):  # noqa: N818  (the name is what the flow ru
 @task(name="restore-changes", cache_policy=NO_CACHE, persist_result=False)
 def restore_changes(run_id: str) -> list[ActionResult]:
     """Reverse every recorded change in parallel (newest first)."""
-    runtime, records = handover.unstash(run_id)
-    return restoration.reverse_all(runtime, records)
+    handed = handover.take(run_id)
+    return restoration.reverse_all(handed.runtime, handed.records)
 
 
 @flow(name="restore", flow_run_name="restore-{agent_id}", persist_result=False)
@@ -44,16 +44,13 @@ def restore(
         reason=reason,
         actor=actor,
         trigger=trigger,
-        mode="flow",
         run_id=run_id or uuid.uuid4().hex,
+        workflow=Workflow.RESTORE,
     )
 
     def reverse(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionResult]:
-        handover.stash(request.run_id, (runtime, records))
-        try:
+        with handover.handing(request.run_id, handover.Handed(runtime, request, records=records)):
             return restore_changes(request.run_id)
-        finally:
-            handover.drop(request.run_id)
 
     with handover.current() as runtime:
         report = restoration.restore(runtime, request, reverse=reverse)

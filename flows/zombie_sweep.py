@@ -9,11 +9,13 @@ from dataclasses import replace
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import runtime as handover
+from flows import handover
 from flows.contain import ContainmentNotProven, run_in_flow
-from killswitch import sweep
-from killswitch.containment import Request
+from killswitch import planning, sweep
 from killswitch.models import ContainmentReport
+from killswitch.request import Request
+from killswitch.runtime import Runtime
+from killswitch.sweep.models import Contain
 from killswitch.sweep.report import FINDING_COLUMNS, findings_rows
 
 
@@ -29,12 +31,18 @@ class SweepIncomplete(Exception):  # noqa: N818  (the name is what the flow run 
         self.report = report
 
 
-def _contain_here(request: Request) -> ContainmentReport:
-    """A containment (or decommission) as part of this flow run, visible in its tree."""
-    try:
-        return run_in_flow(request)
-    except ContainmentNotProven as exc:
-        return exc.report
+def _contain_here(runtime: Runtime) -> Contain:
+    """Containments (or decommissions) as part of this flow run, visible in its tree: the
+    same plan → run steps as every other trigger."""
+
+    def contain(request: Request) -> ContainmentReport:
+        plan = planning.plan(runtime, request)
+        try:
+            return run_in_flow(plan.run_id, plan.agent.id)
+        except ContainmentNotProven as exc:
+            return exc.report
+
+    return contain
 
 
 def _artifact(report: sweep.SweepReport) -> None:
@@ -72,7 +80,7 @@ def zombie_sweep(
     if run_id:
         request = replace(request, run_id=run_id)
     with handover.current() as runtime:
-        report = sweep.run(runtime, request, _contain_here)
+        report = sweep.run(runtime, request, _contain_here(runtime))
     _artifact(report)
     logger.info(
         "sweep %s: %d finding(s), %d step(s)%s",

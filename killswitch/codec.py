@@ -145,7 +145,7 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
     """The `--json` document of a containment (or dry run)."""
     return {
         "run_id": report.run_id,
-        "verb": report.verb,
+        "workflow": report.workflow,
         "agent": report.agent.id,
         "agent_status": report.agent.status.value,
         "reason": report.reason,

@@ -248,7 +248,7 @@ class ContainmentReport:
     untouched_agents_checked: tuple[UntouchedCheck, ...] = ()
     ledger_verified: bool | None = None
     errors: tuple[str, ...] = ()
-    verb: str = "contain"
+    workflow: str = "contain"
 
     @property
     def dry_run(self) -> bool:

@@ -77,8 +77,8 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         console.print("[bold]dry run[/]: nothing was changed")
         return
     console.print(
-        f"[bold]{report.verb} {report.agent.id}[/] · target {report.target} · mode {report.mode} · "
-        f"run {report.run_id[:12]}\nreason: {escape(report.reason)}"
+        f"[bold]{report.workflow} {report.agent.id}[/] · target {report.target} · "
+        f"mode {report.mode} · run {report.run_id[:12]}\nreason: {escape(report.reason)}"
     )
     table = Table(title="credentials", show_lines=True)
     for column in ("provider", "kind", "credential", "actions", "verdict", "evidence"):
@@ -145,7 +145,7 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         )
     counts = ", ".join(f"{report.count(s)} {s.value}" for s in VerdictStatus)
     if report.ok:
-        done = "DECOMMISSIONED" if report.verb == "decommission" else "CONTAINED"
+        done = "DECOMMISSIONED" if report.workflow == "decommission" else "CONTAINED"
         console.print(f"[bold green]{done} AND PROVEN[/]: {counts}")
     else:
         console.print(f"[bold red]NOT PROVEN — page on-call[/]: {counts}")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from killswitch import progress
-from killswitch.containment import Recorder, Request, authorize, belongs, refuse
+from killswitch.assembly import belongs
 from killswitch.errors import DecommissionedError, KillSwitchError, NothingToRestoreError
 from killswitch.execution import attempt, check_alive, materials_for
 from killswitch.models import (
@@ -20,12 +20,15 @@ from killswitch.models import (
     UndoRecord,
     Verdict,
 )
+from killswitch.planning import authorize
+from killswitch.recorder import Recorder, refuse
+from killswitch.request import Request
 from killswitch.runtime import Runtime
 
 
 def pending(runtime: Runtime, request: Request) -> tuple[Agent, list[UndoRecord]]:
     """Guard the request and list what would be reversed; refuse when there is nothing."""
-    agent = authorize(runtime, request, "restore")
+    agent = authorize(runtime, request)
     if agent.status is AgentStatus.DECOMMISSIONED:
         gone = DecommissionedError(
             f"{agent.id!r} is decommissioned: its credentials were destroyed for good"

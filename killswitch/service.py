@@ -24,8 +24,9 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.containment import Request, refuse
 from killswitch.errors import KillSwitchError, RefusedError
+from killswitch.recorder import refuse
+from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 
@@ -141,10 +142,10 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     """Run until interrupted."""
     import uvicorn
 
-    from killswitch import launch
+    from killswitch.orchestrator import prefect_environment
 
     try:
-        launch.prefect_environment(runtime.settings)
+        prefect_environment(runtime.settings)
     except KillSwitchError as exc:  # runs fall back to break-glass and say so in the thread
         log.warning("%s — Slack runs will go break-glass until it answers", exc.message)
         log.warning("the scheduled sweep needs Prefect: not scheduled")

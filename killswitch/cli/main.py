@@ -25,8 +25,8 @@ from killswitch.cli.common import (
 )
 from killswitch.cli.common import actor as current_actor
 from killswitch.codec import report_to_dict, restore_to_dict
-from killswitch.containment import Request
 from killswitch.report import render_containment, render_restore
+from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings, load_settings
 
@@ -58,14 +58,12 @@ def opened(settings: Settings | None = None) -> Iterator[Runtime]:
         runtime.close()
 
 
-def _contain(request_kw: dict[str, str], *, as_json: bool, quiet: bool, verbose: bool) -> None:
+def _contain(request: Request, *, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Start a containment (or decommission) from the CLI and print its report."""
-    from killswitch import launch
+    from killswitch import pipeline
 
-    with errors_handled(as_json), progress_to_stderr(quiet):
-        request = Request(actor=current_actor(), trigger="cli", **request_kw)
-        with opened() as runtime:
-            report = launch.contain(runtime, request, verbose=verbose)
+    with errors_handled(as_json), progress_to_stderr(quiet), opened() as runtime:
+        report = pipeline.contain(runtime, request, verbose=verbose)
     if as_json:
         emit_json(report_to_dict(report))
     else:
@@ -73,8 +71,8 @@ def _contain(request_kw: dict[str, str], *, as_json: bool, quiet: bool, verbose:
     raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
 
 
-def _mode(dry_run: bool, break_glass: bool) -> str:
-    return "dry-run" if dry_run else "break-glass" if break_glass else "flow"
+def _mode(dry_run: bool, break_glass: bool) -> Mode:
+    return Mode.DRY_RUN if dry_run else Mode.BREAK_GLASS if break_glass else Mode.FLOW
 
 
 @app.command()
@@ -92,7 +90,7 @@ def contain(
     verbose: bool = VERBOSE,
 ) -> None:
     """Contain an agent: kill every credential, detach its grants, prove each one dead."""
-    request = {"agent_id": agent_id, "reason": reason, "mode": _mode(dry_run, break_glass)}
+    request = Request(agent_id, reason, current_actor(), "cli", _mode(dry_run, break_glass))
     _contain(request, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
@@ -116,12 +114,14 @@ def decommission(
                 f"decommissioning {agent_id!r} deletes its credentials for good and cannot be "
                 "restored"
             )
-    request = {
-        "agent_id": agent_id,
-        "reason": reason,
-        "mode": _mode(dry_run, break_glass),
-        "verb": "decommission",
-    }
+    request = Request(
+        agent_id,
+        reason,
+        current_actor(),
+        "cli",
+        _mode(dry_run, break_glass),
+        workflow=Workflow.DECOMMISSION,
+    )
     _contain(request, as_json=as_json, quiet=quiet, verbose=verbose)
 
 
@@ -135,18 +135,18 @@ def restore(
     verbose: bool = VERBOSE,
 ) -> None:
     """Undo a containment: reverse exactly the recorded changes, then prove the keys work."""
-    from killswitch import launch
+    from killswitch import pipeline
 
-    with errors_handled(as_json), progress_to_stderr(quiet):
-        request = Request(
-            agent_id=agent_id,
-            reason=reason,
-            actor=current_actor(),
-            trigger="cli",
-            mode="break-glass" if break_glass else "flow",
-        )
-        with opened() as runtime:
-            report = launch.restore(runtime, request, verbose=verbose)
+    request = Request(
+        agent_id,
+        reason,
+        current_actor(),
+        "cli",
+        _mode(False, break_glass),
+        workflow=Workflow.RESTORE,
+    )
+    with errors_handled(as_json), progress_to_stderr(quiet), opened() as runtime:
+        report = pipeline.restore(runtime, request, verbose=verbose)
     if as_json:
         emit_json(restore_to_dict(report))
     else:
@@ -167,7 +167,7 @@ def demo(
     if via_slack:
         _demo_via_slack(as_json, quiet)
         return
-    from killswitch import launch
+    from killswitch import pipeline
     from killswitch.sandbox import control, fleet
     from killswitch.sandbox.state import Paths
     from killswitch.settings import default_home
@@ -181,10 +181,10 @@ def demo(
             reason="demo: an access key of research-agent-7 was found in a public repository",
             actor=current_actor(),
             trigger="demo",
-            mode="break-glass" if break_glass else "flow",
+            mode=_mode(False, break_glass),
         )
         with opened(settings) as runtime:
-            report = launch.contain(runtime, request, check_untouched=True)
+            report = pipeline.contain(runtime, request, check_untouched=True)
     if as_json:
         emit_json(report_to_dict(report))
     else:

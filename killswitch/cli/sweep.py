@@ -41,7 +41,7 @@ def sweep(
     probes), wait `destroy_grace_s`, destroy. Exit 0: swept (findings are output, not
     failure) · 1: a provider could not be listed, a notice failed or a containment was
     not proven · 2: refused · 3: could not run."""
-    from killswitch import launch
+    from killswitch import pipeline
     from killswitch import sweep as sweeping
     from killswitch.guards import validate_agent_id
     from killswitch.runtime import Runtime
@@ -57,7 +57,7 @@ def sweep(
                 providers=tuple(provider),
                 agents=tuple(validate_agent_id(a) for a in agent),
             )
-            report = launch.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
+            report = pipeline.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
         finally:
             runtime.close()
     if as_json:

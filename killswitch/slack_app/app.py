@@ -1,8 +1,10 @@
 """The Bolt app: `/killswitch` commands and the confirmation buttons.
 
-Every handler acks first (Slack allows 3 s; the ack never waits on a provider), then works
-in Bolt's thread pool: plan, confirm when the blast radius or the verb asks for it, run the
-`contain` flow in this warm process, narrate it in a thread, and post the final report.
+Every handler parses and authorizes, acks (Slack allows 3 s; the ack never waits on a
+provider), then works in Bolt's thread pool through the one pipeline: plan once, ask for a
+button when the blast radius or the subcommand calls for one — the button runs exactly the
+plan it was posted with — run the kept plan as a flow in this warm process, narrate it in a
+thread, and post the final report.
 """
 
 from __future__ import annotations
@@ -10,19 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from killswitch import containment, launch, progress
-from killswitch.containment import Request, refuse
+from killswitch import pipeline, progress, restoration
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
-from killswitch.guards import resolve_agent
-from killswitch.models import VerdictStatus
+from killswitch.models import Agent, VerdictStatus
+from killswitch.recorder import refuse
+from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.slack_app import blocks
 from killswitch.slack_app.access import Access
@@ -37,16 +38,26 @@ class ConfirmationRefusedError(RefusedError):
     remediation = "Only the requester (or, under the two-person rule, a second on-call) confirms."
 
 
+class StateMovedOnError(RefusedError):
+    code = "state-moved-on"
+    remediation = "Run the command again: it plans (and asks) anew for the agent as it is now."
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A mutating command waiting for its button."""
+    """A mutating command waiting for its button: the kept plan's run id (a containment),
+    or the undo records the restore would reverse, as they were when the button was posted."""
 
-    id: str
+    request: Request
     parsed: Parsed
-    user_id: str
     channel_id: str
     thread_ts: str | None
     expires: float
+    undo_ids: tuple[int, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.request.run_id
 
 
 class SlackCommands:
@@ -68,105 +79,117 @@ class SlackCommands:
             signing_secret=self.config.signing_secret.get_secret_value(),
             client=self.client,
             token_verification_enabled=False,
-            listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack"),
+            listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="slack-app"),
         )
         self.app.command("/killswitch")(self.on_command)
         self.app.action("killswitch_confirm")(self.on_confirm)
         self.app.action("killswitch_cancel")(self.on_cancel)
 
-    def request(self, parsed: Parsed, user_id: str, channel_id: str, **kw: Any) -> Request:
+    def request(self, parsed: Parsed, user_id: str, channel_id: str) -> Request:
+        """The pipeline's request for a parsed command (one run id from here on)."""
         return Request(
             agent_id=parsed.agent_id or "-",
-            reason=parsed.reason or parsed.verb,
+            reason=parsed.reason or parsed.subcommand,
             actor=f"slack:{user_id}",
             trigger=f"slack:{channel_id}",
-            **kw,
+            mode=Mode.DRY_RUN if parsed.subcommand == "dry-run" else Mode.FLOW,
+            workflow=Workflow.RESTORE if parsed.subcommand == "restore" else Workflow.CONTAIN,
         )
 
-    def refused(
-        self, error: RefusedError, parsed: Parsed, user_id: str, channel_id: str, action: str
-    ) -> str:
-        refuse(self.runtime, self.request(parsed, user_id, channel_id), error, action)
+    def refused(self, error: RefusedError, request: Request, action: str) -> str:
+        refuse(self.runtime, request, error, action)
         return f":no_entry: {error.message}\n_{error.remediation}_"
 
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Parse and authorize, ack, then plan (once) and run or ask for the button."""
         command = SlashCommand.model_validate(body)
         user, channel = command.user_id, command.channel_id
         try:
             parsed = parse(command.text)
         except RefusedError as exc:
-            raw = Parsed(
-                command.text.split()[0] if command.text.split() else "help",
-                (command.text.split() + ["", ""])[1][:64],
-            )
-            text = self.refused(exc, raw, user, channel, "slack-command")
+            words = command.text.split()
+            raw = Parsed(words[0] if words else "help", (words + ["", ""])[1][:64])
+            text = self.refused(exc, self.request(raw, user, channel), "slack-command")
             ack(text=text + ("\n" + USAGE if isinstance(exc, UsageError) else ""))
             return
-        if parsed.verb == "help":
+        if parsed.subcommand == "help":
             ack(text=USAGE)
             return
-        if parsed.verb == "status":
+        if parsed.subcommand == "status":
             ack(text=self.status(parsed.agent_id))
             return
+        request = self.request(parsed, user, channel)
         try:
-            if parsed.verb in MUTATING:
-                self.access.check(user, channel)
-            resolve_agent(
-                self.runtime.inventory, parsed.agent_id, self.runtime.settings.protected_agents
-            )
+            if parsed.subcommand in MUTATING:
+                try:
+                    self.access.check(user, channel)
+                except RefusedError as exc:
+                    ack(text=self.refused(exc, request, parsed.subcommand))
+                    return
+            agent = pipeline.authorize(self.runtime, request)  # ledgers its own refusals
         except RefusedError as exc:
-            ack(text=self.refused(exc, parsed, user, channel, parsed.verb))
+            ack(text=f":no_entry: {exc.message}\n_{exc.remediation}_")
             return
-        run_id = uuid.uuid4().hex
-        ack(text=f"`{parsed.verb} {parsed.agent_id}` accepted (run `{run_id[:12]}`)")
-        if parsed.verb == "dry-run":
-            self.dry_run(parsed, user, channel)
+        ack(text=f"`{parsed.subcommand} {parsed.agent_id}` accepted (run `{request.run_id[:12]}`)")
+        if parsed.subcommand == "dry-run":
+            self.dry_run(request, agent, user, channel)
             return
         thread = Thread(self.client, channel)
         thread.start(
-            f"{parsed.verb} {parsed.agent_id} requested by {user}",
-            blocks.request(parsed.verb, parsed.agent_id, user, parsed.reason, run_id),
+            f"{parsed.subcommand} {parsed.agent_id} requested by {user}",
+            blocks.request(parsed.subcommand, parsed.agent_id, user, parsed.reason, request.run_id),
         )
-        why = self.needs_confirmation(parsed, user, channel)
-        if why:
-            self.ask(parsed, user, channel, thread, why)
+        if parsed.subcommand == "restore":
+            self.ask_restore(request, parsed, channel, thread)
             return
-        self.run(parsed, user, channel, thread, run_id)
-
-    def needs_confirmation(self, parsed: Parsed, user: str, channel: str) -> str:
-        if parsed.verb == "restore":
-            return "a restore gives the agent its credentials back"
-        request = self.request(parsed, user, channel, mode="dry-run")
         try:
-            plan = containment.prepare(self.runtime, request)
-        except KillSwitchError:
-            return ""  # the run itself will refuse or fail, loudly
+            plan = pipeline.plan(self.runtime, request, agent)
+        except KillSwitchError as exc:
+            self.failed(thread, exc)
+            return
         if len(plan.credentials) > self.config.confirm_over_credentials:
-            return (
+            why = (
                 f"it would contain {len(plan.credentials)} credentials (more than "
                 f"{self.config.confirm_over_credentials})"
             )
-        return ""
+            self.ask(Pending(request, parsed, channel, thread.ts, self._expiry()), thread, why)
+            return
+        self.run(request, thread)
 
-    def ask(self, parsed: Parsed, user: str, channel: str, thread: Thread, why: str) -> None:
+    def _expiry(self) -> float:
+        return time.monotonic() + self.config.confirmation_ttl_s
+
+    def ask_restore(self, request: Request, parsed: Parsed, channel: str, thread: Thread) -> None:
+        """A restore gives the agent its credentials back: always a button, bound to the
+        changes it would reverse now."""
+        try:
+            _, records = restoration.pending(self.runtime, request)
+        except KillSwitchError as exc:
+            self.failed(thread, exc)
+            return
         pending = Pending(
-            uuid.uuid4().hex,
-            parsed,
-            user,
-            channel,
-            thread.ts,
-            time.monotonic() + self.config.confirmation_ttl_s,
+            request, parsed, channel, thread.ts, self._expiry(), tuple(r.id for r in records)
         )
+        self.ask(pending, thread, "a restore gives the agent its credentials back")
+
+    def ask(self, pending: Pending, thread: Thread, why: str) -> None:
         with self._lock:
             self.pending[pending.id] = pending
+        parsed = pending.parsed
         thread.reply(
-            f"confirm {parsed.verb} {parsed.agent_id}?",
+            f"confirm {parsed.subcommand} {parsed.agent_id}?",
             blocks.confirm(
-                parsed.verb, parsed.agent_id, why, pending.id, user, self.config.two_person_rule
+                parsed.subcommand,
+                parsed.agent_id,
+                why,
+                pending.id,
+                pending.request.actor.removeprefix("slack:"),
+                self.config.two_person_rule,
             ),
         )
 
     def on_confirm(self, ack: Ack, body: dict[str, Any]) -> None:
+        """Run exactly what the button was posted for, once, if the clicker may."""
         ack()
         clicker = str(body["user"]["id"])
         pending_id = str(body["actions"][0]["value"])
@@ -177,20 +200,23 @@ class SlackCommands:
         if pending is None or time.monotonic() > pending.expires:
             thread.whisper(clicker, "This confirmation has expired or was already used.")
             return
+        requester = pending.request.actor.removeprefix("slack:")
         if self.config.two_person_rule:
-            allowed = clicker != pending.user_id and self.access.is_oncall(clicker)
+            allowed = clicker != requester and self.access.is_oncall(clicker)
         else:
-            allowed = clicker == pending.user_id
-        if not allowed:
-            error = ConfirmationRefusedError(
-                f"<@{clicker}> may not confirm {pending.parsed.verb} of {pending.parsed.agent_id}"
-            )
-            thread.whisper(
-                clicker,
-                self.refused(
-                    error, pending.parsed, clicker, channel, f"confirm-{pending.parsed.verb}"
-                ),
-            )
+            allowed = clicker == requester
+        parsed = pending.parsed
+        clicked = replace(pending.request, actor=f"slack:{clicker}", trigger=f"slack:{channel}")
+        try:
+            self.access.check(clicker, channel)  # the channel rule holds for every click
+            if not allowed:
+                raise ConfirmationRefusedError(
+                    f"<@{clicker}> may not confirm {parsed.subcommand} of {parsed.agent_id}"
+                )
+            if parsed.subcommand == "restore":
+                self.still_the_same(pending)
+        except RefusedError as exc:
+            thread.whisper(clicker, self.refused(exc, clicked, f"confirm-{parsed.subcommand}"))
             return
         with self._lock:
             if self.pending.pop(pending_id, None) is None:
@@ -202,16 +228,23 @@ class SlackCommands:
                 "confirmed",
                 [blocks.section(f":ballot_box_with_check: confirmed by <@{clicker}>")],
             )
-        self.run(
-            pending.parsed, pending.user_id, channel, thread, uuid.uuid4().hex, confirmed_by=clicker
-        )
+        self.run(pending.request, thread)
+
+    def still_the_same(self, pending: Pending) -> None:
+        """Refuse a restore button once the agent's state has moved on since it was posted."""
+        now = tuple(r.id for r in self.runtime.inventory.pending_undo(pending.request.agent_id))
+        if now != pending.undo_ids:
+            raise StateMovedOnError(
+                f"{pending.request.agent_id}'s containment changed since this button was posted"
+            )
 
     def on_cancel(self, ack: Ack, body: dict[str, Any]) -> None:
         ack()
         clicker = str(body["user"]["id"])
         with self._lock:
             pending = self.pending.get(str(body["actions"][0]["value"]))
-            if pending and (clicker == pending.user_id or self.access.is_oncall(clicker)):
+            requester = pending.request.actor.removeprefix("slack:") if pending else ""
+            if pending and (clicker == requester or self.access.is_oncall(clicker)):
                 self.pending.pop(pending.id, None)
             else:
                 pending = None
@@ -219,25 +252,28 @@ class SlackCommands:
             thread = Thread(self.client, pending.channel_id, pending.thread_ts)
             thread.reply("cancelled", [blocks.section(f"cancelled by <@{clicker}>")])
 
-    def run(
-        self,
-        parsed: Parsed,
-        user: str,
-        channel: str,
-        thread: Thread,
-        run_id: str,
-        confirmed_by: str = "",
-    ) -> None:
-        """The flow in this warm process; if Prefect is unreachable, break-glass — said so."""
-        request = self.request(parsed, user, channel, mode="flow", run_id=run_id)
-        board = Board(thread, run_id)
+    def failed(self, thread: Thread, exc: KillSwitchError) -> None:
+        thread.reply(
+            f"failed: {exc.message}",
+            [
+                blocks.section(
+                    f":rotating_light: {exc.message} {self.config.oncall_mention}\n"
+                    f"_{exc.remediation}_"
+                )
+            ],
+        )
+
+    def run(self, request: Request, thread: Thread) -> None:
+        """The kept plan as a flow in this warm process; if Prefect is unreachable, the same
+        plan break-glass — said so."""
+        board = Board(thread, request.run_id)
         with progress.listening(board):
             try:
-                if parsed.verb == "restore":
+                if request.workflow is Workflow.RESTORE:
                     self.finish_restore(thread, request)
                     return
                 try:
-                    report = launch.contain(self.runtime, request)
+                    report = pipeline.run(self.runtime, request.run_id)
                 except ConfigurationError as exc:
                     thread.reply(
                         "orchestrator unreachable",
@@ -248,18 +284,9 @@ class SlackCommands:
                             )
                         ],
                     )
-                    request = self.request(parsed, user, channel, mode="break-glass", run_id=run_id)
-                    report = launch.contain(self.runtime, request)
+                    report = pipeline.run(self.runtime, request.run_id, mode=Mode.BREAK_GLASS)
             except KillSwitchError as exc:
-                thread.reply(
-                    f"failed: {exc.message}",
-                    [
-                        blocks.section(
-                            f":rotating_light: {exc.message} {self.config.oncall_mention}\n"
-                            f"_{exc.remediation}_"
-                        )
-                    ],
-                )
+                self.failed(thread, exc)
                 return
             finally:
                 board.close()
@@ -270,18 +297,22 @@ class SlackCommands:
         )
 
     def finish_restore(self, thread: Thread, request: Request) -> None:
-        report = launch.restore(self.runtime, request)
+        try:
+            report = pipeline.restore(self.runtime, request)
+        except ConfigurationError as exc:
+            thread.reply("orchestrator unreachable", [blocks.section(f":warning: {exc.message}")])
+            report = pipeline.restore(self.runtime, replace(request, mode=Mode.BREAK_GLASS))
         thread.reply("restored" if report.ok else "restore incomplete", blocks.restored(report))
 
-    def dry_run(self, parsed: Parsed, user: str, channel: str) -> None:
-        request = self.request(parsed, user, channel, mode="dry-run")
+    def dry_run(self, request: Request, agent: Agent, user: str, channel: str) -> None:
         try:
-            report = launch.contain(self.runtime, request)
+            plan = pipeline.plan(self.runtime, request, agent)
         except KillSwitchError as exc:
             Thread(self.client, channel).whisper(user, f":no_entry: {exc.message}")
             return
-        plan = blocks.plan(report.plan)
-        Thread(self.client, channel).whisper(user, "dry run: nothing was changed", plan)
+        Thread(self.client, channel).whisper(
+            user, "dry run: nothing was changed", blocks.plan(plan)
+        )
 
     def status(self, agent_id: str) -> str:
         """Current state, the last runs and the last verdicts, from inventory and ledger."""

@@ -25,9 +25,11 @@ def context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
 
 
-def request(verb: str, agent_id: str, user_id: str, reason: str, run_id: str) -> Blocks:
+def request(subcommand: str, agent_id: str, user_id: str, reason: str, run_id: str) -> Blocks:
     return [
-        section(f":rotating_light: *{verb} `{agent_id}`* requested by <@{user_id}>\n>{reason}"),
+        section(
+            f":rotating_light: *{subcommand} `{agent_id}`* requested by <@{user_id}>\n>{reason}"
+        ),
         context(f"run `{run_id[:12]}` · progress and the final report in this thread"),
     ]
 
@@ -76,7 +78,7 @@ def _short(ref: str, width: int = 34) -> str:
 
 def report(report_: ContainmentReport, mention: str) -> Blocks:
     counts = ", ".join(f"{report_.count(s)} {s.value}" for s in VerdictStatus)
-    done = "DECOMMISSIONED" if report_.verb == "decommission" else "CONTAINED"
+    done = "DECOMMISSIONED" if report_.workflow == "decommission" else "CONTAINED"
     if report_.ok:
         head = f":white_check_mark: *{done} AND PROVEN* `{report_.agent.id}` — {counts}"
     else:
@@ -127,12 +129,13 @@ def restored(report_: RestoreReport) -> Blocks:
 
 
 def confirm(
-    verb: str, agent_id: str, why: str, pending_id: str, user_id: str, second_person: bool
+    subcommand: str, agent_id: str, why: str, pending_id: str, user_id: str, second_person: bool
 ) -> Blocks:
     who = "a second on-call engineer" if second_person else f"<@{user_id}>"
     return [
         section(
-            f":warning: *{verb} `{agent_id}`* needs a confirmation: {why}.\nOnly {who} can confirm."
+            f":warning: *{subcommand} `{agent_id}`* needs a confirmation: {why}.\n"
+            f"Only {who} can confirm."
         ),
         {
             "type": "actions",
@@ -142,7 +145,7 @@ def confirm(
                     "type": "button",
                     "action_id": "killswitch_confirm",
                     "style": "danger",
-                    "text": {"type": "plain_text", "text": f"Confirm {verb}"},
+                    "text": {"type": "plain_text", "text": f"Confirm {subcommand}"},
                     "value": pending_id,
                 },
                 {

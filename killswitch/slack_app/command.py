@@ -16,7 +16,7 @@ USAGE = """*`/killswitch` — the kill switch for AI-agent credentials*
 • `/killswitch restore AGENT reason…` — undo a containment (false positive; asks to confirm)
 • `/killswitch help` — this text"""
 
-VERBS = ("contain", "dry-run", "status", "restore", "help")
+SUBCOMMANDS = ("contain", "dry-run", "status", "restore", "help")
 MUTATING = frozenset({"contain", "restore"})
 NEEDS_REASON = MUTATING
 
@@ -42,7 +42,7 @@ class SlashCommand(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    verb: str
+    subcommand: str
     agent_id: str = ""
     reason: str = ""
 
@@ -52,13 +52,15 @@ def parse(text: str) -> Parsed:
     words = text.split()
     if not words or words[0].lower() == "help":
         return Parsed("help")
-    verb = words[0].lower()
-    if verb not in VERBS:
+    subcommand = words[0].lower()
+    if subcommand not in SUBCOMMANDS:
         raise UsageError(f"unknown subcommand {words[0]!r}")
     if len(words) < 2:
-        raise UsageError(f"`{verb}` needs an agent id")
+        raise UsageError(f"`{subcommand}` needs an agent id")
     agent_id = validate_agent_id(words[1])
     reason = " ".join(words[2:])
-    if verb in NEEDS_REASON and not reason:
-        raise UsageError(f"`{verb}` needs a reason after the agent id (it goes into the ledger)")
-    return Parsed(verb, agent_id, reason)
+    if subcommand in NEEDS_REASON and not reason:
+        raise UsageError(
+            f"`{subcommand}` needs a reason after the agent id (it goes into the ledger)"
+        )
+    return Parsed(subcommand, agent_id, reason)

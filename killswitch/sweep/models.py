@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from killswitch.containment import Request
 from killswitch.models import ContainmentReport
+from killswitch.request import Request
 from killswitch.sightings import Recorded
 from killswitch.sweep.classify import Finding
 

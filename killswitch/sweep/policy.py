@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from killswitch import progress
-from killswitch.containment import Request
 from killswitch.errors import KillSwitchError
 from killswitch.ledger import Entry
 from killswitch.models import VerdictStatus
+from killswitch.request import Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 from killswitch.sightings import Case, Sightings
@@ -255,7 +255,7 @@ class Acting:
             + (f" ({pending} working credential(s))" if pending else ""),
             actor=self.request.actor,
             trigger="sweep",
-            verb="decommission" if stage == "destroy" else "contain",
+            workflow=Workflow.DECOMMISSION if stage == "destroy" else Workflow.CONTAIN,
         )
         try:
             report = self.contain(request)

@@ -9,11 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from flows import runtime as handover
+from flows import handover
 from flows.contain import ContainmentNotProven, contain
 from flows.restore import restore
-from killswitch.errors import ProtectedIdentityError
+from killswitch import pipeline
+from killswitch.errors import RefusedError
 from killswitch.models import VerdictStatus
+from killswitch.plans import PlanNotRunnableError
+from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.secrets import KeyringFile, MappingSource
 from tests.conftest import SeedAgent, keyring_material
@@ -30,6 +33,11 @@ def prefect_api(sandbox: dict[str, Any]) -> Iterator[str]:
         yield api
 
 
+def kept(runtime: Runtime, agent_id: str) -> str:
+    """Plan a containment of the agent (kept by run id, as every trigger does): its run id."""
+    return pipeline.plan(runtime, Request(agent_id, "flow test", "test")).run_id
+
+
 def flow_runs(api: str, name: str) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = httpx.post(
         f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}
@@ -41,9 +49,10 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
     prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
 ) -> None:
     agent_id = seed_agent()
+    run_id = kept(runtime, agent_id)
     with handover.using(runtime):
-        report = contain(agent_id, "flow test", actor="test", run_id=uuid.uuid4().hex)
-    assert report.ok and report.mode == "flow"
+        report = contain(run_id, agent_id)
+    assert report.ok and report.mode == "flow" and report.run_id == run_id
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
     [run] = flow_runs(prefect_api, f"contain-{agent_id}")
     assert run["state_type"] == "COMPLETED"
@@ -75,6 +84,7 @@ def test_contain_flow_fails_when_a_credential_stays_alive(
     material = keyring_material(keyring, "aws.access-key", bystander_key.ref)
     wrong = MappingSource("wrong", {f"aws.access-key:{victim.ref}": [material]})
     hurried = runtime.settings.model_copy(update={"probe_deadline_s": 0.5})
+    run_id = kept(runtime, agent_id)
     with handover.using(
         Runtime(
             hurried,
@@ -85,15 +95,25 @@ def test_contain_flow_fails_when_a_credential_stays_alive(
         )
     ):
         with pytest.raises(ContainmentNotProven) as failed:
-            contain(agent_id, "flow test", actor="test")
+            contain(run_id, agent_id)
     verdicts = {c.credential.ref: c.verdict.status for c in failed.value.report.credentials}
     assert verdicts[victim.ref] is VerdictStatus.ALIVE
     assert flow_runs(prefect_api, f"contain-{agent_id}")[0]["state_type"] == "FAILED"
 
 
-def test_refusal_inside_the_flow_changes_nothing(prefect_api: str, runtime: Runtime) -> None:
-    with handover.using(runtime), pytest.raises(ProtectedIdentityError):
-        contain("breakglass", "flow test", actor="test")
+def test_a_kept_plan_runs_once_and_only_for_its_agent(
+    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+) -> None:
+    agent_id, other = seed_agent(), seed_agent()
+    run_id = kept(runtime, agent_id)
+    with handover.using(runtime):
+        with pytest.raises(RefusedError, match="is for"):
+            contain(run_id, other)
+        assert contain(run_id, agent_id).ok
+        with pytest.raises(PlanNotRunnableError, match="it is running|it is finished"):
+            contain(run_id, agent_id)
+        with pytest.raises(PlanNotRunnableError, match="no plan"):
+            contain(uuid.uuid4().hex, agent_id)
 
 
 def test_restore_flow_undoes_the_containment(
@@ -101,7 +121,7 @@ def test_restore_flow_undoes_the_containment(
 ) -> None:
     agent_id = seed_agent()
     with handover.using(runtime):
-        assert contain(agent_id, "flow test", actor="test").ok
+        assert contain(kept(runtime, agent_id), agent_id).ok
         report = restore(agent_id, "false positive", actor="test")
     assert report.ok and {v.status for _, v in report.checks} == {VerdictStatus.ALIVE}
     assert flow_runs(prefect_api, f"restore-{agent_id}")[0]["state_type"] == "COMPLETED"

@@ -243,7 +243,7 @@ def test_decommission_needs_yes_shows_its_plan_and_cannot_be_restored(
     done = run_cli(sandbox_home, "decommission", agent_id, "--reason", "retired", "--yes", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["verb"] == "decommission" and report["agent_status"] == "decommissioned"
+    assert report["workflow"] == "decommission" and report["agent_status"] == "decommissioned"
     assert {c["verdict"] for c in report["credentials"]} == {"dead"}
     again = run_cli(sandbox_home, "restore", agent_id, "--reason", "oops", "--json")
     assert again.returncode == 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from killswitch import containment
-from killswitch.containment import Request
+from killswitch import pipeline
 from killswitch.execution import check_alive
 from killswitch.models import ContainmentReport, VerdictStatus
+from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 
@@ -23,7 +23,7 @@ def provider_runtime(settings: Settings, provider: str, **overrides: object) -> 
 
 
 def contain(runtime: Runtime, agent_id: str) -> ContainmentReport:
-    return containment.run(runtime, Request(agent_id, "test", "test", mode="break-glass"))
+    return pipeline.contain(runtime, Request(agent_id, "test", "test", mode=Mode.BREAK_GLASS))
 
 
 def statuses(runtime: Runtime, agent_id: str, provider: str) -> list[VerdictStatus]:

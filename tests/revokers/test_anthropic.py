@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from killswitch import restoration
-from killswitch.containment import Request
 from killswitch.models import VerdictStatus
+from killswitch.request import Mode, Request
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
@@ -25,7 +25,9 @@ def test_contain_deactivates_restore_reactivates(settings: Settings, seed_agent:
         assert "401 authentication_error" in credential.verdict.evidence
         assert report.plan.actions[0].reversible
         assert statuses(runtime, other, "anthropic") == [VerdictStatus.ALIVE]
-        restored = restoration.restore(runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+        restored = restoration.restore(
+            runtime, Request(agent_id, "fp", "test", mode=Mode.BREAK_GLASS)
+        )
         assert restored.ok and not restored.refused
         assert statuses(runtime, agent_id, "anthropic") == [VerdictStatus.ALIVE]
 

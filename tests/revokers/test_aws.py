@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from killswitch import containment, restoration
-from killswitch.containment import Request
+from killswitch import pipeline, restoration
 from killswitch.errors import (
     InvalidAgentIdError,
     NothingToRestoreError,
@@ -17,7 +16,8 @@ from killswitch.errors import (
     UnknownAgentError,
 )
 from killswitch.execution import check_alive
-from killswitch.models import AgentStatus, Credential, Outcome, VerdictStatus
+from killswitch.models import AgentStatus, ContainmentReport, Credential, Outcome, VerdictStatus
+from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox import fleet
 from killswitch.secrets import KeyringFile, MappingSource
@@ -37,9 +37,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     opened.close()
 
 
-def contain(runtime: Runtime, agent_id: str, **kw: Any) -> containment.ContainmentReport:
-    request = Request(agent_id=agent_id, reason="test", actor="test", mode="break-glass", **kw)
-    return containment.run(runtime, request)
+def contain(runtime: Runtime, agent_id: str, **kw: Any) -> ContainmentReport:
+    request = Request(agent_id=agent_id, reason="test", actor="test", mode=Mode.BREAK_GLASS, **kw)
+    return pipeline.contain(runtime, request)
 
 
 def snapshot(admin: fleet.Admin) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def test_restore_brings_the_agent_back_exactly(
     assert snapshot(admin) != before
 
     report = restoration.restore(
-        runtime, Request(agent_id, "false positive", "test", mode="break-glass")
+        runtime, Request(agent_id, "false positive", "test", mode=Mode.BREAK_GLASS)
     )
 
     assert report.ok, report
@@ -181,7 +181,7 @@ def test_restore_brings_the_agent_back_exactly(
     assert report.checks and {v.status for _, v in report.checks} == {VerdictStatus.ALIVE}
     assert runtime.inventory.get_agent(agent_id).status is AgentStatus.ACTIVE  # type: ignore[union-attr]
     with pytest.raises(NothingToRestoreError):
-        restoration.restore(runtime, Request(agent_id, "again", "test", mode="break-glass"))
+        restoration.restore(runtime, Request(agent_id, "again", "test", mode=Mode.BREAK_GLASS))
 
 
 def test_restore_leaves_alone_what_was_already_off(
@@ -193,7 +193,7 @@ def test_restore_leaves_alone_what_was_already_off(
         UserName=f"{agent_id}-runtime", AccessKeyId=spare["access_key_id"], Status="Inactive"
     )
     assert contain(runtime, agent_id).ok
-    restoration.restore(runtime, Request(agent_id, "false positive", "test", mode="break-glass"))
+    restoration.restore(runtime, Request(agent_id, "false positive", "test", mode=Mode.BREAK_GLASS))
     keys = admin.iam().list_access_keys(UserName=f"{agent_id}-runtime")["AccessKeyMetadata"]
     assert {k["AccessKeyId"]: k["Status"] for k in keys}[spare["access_key_id"]] == "Inactive"
 
@@ -320,8 +320,9 @@ def test_decommission_deletes_the_principals_and_proves_every_key_dead(
     agent_id = seed_agent()
     iam = admin.iam()
     iam.create_login_profile(UserName=f"{agent_id}-ci", Password="Sandbox-only-1!")  # noqa: S106
-    report = containment.run(
-        runtime, Request(agent_id, "retired", "test", mode="break-glass", verb="decommission")
+    report = pipeline.contain(
+        runtime,
+        Request(agent_id, "retired", "test", mode=Mode.BREAK_GLASS, workflow=Workflow.DECOMMISSION),
     )
     assert report.ok, [(c.credential.ref, c.verdict) for c in report.credentials]
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}

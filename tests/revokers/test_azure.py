@@ -11,9 +11,9 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization.v2022_04_01 import models
 
-from killswitch import containment, restoration
-from killswitch.containment import Request
+from killswitch import pipeline, restoration
 from killswitch.models import Outcome, VerdictStatus
+from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox import azure_fleet
 from killswitch.secrets import Stores
@@ -84,7 +84,7 @@ def test_contain_refuses_every_secret_a_token_and_restore_brings_it_all_back(
         assert all(r.outcome is not Outcome.DONE for c in again.credentials for r in c.actions)
 
         restored = restoration.restore(
-            runtime, Request(agent_id, "false positive", "test", mode="break-glass")
+            runtime, Request(agent_id, "false positive", "test", mode=Mode.BREAK_GLASS)
         )
         assert restored.ok, restored.errors
         assert assignments(azure, principal) == before  # the same names, scopes and roles
@@ -98,8 +98,10 @@ def test_decommission_removes_every_secret_and_proves_it(
         "az", vault=False, saas=False, gcp=False, users=(("runtime", 1),), role=False
     )
     with provider_runtime(settings, "azure") as runtime:
-        request = Request(agent_id, "retire", "test", mode="break-glass", verb="decommission")
-        report = containment.run(runtime, request)
+        request = Request(
+            agent_id, "retire", "test", mode=Mode.BREAK_GLASS, workflow=Workflow.DECOMMISSION
+        )
+        report = pipeline.contain(runtime, request)
         assert report.ok, report.errors
         assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
         assert all("AADSTS7000215" in c.verdict.evidence for c in report.credentials)

@@ -10,9 +10,9 @@ import googleapiclient
 import pytest
 from google.api_core import exceptions as gexc
 
-from killswitch import containment, restoration
-from killswitch.containment import Request
+from killswitch import pipeline, restoration
 from killswitch.models import Credential, Outcome, VerdictStatus
+from killswitch.request import Mode, Request, Workflow
 from killswitch.sandbox import gcp_fleet
 from killswitch.sandbox.gcp import PROJECT
 from killswitch.secrets import KeyringFile, Material, Secret, Stores
@@ -85,7 +85,7 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         assert not again.grants_detached
 
         restored = restoration.restore(
-            runtime, Request(agent_id, "false positive", "test", mode="break-glass")
+            runtime, Request(agent_id, "false positive", "test", mode=Mode.BREAK_GLASS)
         )
         assert restored.ok, restored.errors
         assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
@@ -164,8 +164,10 @@ def test_decommission_deletes_keys_then_the_accounts_and_proves_it(
 ) -> None:
     agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
     with provider_runtime(settings, "gcp") as runtime:
-        request = Request(agent_id, "retire", "test", mode="break-glass", verb="decommission")
-        report = containment.run(runtime, request)
+        request = Request(
+            agent_id, "retire", "test", mode=Mode.BREAK_GLASS, workflow=Workflow.DECOMMISSION
+        )
+        report = pipeline.contain(runtime, request)
     assert report.ok, report.errors
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
     deleted = [r.action.operation for r in report.other_actions if r.outcome is Outcome.DONE]

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from killswitch import restoration
-from killswitch.containment import Request
 from killswitch.models import Outcome, VerdictStatus
+from killswitch.request import Mode, Request
 from killswitch.sandbox import saas_fleet
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
@@ -40,7 +40,9 @@ def test_revocation_is_marked_irreversible_and_restore_refuses_it(
         report = contain(runtime, agent_id)
         [action] = report.plan.actions
         assert not action.reversible and action.describe().endswith("(irreversible)")
-        restored = restoration.restore(runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+        restored = restoration.restore(
+            runtime, Request(agent_id, "fp", "test", mode=Mode.BREAK_GLASS)
+        )
         assert restored.refused and "irreversible" in restored.refused[0]
         assert "issue a new credential" in restored.refused[0]
         assert statuses(runtime, agent_id, "slack") == [VerdictStatus.DEAD]

@@ -8,9 +8,9 @@ import hvac
 import pytest
 from hvac import exceptions as hv
 
-from killswitch import containment, restoration
-from killswitch.containment import Request
-from killswitch.models import AgentStatus, Outcome, VerdictStatus
+from killswitch import pipeline, restoration
+from killswitch.models import AgentStatus, ContainmentReport, Outcome, VerdictStatus
+from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox import vault_fleet
 from killswitch.secrets import KeyringFile, MappingSource
@@ -27,8 +27,8 @@ def vault_runtime(settings: Settings) -> Iterator[Runtime]:
     opened.close()
 
 
-def contain(runtime: Runtime, agent_id: str) -> containment.ContainmentReport:
-    return containment.run(runtime, Request(agent_id, "test", "test", mode="break-glass"))
+def contain(runtime: Runtime, agent_id: str) -> ContainmentReport:
+    return pipeline.contain(runtime, Request(agent_id, "test", "test", mode=Mode.BREAK_GLASS))
 
 
 def tokens_of(runtime: Runtime, agent_id: str) -> dict[str, str]:
@@ -145,7 +145,9 @@ def test_restore_makes_the_tokens_work_again_and_puts_groups_back(
     assert contain(vault_runtime, agent_id).ok
     assert memberships(vault) != before
 
-    report = restoration.restore(vault_runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+    report = restoration.restore(
+        vault_runtime, Request(agent_id, "fp", "test", mode=Mode.BREAK_GLASS)
+    )
 
     assert report.ok, report
     assert memberships(vault) == before
@@ -242,18 +244,19 @@ def test_decommission_destroys_everything_and_leaves_no_lease(
     tokens = tokens_of(vault_runtime, agent_id)
     # A contained-and-restored agent issues fresh certificates again: destroy must find them.
     assert contain(vault_runtime, agent_id).ok
-    restoration.restore(vault_runtime, Request(agent_id, "fp", "test", mode="break-glass"))
+    restoration.restore(vault_runtime, Request(agent_id, "fp", "test", mode=Mode.BREAK_GLASS))
     hvac.Client(url=vault.addr, token=next(iter(tokens.values()))).secrets.pki.generate_certificate(
         agent_id, f"{agent_id}.again.local", mount_point="pki"
     )
     assert leases_under(vault, agent_id)
 
-    report = containment.run(
-        vault_runtime, Request(agent_id, "retired", "test", mode="break-glass", verb="decommission")
+    report = pipeline.contain(
+        vault_runtime,
+        Request(agent_id, "retired", "test", mode=Mode.BREAK_GLASS, workflow=Workflow.DECOMMISSION),
     )
 
     assert report.ok, [(c.credential.ref, c.verdict) for c in report.credentials]
-    assert report.verb == "decommission"
+    assert report.workflow == "decommission"
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
     assert leases_under(vault, agent_id) == []
     with pytest.raises(hv.InvalidPath):
@@ -267,4 +270,6 @@ def test_decommission_destroys_everything_and_leaves_no_lease(
     from killswitch.errors import DecommissionedError
 
     with pytest.raises(DecommissionedError):
-        restoration.restore(vault_runtime, Request(agent_id, "undo?", "test", mode="break-glass"))
+        restoration.restore(
+            vault_runtime, Request(agent_id, "undo?", "test", mode=Mode.BREAK_GLASS)
+        )

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from killswitch import containment
-from killswitch.containment import Request
-from killswitch.models import Outcome, VerdictStatus
+from killswitch import pipeline
+from killswitch.models import ContainmentReport, Outcome, VerdictStatus
+from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
@@ -34,12 +34,10 @@ def fault(control: str, target: str, **changes: Any) -> dict[str, Any]:
     return described
 
 
-def contain_aws(
-    settings: Settings, agent_id: str, **overrides: Any
-) -> containment.ContainmentReport:
+def contain_aws(settings: Settings, agent_id: str, **overrides: Any) -> ContainmentReport:
     runtime = Runtime.open(settings.model_copy(update=overrides), providers=["aws"])
     try:
-        return containment.run(runtime, Request(agent_id, "chaos", "test", mode="break-glass"))
+        return pipeline.contain(runtime, Request(agent_id, "chaos", "test", mode=Mode.BREAK_GLASS))
     finally:
         runtime.close()
 
@@ -111,7 +109,9 @@ def test_a_black_hole_is_bounded_by_the_timeouts(
     )
     try:
         started = time.monotonic()
-        report = containment.run(runtime, Request(agent_id, "chaos", "test", mode="break-glass"))
+        report = pipeline.contain(
+            runtime, Request(agent_id, "chaos", "test", mode=Mode.BREAK_GLASS)
+        )
     finally:
         runtime.close()
     assert report.ok  # the swallowed request timed out, was retried, and went through

@@ -1,19 +1,37 @@
-"""Hand a warm `Runtime` to flows running in this process, and keep Prefect's overhead low."""
+"""Hand a warm `Runtime` to flows running in this process, and keep Prefect's overhead low.
+
+Flows and tasks take only JSON parameters (a run id); what they need beyond that — the
+open runtime, the kept plan, the undo records — is handed over here, typed, per run.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from dataclasses import dataclass
 
+from killswitch.models import Plan, UndoRecord
+from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.settings import load_settings
 
 # A context variable, not a global: the warm service runs flows on several threads at once.
 _current: ContextVar[Runtime | None] = ContextVar("killswitch_runtime", default=None)
-_runs: dict[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """What one run's tasks need: the runtime, the request, and the plan or undo records."""
+
+    runtime: Runtime
+    request: Request
+    plan: Plan | None = None
+    records: Sequence[UndoRecord] = ()
+
+
+_runs: dict[str, Handed] = {}
 _lock = threading.Lock()
 
 
@@ -41,20 +59,22 @@ def current() -> Iterator[Runtime]:
         runtime.close()
 
 
-def stash(run_id: str, value: Any) -> None:
-    """Per-run objects for this run's tasks (tasks get only the run id as a parameter)."""
+@contextmanager
+def handing(run_id: str, handed: Handed) -> Iterator[None]:
+    """Make `handed` available to this run's tasks (`take(run_id)`) inside the block."""
     with _lock:
-        _runs[run_id] = value
+        _runs[run_id] = handed
+    try:
+        yield
+    finally:
+        with _lock:
+            _runs.pop(run_id, None)
 
 
-def unstash(run_id: str) -> Any:
+def take(run_id: str) -> Handed:
+    """What was handed over for `run_id`."""
     with _lock:
         return _runs[run_id]
-
-
-def drop(run_id: str) -> None:
-    with _lock:
-        _runs.pop(run_id, None)
 
 
 @contextmanager

@@ -1,0 +1,117 @@
+"""The report of a run: every planned credential with the actions that were its and its
+verdict; the agent's new state; the run closed in the ledger and the chain checked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from killswitch.models import (
+    Action,
+    AgentStatus,
+    ContainmentReport,
+    Credential,
+    CredentialReport,
+    Plan,
+    ProviderOutcome,
+    ProviderTiming,
+    Timings,
+    UntouchedCheck,
+    Verb,
+    Verdict,
+    VerdictStatus,
+)
+from killswitch.plans import Plans
+from killswitch.recorder import Recorder
+from killswitch.request import Mode, Request
+from killswitch.runtime import Runtime
+
+
+def belongs(action: Action, credential: Credential) -> bool:
+    """An action is a credential's when it targets the credential itself, its principal as a
+    whole (a deny-all, a disabled entity), or a prefix it lives under (a lease prefix)."""
+    target = action.target
+    return (
+        target == credential.ref
+        or (action.verb is Verb.CONTAIN and target == credential.principal)
+        or (target.endswith("/") and credential.ref.startswith(target))
+    )
+
+
+def assemble(
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    outcomes: Sequence[ProviderOutcome],
+    *,
+    started: float,
+    plan_s: float,
+    untouched: Sequence[UntouchedCheck] = (),
+) -> ContainmentReport:
+    """Assemble the report, mark the agent, close the run in the ledger and verify the chain."""
+    dry = request.mode is Mode.DRY_RUN
+    order = {a.key: i for i, a in enumerate(plan.actions)}
+    results = sorted(
+        (r for o in outcomes for r in o.results), key=lambda r: order.get(r.action.key, len(order))
+    )
+    verdicts = {c.key: v for o in outcomes for c, v in o.verdicts}
+    credentials = (
+        ()
+        if dry
+        else tuple(
+            CredentialReport(
+                c,
+                tuple(r for r in results if belongs(r.action, c)),
+                verdicts.get(c.key, Verdict(VerdictStatus.UNKNOWN, "provider step did not run")),
+            )
+            for c in plan.credentials
+        )
+    )
+    claimed = {id(r) for c in credentials for r in c.actions}
+    grants = tuple(r for r in results if r.action.verb is Verb.DETACH)
+    others = tuple(r for r in results if r.action.verb is not Verb.DETACH and id(r) not in claimed)
+    if not dry and plan.actions:
+        # A retired agent stays retired when a sweep contains what it left behind.
+        retired = request.destroys or plan.agent.status is AgentStatus.DECOMMISSIONED
+        status = AgentStatus.DECOMMISSIONED if retired else AgentStatus.CONTAINED
+        runtime.inventory.set_status(plan.agent.id, status)
+    report = ContainmentReport(
+        run_id=request.run_id,
+        agent=runtime.inventory.get_agent(plan.agent.id) or plan.agent,
+        reason=request.reason,
+        actor=request.actor,
+        trigger=request.trigger,
+        mode=str(request.mode),
+        target=plan.target,
+        plan=plan,
+        credentials=credentials,
+        grants_detached=grants,
+        other_actions=others,
+        untouched_agents_checked=tuple(untouched),
+        errors=plan.errors,
+        workflow=str(request.workflow),
+        timings=Timings(
+            plan_s=plan_s,
+            contain_s=max((o.contain_s for o in outcomes), default=0.0),
+            verify_s=max((o.verify_s for o in outcomes), default=0.0),
+            total_s=time.monotonic() - started,
+            proven_s=max((o.proven - started for o in outcomes), default=0.0),
+            providers=tuple(
+                ProviderTiming(
+                    o.provider, o.started - started, o.contain_s, o.verify_s, o.finished - started
+                )
+                for o in outcomes
+            ),
+        ),
+    )
+    if not dry:
+        Recorder(runtime, request).write(
+            str(request.workflow),
+            "proven" if report.ok else "not-proven",
+            summary={s.value: report.count(s) for s in VerdictStatus},
+            errors=list(report.errors),
+            total_s=round(report.timings.total_s, 4),
+        )
+        Plans(runtime.inventory).finish(request.run_id)
+    return replace(report, ledger_verified=runtime.ledger.verify_new().ok)

@@ -1,0 +1,152 @@
+"""Running a kept plan: one provider's share (what a Prefect task wraps), every provider on
+plain threads (break-glass), and the check that other agents were left untouched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from killswitch import progress
+from killswitch.assembly import assemble
+from killswitch.errors import KillSwitchError
+from killswitch.execution import check_alive, materials_for, run_provider
+from killswitch.models import (
+    Agent,
+    AgentStatus,
+    ContainmentReport,
+    Credential,
+    Plan,
+    ProviderOutcome,
+    UntouchedCheck,
+    VerdictStatus,
+)
+from killswitch.planning import discover
+from killswitch.plans import Plans
+from killswitch.recorder import Recorder
+from killswitch.request import Request
+from killswitch.runtime import Runtime
+
+
+def begin(runtime: Runtime, request: Request, plan: Plan) -> None:
+    """Claim the kept plan (it runs once) and open the run in the ledger."""
+    Plans(runtime.inventory).claim(request.run_id)
+    Recorder(runtime, request).write(
+        str(request.workflow),
+        "started",
+        reason=request.reason,
+        mode=str(request.mode),
+        target=plan.target,
+        credentials=len(plan.credentials),
+        actions=len(plan.actions),
+    )
+
+
+def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> ProviderOutcome:
+    """One provider's contain + detach + probes (what a Prefect task wraps)."""
+    recorder = Recorder(runtime, request)
+
+    def phase(name: str) -> None:
+        progress.emit("provider", name, provider=provider, run_id=request.run_id, phase=name)
+
+    phase("containing")
+    outcome = run_provider(
+        runtime.revokers[provider],
+        plan.for_provider(provider),
+        secrets=runtime.secrets,
+        timing=runtime.timing,
+        on_result=recorder.result,
+        on_verdict=recorder.verdict,
+        on_phase=phase,
+    )
+    dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
+    progress.emit(
+        "provider",
+        f"done: {dead}/{len(outcome.verdicts)} dead",
+        provider=provider,
+        run_id=request.run_id,
+        phase="done",
+        dead=dead,
+        total=len(outcome.verdicts),
+    )
+    return outcome
+
+
+def providers_of(runtime: Runtime, plan: Plan) -> list[str]:
+    """The plan's providers this runtime can act on."""
+    return [p for p in plan.providers if p in runtime.revokers]
+
+
+def threads(runtime: Runtime, request: Request, plan: Plan) -> list[ProviderOutcome]:
+    """Break-glass: every provider in parallel on plain threads, no orchestrator."""
+    providers = providers_of(runtime, plan)
+    if not providers:
+        return []
+    with ThreadPoolExecutor(max_workers=runtime.provider_workers(len(providers))) as pool:
+        return list(pool.map(lambda p: execute(runtime, request, plan, p), providers))
+
+
+def check_untouched(runtime: Runtime, exclude: str, *, per_agent: int = 4) -> list[UntouchedCheck]:
+    """Probe a few credentials of every other active agent once each: they must still work.
+
+    Up to `per_agent` per agent, taken in turn from each provider, so that collateral damage
+    anywhere (a shared group, a shared role, a wrong prefix) shows up."""
+    agents = [
+        a
+        for a in runtime.inventory.list_agents()
+        if a.id != exclude
+        and a.status is AgentStatus.ACTIVE
+        and a.id not in runtime.settings.protected_agents
+    ]
+
+    def sample(agent: Agent) -> list[tuple[str, Credential]]:
+        pools: list[list[tuple[str, Credential]]] = []
+        for name, found in discover(runtime, agent).items():
+            if not isinstance(found, KillSwitchError):
+                revoker = runtime.revokers[name]
+                pools.append(
+                    [
+                        (name, c)
+                        for c in found.credentials
+                        if materials_for(revoker, runtime.secrets, c)
+                    ]
+                )
+        picked: list[tuple[str, Credential]] = []
+        while len(picked) < per_agent and any(pools):
+            for pool_ in pools:
+                if pool_ and len(picked) < per_agent:
+                    picked.append(pool_.pop(0))
+        return picked
+
+    def one(job: tuple[str, Credential]) -> UntouchedCheck:
+        name, credential = job
+        revoker = runtime.revokers[name]
+        materials = materials_for(revoker, runtime.secrets, credential)
+        verdict = check_alive(revoker, credential, materials, deadline_s=0.0, interval_s=0.0)
+        return UntouchedCheck(credential.agent_id, credential, verdict)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [job for picked in pool.map(sample, agents) for job in picked]
+        return list(pool.map(one, jobs))
+
+
+Runner = Callable[[Runtime, Request, Plan], list[ProviderOutcome]]
+
+
+def run_plan(
+    runtime: Runtime,
+    request: Request,
+    plan: Plan,
+    *,
+    runner: Runner = threads,
+    untouched: bool = False,
+    plan_s: float = 0.0,
+) -> ContainmentReport:
+    """Run a kept plan without Prefect (break-glass): claim, every provider, report."""
+    started = time.monotonic() - plan_s
+    begin(runtime, request, plan)
+    outcomes = runner(runtime, request, plan)
+    checks = check_untouched(runtime, request.agent_id) if untouched else []
+    return assemble(
+        runtime, request, plan, outcomes, started=started, plan_s=plan_s, untouched=checks
+    )

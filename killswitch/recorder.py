@@ -1,0 +1,97 @@
+"""A run's ledger entries and undo records, written as results arrive, with progress events."""
+
+from __future__ import annotations
+
+from killswitch import progress
+from killswitch.errors import RefusedError
+from killswitch.ledger import Entry
+from killswitch.models import ActionResult, Credential, Outcome, Verdict
+from killswitch.request import Request
+from killswitch.runtime import Runtime
+
+
+class Recorder:
+    """Everything one run writes to the ledger goes through here, under the run's id."""
+
+    def __init__(self, runtime: Runtime, request: Request) -> None:
+        self.runtime = runtime
+        self.request = request
+
+    def entry(self, action: str, outcome: str, **kw: object) -> Entry:
+        r = self.request
+        return Entry(
+            run_id=r.run_id,
+            actor=r.actor,
+            trigger=r.trigger,
+            agent=r.agent_id,
+            action=action,
+            outcome=outcome,
+            provider=str(kw.pop("provider", "")),
+            credential=str(kw.pop("credential", "")),
+            detail=kw,
+        )
+
+    def write(self, action: str, outcome: str, **kw: object) -> None:
+        self.runtime.ledger.append(self.entry(action, outcome, **kw))
+
+    def result(self, result: ActionResult) -> None:
+        a = result.action
+        undo_id = None
+        if result.outcome is Outcome.DONE and result.undo is not None:
+            undo_id = self.runtime.inventory.record_undo(
+                run_id=self.request.run_id,
+                agent_id=self.request.agent_id,
+                action=a,
+                data=result.undo,
+            )
+        self.write(
+            a.operation,
+            result.outcome.value,
+            provider=a.provider,
+            credential=a.target,
+            verb=a.verb.value,
+            principal=a.principal,
+            detail=result.detail,
+            reversible=a.reversible,
+            undo_record=undo_id,
+            undo=dict(result.undo or {}),
+            elapsed_s=round(result.elapsed_s, 4),
+        )
+        progress.emit(
+            "action",
+            f"{a.operation} {a.target}: {result.outcome.value}",
+            provider=a.provider,
+            run_id=self.request.run_id,
+            outcome=result.outcome.value,
+        )
+
+    def verdict(self, credential: Credential, verdict: Verdict) -> None:
+        self.write(
+            "probe",
+            verdict.status.value,
+            provider=credential.provider,
+            credential=credential.ref,
+            kind=credential.kind,
+            evidence=verdict.evidence,
+            attempts=verdict.attempts,
+            probe_s=round(verdict.elapsed_s, 4),
+        )
+        progress.emit(
+            "verdict",
+            f"{credential.kind} {credential.ref}: {verdict.status.value}",
+            provider=credential.provider,
+            run_id=self.request.run_id,
+            verdict=verdict.status.value,
+        )
+
+
+def refuse(runtime: Runtime, request: Request, error: RefusedError, action: str) -> None:
+    """Put a refusal in the ledger (who tried what, and why it was refused)."""
+    Recorder(runtime, request).write(
+        action,
+        "refused",
+        code=error.code,
+        message=error.message,
+        reason=request.reason,
+        mode=str(request.mode),
+    )
