@@ -130,14 +130,20 @@ class Settings(BaseSettings):
     )
     keyring_path: Path | None = Field(None, description="a local probe-material file")
     secret_sources: tuple[str, ...] = Field(
-        ("keyring",), description="where probe material is read, in order: 'vault', 'keyring'"
+        ("keyring",),
+        description="where probe material is read, in order: 'keyring' (a local file) or a "
+        "provider that offers a secret store",
     )
     protected_agents: tuple[str, ...] = DEFAULT_PROTECTED_AGENTS
-    providers: tuple[str, ...] = ("aws",)
+    providers: tuple[str, ...] = Field(
+        (), description="the providers to act on; default: those with a section in the profile"
+    )
     provider_concurrency: int = Field(
         0, ge=0, description="providers worked on at once (0: all); 1 with max_workers 1 is serial"
     )
-    probe_deadline_s: float = Field(180.0, gt=0, description="AWS IAM is eventually consistent")
+    probe_deadline_s: float = Field(
+        180.0, gt=0, description="eventually consistent providers take minutes"
+    )
     probe_interval_s: float = Field(1.0, gt=0)
     action_deadline_s: float = Field(60.0, gt=0)
     prefect_api_url: str | None = None
@@ -202,6 +208,10 @@ def load_settings(profile: Path | None = None, **overrides: Any) -> Settings:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigurationError(f"cannot read profile {path}: {exc}") from exc
     data.update(overrides)
+    if "providers" not in data:
+        from revokers.registry import plugins
+
+        data["providers"] = [p.name for p in plugins() if p.name in data]
     try:
         return settings_model()(**data)
     except ValidationError as exc:

@@ -6,7 +6,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -74,8 +74,7 @@ def progress_to_stderr(quiet: bool = False) -> Iterator[None]:
         yield
 
 
-def json_option() -> Any:
-    return typer.Option(False, "--json", help="Print one JSON document on stdout.")
-
-
-Command = Callable[..., None]
+# The options every command spells the same way.
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's own log lines too.")

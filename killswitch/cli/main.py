@@ -17,6 +17,9 @@ from killswitch.cli import audit, inventory, sandbox, sweep
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
+    JSON,
+    QUIET,
+    VERBOSE,
     emit_json,
     err,
     errors_handled,
@@ -29,6 +32,7 @@ from killswitch.report import render_containment, render_restore
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings, load_settings
+from revokers.registry import PACKAGES
 
 app = typer.Typer(
     name="killswitch",
@@ -42,10 +46,6 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
 app.command("sweep")(sweep.sweep)
 app.add_typer(inventory.app, name="inventory")
-
-JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Show Prefect's own log lines too.")
 
 
 @contextmanager
@@ -251,7 +251,9 @@ def serve(
 
 @app.command()
 def permissions(
-    provider: str = typer.Argument(..., help="e.g. aws"),
+    provider: str = typer.Argument(
+        ..., help="A registered provider: " + ", ".join(p.rsplit(".", 1)[1] for p in PACKAGES)
+    ),
 ) -> None:
     """Print the least-privilege policy the kill switch's own identity needs at a provider."""
     from revokers.base import registered

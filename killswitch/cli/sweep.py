@@ -8,6 +8,9 @@ import typer
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
+    JSON,
+    QUIET,
+    VERBOSE,
     emit_json,
     errors_handled,
     out,
@@ -31,9 +34,9 @@ def sweep(
         False, "--break-glass", help="Run without Prefect (same sweep, same ledger)."
     ),
     limit: int = typer.Option(50, "--limit", help="Findings shown in the table (JSON: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Prefect's own log lines too."),
+    as_json: bool = JSON,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Zombie sweep: enumerate every NHI, classify it (zombie, orphan, stale, expired,
     long-lived, reused — with its OWASP NHI Top 10 item and a risk score), then act per

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from revokers.base import VERBS, Revoker, registered
 from revokers.registry import plugin
@@ -68,3 +71,86 @@ def test_every_aws_call_the_revoker_makes_is_a_declared_permission() -> None:
         if f"{service[c]}:{_camel(c)}".casefold() not in folded
     }
     assert not missing, f"calls without a declared permission: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_provider_settings_are_frozen_and_refuse_unknown_fields(name: str) -> None:
+    found = plugin(name)
+    assert found is not None
+    model = found.settings
+    assert model.model_config.get("extra") == "forbid", f"{name}: unknown fields pass"
+    assert model.model_config.get("frozen"), f"{name}: settings can change after parsing"
+    with pytest.raises(ValidationError):
+        model.model_validate({"protected_principalz": ["x"]})
+
+
+# The on-call entry point is a Slack *app* (slash command, buttons, sweep notices): these
+# modules name Slack as the chat surface they serve, never as the provider whose tokens the
+# Slack revoker kills.
+SLACK_APP = {
+    "killswitch/slack_app/": "the on-call Slack app",
+    "killswitch/service.py": "serves the Slack app's request URL",
+    "killswitch/sweep/policy.py": "sweep notices go out through the Slack app",
+    "killswitch/settings.py": "SlackAppSettings, the app's own settings",
+    "killswitch/cli/main.py": "`serve` (the Slack app) and `demo --via-slack`",
+    "killswitch/fleet_file.py": "an owner may be a Slack user id",
+}
+
+
+def _named_in(path: Path, names: Sequence[str]) -> list[str]:
+    """Provider names a module uses as identifiers, import paths or string values (its
+    docstrings aside): whole words, `_` joining a word (so `slack_app` is not `slack`)."""
+    word = re.compile(r"(?<![\w])(" + "|".join(names) + r")(?![\w])", re.IGNORECASE)
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = "" if id(node) in docstrings else node.value
+        elif isinstance(node, ast.Name):
+            text = node.id
+        elif isinstance(node, ast.Attribute):
+            text = node.attr
+        elif isinstance(node, ast.ImportFrom):
+            text = " ".join([node.module or "", *(a.name for a in node.names)])
+        elif isinstance(node, ast.Import):
+            text = " ".join(a.name for a in node.names)
+        else:
+            continue
+        if match := word.search(text.replace(".", " ")):
+            hits.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}: {match[0]}")
+    return hits
+
+
+def test_no_core_module_names_a_provider() -> None:
+    """Outside a provider's own package (revokers/<p>/, the sandbox's stand-ins) and its one
+    registration line, nothing names a provider: adding one changes no core module."""
+    modules = [
+        p
+        for top in ("killswitch", "flows", "revokers")
+        for p in sorted((ROOT / top).rglob("*.py"))
+        if not str(p.relative_to(ROOT)).startswith("killswitch/sandbox/")
+        and p.parent.name not in PROVIDERS
+        and p.relative_to(ROOT) != Path("revokers/registry.py")
+    ]
+    assert len(modules) > 30, "the scan found too few modules: the walk is wrong"
+    hits: list[str] = []
+    for path in modules:
+        names = PROVIDERS
+        if any(str(path.relative_to(ROOT)).startswith(prefix) for prefix in SLACK_APP):
+            names = [n for n in PROVIDERS if n != "slack"]
+        hits += _named_in(path, names)
+    assert not hits, "provider names in core modules:\n" + "\n".join(hits)
+
+
+def test_the_scan_sees_a_provider_name() -> None:
+    """The scan can fail: a module naming a provider is caught."""
+    probe = ROOT / "tests" / "revokers" / "acme" / "revoker.py"
+    assert _named_in(probe, ["acme"]), "the scan misses names: the pattern is wrong"

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from killswitch.ledger import Ledger
 from killswitch.models import VerdictStatus
 from killswitch.settings import Settings
 from tests.conftest import KILLSWITCH, SeedAgent, cli_env
@@ -227,3 +228,9 @@ def test_a_large_blast_radius_needs_a_second_on_call_under_the_two_person_rule(
         slack.click("killswitch_confirm", pending, SECOND, ask["ts"])  # a second on-call
         slack.wait_for(f"contain {agent_id}", "PROVEN")
     assert alive(settings, agent_id) == {VerdictStatus.DEAD}
+    # One plan, made before the button and shown on it; the run after the button is it.
+    rows = list(Ledger(settings.ledger_file).rows(agent=agent_id))
+    plans = [r for r in rows if r["action"] == "plan"]
+    assert [p["run_id"] for p in plans] == [pending], plans
+    ran = {r["run_id"] for r in rows if r["action"] in ("contain", "probe")}
+    assert ran == {pending}

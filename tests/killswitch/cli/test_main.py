@@ -182,27 +182,6 @@ def test_restore_through_the_cli_then_nothing_left_to_restore(
     assert again.returncode == 2 and "nothing-to-restore" in again.stderr
 
 
-def test_sandbox_status_json_has_what_scripts_need(
-    sandbox_home: Path, sandbox: dict[str, Any]
-) -> None:
-    done = run_cli(sandbox_home, "sandbox", "status", "--json")
-    assert done.returncode == 0
-    status = json.loads(done.stdout)
-    assert status["demo_agent"] == fleet.DEMO_AGENT
-    assert {a["id"]: a["status"] for a in status["agents"]}["legacy-summarizer"] == "decommissioned"
-    assert len([a for a in status["agents"] if a["id"] not in ("breakglass",)]) >= 5
-    assert Path(status["keyring"]).exists()
-    aws = status["providers"]["aws"]
-    assert {"endpoint_url", "region", "access_key_id", "secret_access_key"} <= set(aws)
-    assert aws["endpoint_url"].startswith("http://127.0.0.1:")
-    vault = status["providers"]["vault"]
-    assert {"addr", "token"} <= set(vault)
-    for name in ("slack", "github", "openai", "anthropic"):
-        assert status["providers"][name]["base_url"].startswith("http://127.0.0.1:")
-    assert status["providers"]["openai"]["admin_key"].startswith("sk-admin-")
-    assert status["providers"]["anthropic"]["admin_key"].startswith("sk-ant-admin01-")
-
-
 def test_inventory_list_and_permissions(sandbox_home: Path, sandbox: dict[str, Any]) -> None:
     listed = json.loads(run_cli(sandbox_home, "inventory", "list", "--json").stdout)
     assert {"breakglass", fleet.DEMO_AGENT} <= {a["id"] for a in listed["agents"]}
