@@ -29,6 +29,7 @@ from killswitch.recorder import refuse
 from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
+from killswitch.slack_app import command
 
 log = logging.getLogger(__name__)
 SWEEP_DEPLOYMENT = "scheduled"
@@ -105,8 +106,7 @@ def build(runtime: Runtime) -> Starlette:
         problem = guard.problem(request.headers, body)
         if problem is not None:
             user, channel, text = claimed(body)
-            words = text.split()
-            agent = words[1][:64] if len(words) > 1 else "-"
+            agent = command.claimed(text).agent_id or "-"
             refusal = Request(
                 agent_id=agent,
                 reason=text[:200] or "-",

@@ -2,7 +2,8 @@
 
 Runbook convention: commands for an operator sit in ```console blocks as `$ killswitch ...`
 lines; a trailing `# exit N` says the command is expected to exit N (default 0). The files
-run in the order of runbooks/README.md, one narrative: sandbox up, contain, restore, audit.
+run in the order of runbooks/README.md, one narrative: sandbox up, contain, restore, audit;
+the provider pages follow.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ BLOCK = re.compile(r"```console\n(.*?)```", re.S)
 
 
 def ordered_runbooks() -> list[Path]:
+    """The pages runbooks/README.md lists, in its order, then every provider page."""
     index = (RUNBOOKS / "README.md").read_text()
     names = re.findall(r"\]\(([\w/.-]+\.md)\)", index)
     listed = [RUNBOOKS / n for n in names]
+    providers = sorted((RUNBOOKS / "providers").glob("*.md"))
     every = sorted(p for p in RUNBOOKS.rglob("*.md") if p.name != "README.md")
-    assert sorted(listed) == every, "runbooks/README.md must list every runbook"
-    return listed
+    assert sorted(listed + providers) == every, "runbooks/README.md must list every runbook"
+    return listed + providers
 
 
 def commands(path: Path) -> list[tuple[list[str], int]]:

@@ -27,7 +27,15 @@ from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.slack_app import blocks
 from killswitch.slack_app.access import Access
-from killswitch.slack_app.command import MUTATING, USAGE, Parsed, SlashCommand, UsageError, parse
+from killswitch.slack_app.command import (
+    MUTATING,
+    USAGE,
+    Parsed,
+    SlashCommand,
+    UsageError,
+    claimed,
+    parse,
+)
 from killswitch.slack_app.thread import Board, Thread
 
 log = logging.getLogger(__name__)
@@ -107,8 +115,7 @@ class SlackCommands:
         try:
             parsed = parse(command.text)
         except RefusedError as exc:
-            words = command.text.split()
-            raw = Parsed(words[0] if words else "help", (words + ["", ""])[1][:64])
+            raw = claimed(command.text)
             text = self.refused(exc, self.request(raw, user, channel), "slack-command")
             ack(text=text + ("\n" + USAGE if isinstance(exc, UsageError) else ""))
             return

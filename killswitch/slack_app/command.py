@@ -47,6 +47,13 @@ class Parsed:
     reason: str = ""
 
 
+def claimed(text: str) -> Parsed:
+    """What a command that could not be parsed (or verified) claims to be, cut to size, for
+    the ledger line of its refusal: never trusted, never acted on."""
+    words = text.split()
+    return Parsed(words[0][:32] if words else "help", words[1][:64] if len(words) > 1 else "")
+
+
 def parse(text: str) -> Parsed:
     """`contain agent-7 leaked key` → Parsed("contain", "agent-7", "leaked key")."""
     words = text.split()
