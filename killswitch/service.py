@@ -9,84 +9,33 @@ is ledgered with the user it claims to come from.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import threading
-import time
-from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.errors import KillSwitchError, RefusedError
+from killswitch.errors import KillSwitchError
 from killswitch.recorder import refuse
 from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 from killswitch.slack_app import command
+from killswitch.slack_app.gate import (
+    MAX_BODY,
+    RefusalThrottle,
+    RequestGuard,
+    SeenRequests,
+    UnverifiedRequestError,
+    claimed,
+)
 
 log = logging.getLogger(__name__)
 SWEEP_DEPLOYMENT = "scheduled"
-
-
-class UnverifiedRequestError(RefusedError):
-    code = "unverified-request"
-    remediation = "Requests must come from Slack: signed, fresh (5 minutes), and not replayed."
-
-
-class RequestGuard:
-    """Signature, timestamp window and replay check of Slack's signed requests."""
-
-    def __init__(self, signing_secret: str, window_s: int) -> None:
-        self.verifier = SignatureVerifier(signing_secret)
-        self.window_s = window_s
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def problem(self, headers: Mapping[str, str], body: bytes) -> str | None:
-        """Why the request is refused, or None when it is Slack's and new."""
-        timestamp = headers.get("x-slack-request-timestamp")
-        signature = headers.get("x-slack-signature")
-        if not timestamp or not signature:
-            return "unsigned request"
-        try:
-            age = abs(time.time() - int(timestamp))
-        except ValueError:
-            return "malformed timestamp"
-        if age > self.window_s:
-            return f"stale request ({age:.0f}s old; the window is {self.window_s}s)"
-        if not self.verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-            return "signature does not match the signing secret"
-        digest = hashlib.sha256(signature.encode()).hexdigest()
-        now = time.monotonic()
-        with self._lock:
-            self._seen = {k: t for k, t in self._seen.items() if now - t < self.window_s}
-            if digest in self._seen:
-                return "replayed request (this exact signed request was seen before)"
-            self._seen[digest] = now
-        return None
-
-
-def claimed(body: bytes) -> tuple[str, str, str]:
-    """(user, channel, text) a request claims, for the ledger line of a refusal."""
-    form = {k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()}
-    if "payload" in form:
-        try:
-            payload = json.loads(form["payload"])
-            return (
-                str(payload.get("user", {}).get("id", "?")),
-                str(payload.get("channel", {}).get("id", "?")),
-                "button",
-            )
-        except ValueError:
-            return "?", "?", "payload"
-    return form.get("user_id", "?"), form.get("channel_id", "?"), form.get("text", "")
 
 
 def build(runtime: Runtime) -> Starlette:
@@ -98,27 +47,55 @@ def build(runtime: Runtime) -> Starlette:
     config = runtime.settings.slack_app
     commands = SlackCommands(runtime)
     assert config.signing_secret is not None  # noqa: S101  (SlackCommands checked it)
-    guard = RequestGuard(config.signing_secret.get_secret_value(), config.replay_window_s)
+    guard = RequestGuard(
+        config.signing_secret.get_secret_value(),
+        config.replay_window_s,
+        SeenRequests(runtime.inventory),
+    )
     handler = SlackRequestHandler(commands.app)
 
+    throttle = RefusalThrottle()
+
+    def refuse_request(problem: str, body: bytes, client: str) -> None:
+        """Ledger a refused request (rate-limited per claimed user and client address)."""
+        user, channel, text = claimed(body)
+        suppressed = throttle.admit(f"{client}:{user}")
+        if suppressed is None:
+            return
+        refusal = Request(
+            agent_id=command.claimed(text).agent_id or "-",
+            reason=text[:200] or "-",
+            actor=f"slack:unverified:{user}",
+            trigger=f"slack:{channel}",
+        )
+        detail = (
+            f"{problem} ({suppressed} more refused since the last line)" if suppressed else problem
+        )
+        refuse(runtime, refusal, UnverifiedRequestError(detail), "slack-request")
+
     async def slack_events(request: HttpRequest) -> Response:
-        body = await request.body()
-        problem = guard.problem(request.headers, body)
+        client = request.client.host if request.client else "?"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            too_big = f"body larger than {MAX_BODY} bytes"
+            await run_in_threadpool(refuse_request, too_big, b"", client)
+            return JSONResponse({"error": too_big}, status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                too_big = f"body larger than {MAX_BODY} bytes"
+                await run_in_threadpool(refuse_request, too_big, b"", client)
+                return JSONResponse({"error": too_big}, status_code=413)
+        problem = await run_in_threadpool(guard.problem, request.headers, body)
         if problem is not None:
-            user, channel, text = claimed(body)
-            agent = command.claimed(text).agent_id or "-"
-            refusal = Request(
-                agent_id=agent,
-                reason=text[:200] or "-",
-                actor=f"slack:unverified:{user[:32]}",
-                trigger=f"slack:{channel[:32]}",
-            )
-            await run_in_threadpool(
-                refuse, runtime, refusal, UnverifiedRequestError(problem), "slack-request"
-            )
+            await run_in_threadpool(refuse_request, problem, body, client)
             return JSONResponse({"error": problem}, status_code=401)
         # Bolt's dispatch blocks until the listener acks: keep it off the event loop.
-        return await run_in_threadpool(_dispatch, handler, request, body)
+        answer = await run_in_threadpool(_dispatch, handler, request, body)
+        if answer.status_code == 404:  # signed, but neither our command nor our button
+            await run_in_threadpool(refuse_request, "not a /killswitch request", body, client)
+        return answer
 
     async def health(request: HttpRequest) -> Response:
         return JSONResponse({"ok": True, "target": runtime.settings.target})
@@ -133,9 +110,19 @@ def build(runtime: Runtime) -> Starlette:
 
 def _dispatch(handler: object, request: HttpRequest, body: bytes) -> Response:
     from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+    from slack_bolt.context import BoltContext
+    from slack_bolt.request.internals import build_context
 
     app = handler.app  # type: ignore[attr-defined]
-    return to_starlette_response(app.dispatch(to_bolt_request(request, body)))
+    bolt_request = to_bolt_request(request, body)
+    form = parse_qs(body.decode(), keep_blank_values=True)
+    if "command" in form and "payload" not in form and not bolt_request.body:
+        # slack-bolt reads any form body that contains the word "payload" as an interactive
+        # payload, and drops a slash command whose text merely mentions it: parse it as the
+        # form it is.
+        bolt_request.body = {k: v[-1] for k, v in form.items()}
+        bolt_request.context = build_context(BoltContext({}), bolt_request.body)
+    return to_starlette_response(app.dispatch(bolt_request))
 
 
 def serve(runtime: Runtime, host: str, port: int) -> None:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
@@ -110,7 +111,14 @@ class SlackCommands:
 
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
         """Parse and authorize, ack, then plan (once) and run or ask for the button."""
-        command = SlashCommand.model_validate(body)
+        try:
+            command = SlashCommand.model_validate(body)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            error = UsageError(f"malformed slash command ({fields})")
+            user = str(body.get("user_id", "?"))[:32] if isinstance(body, dict) else "?"
+            ack(text=self.refused(error, self.request(Parsed("help"), user, "?"), "slack-command"))
+            return
         user, channel = command.user_id, command.channel_id
         try:
             parsed = parse(command.text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from killswitch.errors import RefusedError
 from killswitch.guards import validate_agent_id
@@ -16,6 +16,9 @@ USAGE = """*`/killswitch` — the kill switch for AI-agent credentials*
 • `/killswitch restore AGENT reason…` — undo a containment (false positive; asks to confirm)
 • `/killswitch help` — this text"""
 
+# Slack's own limit for a slash command's text is 4,000 characters; ours is tighter, and a
+# reason has its own (guards.MAX_REASON), both checked before anything is acked or posted.
+MAX_TEXT = 1000
 SUBCOMMANDS = ("contain", "dry-run", "status", "restore", "help")
 MUTATING = frozenset({"contain", "restore"})
 NEEDS_REASON = MUTATING
@@ -32,11 +35,11 @@ class SlashCommand(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    command: str
-    text: str = ""
-    user_id: str
+    command: str = Field(max_length=64)
+    text: str = Field("", max_length=MAX_TEXT)
+    user_id: str = Field(min_length=1, max_length=32)
     user_name: str = ""
-    channel_id: str
+    channel_id: str = Field(min_length=1, max_length=32)
     team_id: str = ""
 
 
