@@ -15,13 +15,13 @@ from killswitch.errors import (
     ProtectedIdentityError,
     UnknownAgentError,
 )
-from killswitch.execution import check_alive
 from killswitch.models import AgentStatus, ContainmentReport, Credential, Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox import fleet
 from killswitch.secrets import KeyringFile, MappingSource
 from killswitch.settings import Settings
+from killswitch.verdicts import check_alive
 from revokers.aws.probes import probe
 from revokers.base import ProbeOutcome
 from tests.conftest import SeedAgent
