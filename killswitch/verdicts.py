@@ -116,7 +116,7 @@ def take_baselines(
         if future in done and future.exception() is None:
             controls[key] = future.result()
         else:
-            controls[key] = (late,) * len(materials[key].result() if future in done else ())
+            controls[key] = (late,)  # (prove_dead repeats a credential's last control)
     return controls
 
 
@@ -283,7 +283,10 @@ def prove_dead(
             return revoker.read_back(credential)
         except KillSwitchError as exc:
             return Verdict(VerdictStatus.UNKNOWN, f"read-back failed: {exc.code}: {exc.message}")
-    controls = [*controls, *[NO_BASELINE] * (len(materials) - len(controls))]
+    # Each material has its control; missing ones repeat the last (one late baseline stands
+    # for all of its credential's), or say none was taken.
+    last = controls[-1] if controls else NO_BASELINE
+    controls = [*controls, *[last] * (len(materials) - len(controls))]
     return settle(
         revoker,
         credential,

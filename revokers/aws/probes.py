@@ -114,7 +114,7 @@ def baseline(client: IAMClient, credential: Credential) -> ProbeAttempt:
                 code,
             )
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said, code)
-    except (BotoCoreError, ResponseParserError) as exc:
+    except (*TRANSIENT_EXCEPTIONS, BotoCoreError, ResponseParserError) as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
     return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's credential succeeded")
 
@@ -130,7 +130,7 @@ def identity(admin: IAMClient, client: STSClient, credential: Credential) -> Pro
         code, message = error_code(exc), error_message(exc)
         outcome = ProbeOutcome.REJECTED if code in DEAD_CODES else ProbeOutcome.INCONCLUSIVE
         return ProbeAttempt(outcome, f"{call} → {code}: {message}", code)
-    except (BotoCoreError, ResponseParserError) as exc:
+    except (*TRANSIENT_EXCEPTIONS, BotoCoreError, ResponseParserError) as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
     try:
         deny = quarantine_in_place(admin, credential.principal)

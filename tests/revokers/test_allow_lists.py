@@ -4,17 +4,40 @@ inconclusive, with the provider's words. No sandbox: the classification function
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+import httpx
 import pytest
+from botocore.stub import Stubber
 
-from killswitch.models import Action, ActionResult, Credential, Outcome, Verb
+from killswitch.execution import Timing, run_provider
+from killswitch.models import (
+    Action,
+    ActionResult,
+    Agent,
+    AgentStatus,
+    Credential,
+    CredentialRef,
+    Outcome,
+    Plan,
+    Verb,
+    Verdict,
+    VerdictStatus,
+)
+from killswitch.secrets import MappingSource
 from revokers.anthropic import revoker as anthropic
+from revokers.aws import probes as aws
+from revokers.aws.policies import DENY_ALL, QUARANTINE_POLICY
 from revokers.azure import revoker as azure
 from revokers.base import ProbeOutcome
 from revokers.gcp import probes as gcp
 from revokers.github import revoker as github
 from revokers.openai import revoker as openai
+from revokers.plugin import HttpProviderSettings
 from revokers.slack import revoker as slack
 
 REJECTED, ACCEPTED, INCONCLUSIVE = (
@@ -248,3 +271,157 @@ def test_gcp_token_exchange_answers(detail: str, outcome: ProbeOutcome) -> None:
 def test_gcp_clock_skew_is_said_not_to_be_a_dead_key() -> None:
     attempt = gcp.classify("invalid_grant: Invalid JWT: Token must be a short-lived token")
     assert "clock-skew" in attempt.evidence
+
+
+def _aws(service: str) -> Any:
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATESTONLY",
+        aws_secret_access_key="not-a-secret",  # noqa: S106
+    )
+
+
+AWS_KEY = Credential(
+    "aws", "aws.access-key", "AKIA1", "arn:aws:iam::123456789012:user/agent-7", "agent-7"
+)
+USER = {
+    "User": {
+        "Path": "/",
+        "UserName": "agent-7",
+        "UserId": "AIDA1234567890EXAMPLE",
+        "Arn": AWS_KEY.principal,
+        "CreateDate": "2026-01-01T00:00:00Z",
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (None, ACCEPTED),
+        ("InvalidClientTokenId", REJECTED),
+        # Before containment no quarantine exists: AccessDenied is an implicit deny, so
+        # iam:GetUser cannot show a kill for this key — a rejected baseline.
+        ("AccessDenied", REJECTED),
+        ("ServiceUnavailable", INCONCLUSIVE),
+    ],
+)
+def test_aws_baseline_calls_an_implicit_deny_a_rejection(
+    error: str | None, outcome: ProbeOutcome
+) -> None:
+    client = _aws("iam")
+    with Stubber(client) as stub:
+        if error:
+            stub.add_client_error("get_user", error, "said by IAM", 403)
+        else:
+            stub.add_response("get_user", USER)
+        attempt = aws.baseline(client, AWS_KEY)
+    assert attempt.outcome is outcome
+    if error == "AccessDenied":
+        assert "implicit deny" in attempt.evidence
+
+
+@pytest.mark.parametrize(
+    ("error", "quarantined", "outcome"),
+    [
+        ("InvalidClientTokenId", False, REJECTED),  # deactivated or deleted key
+        (None, False, ACCEPTED),  # the key authenticates, nothing denies it
+        (None, True, INCONCLUSIVE),  # authenticates, but the deny-all blocks the rest
+    ],
+)
+def test_aws_alternative_probe_is_get_caller_identity(
+    error: str | None, quarantined: bool, outcome: ProbeOutcome
+) -> None:
+    admin, sts = _aws("iam"), _aws("sts")
+    with Stubber(admin) as admin_stub, Stubber(sts) as sts_stub:
+        if error:
+            sts_stub.add_client_error("get_caller_identity", error, "said by STS", 403)
+        else:
+            sts_stub.add_response(
+                "get_caller_identity",
+                {"UserId": "AIDA1", "Account": "123456789012", "Arn": AWS_KEY.principal},
+            )
+            if quarantined:
+                admin_stub.add_response(
+                    "get_user_policy",
+                    {
+                        "UserName": "agent-7",
+                        "PolicyName": QUARANTINE_POLICY,
+                        "PolicyDocument": json.dumps(DENY_ALL),
+                    },
+                )
+            else:
+                admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
+        attempt = aws.identity(admin, sts, AWS_KEY)
+    assert attempt.outcome is outcome and "sts:GetCallerIdentity" in attempt.evidence
+
+
+def _slack_run(answers: Callable[[str, int], dict[str, Any] | int]) -> Verdict:
+    """Contain one Slack token against a Slack that answers `answers(method, call number)`
+    (a body, or an HTTP status), through the engine, with the real revoker over httpx."""
+    calls: dict[str, int] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        method = request.url.path.rsplit("/", 1)[-1]
+        calls[method] = calls.get(method, 0) + 1
+        answer = answers(method, calls[method])
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"ok": False, "error": "fatal_error"})
+        return httpx.Response(200, json=answer)
+
+    base = "https://slack.test/api/"
+    revoker = slack.SlackRevoker(HttpProviderSettings(base_url=base, max_workers=2))
+    revoker._client = httpx.AsyncClient(base_url=base, transport=httpx.MockTransport(handler))
+    try:
+        agent = Agent("agent-7", "team-7", AgentStatus.ACTIVE)
+        found = revoker.discover(agent, [CredentialRef("slack", "slack.bot-token", "T1/B1")])
+        plan = Plan(
+            "run", agent, "agent-7", datetime.now(UTC), found.credentials, (), found.actions
+        )
+        secrets = MappingSource("test", {"slack.bot-token:T1/B1": [{"token": "xoxb-canary"}]})
+        outcome = run_provider(
+            revoker,
+            plan,
+            secrets=secrets,
+            timing=Timing(action_deadline_s=1.0, probe_deadline_s=0.3, probe_interval_s=0.05),
+            on_result=lambda result: None,
+            on_verdict=lambda credential, verdict: None,
+        )
+    finally:
+        revoker.close()
+    [(_, verdict)] = outcome.verdicts
+    assert "xoxb-canary" not in verdict.evidence + verdict.to_prove
+    return verdict
+
+
+def test_slack_a_revoked_token_is_dead() -> None:
+    def answers(method: str, n: int) -> dict[str, Any] | int:
+        if method == "auth.revoke":
+            return {"ok": True, "revoked": True}
+        return {"ok": True} if n == 1 else {"ok": False, "error": "token_revoked"}
+
+    verdict = _slack_run(answers)
+    assert verdict.status is VerdictStatus.DEAD and "token_revoked" in verdict.evidence
+
+
+def test_slack_from_a_non_allowlisted_ip_is_never_dead() -> None:
+    # Slack answers invalid_auth to everything from an IP outside the workspace's allowlist.
+    verdict = _slack_run(lambda method, n: {"ok": False, "error": "invalid_auth"})
+    assert verdict.status is VerdictStatus.UNKNOWN
+    assert "baseline already rejected before containment" in verdict.evidence
+    assert "revoke-token failed" in verdict.evidence
+
+
+def test_slack_invalid_auth_after_a_failed_revoke_is_unknown() -> None:
+    # The baseline could not be taken (Slack was down), so only the revoke can vouch for
+    # invalid_auth — and auth.revoke itself answered invalid_auth.
+    def answers(method: str, n: int) -> dict[str, Any] | int:
+        if method == "auth.test" and n == 1:
+            return 503
+        return {"ok": False, "error": "invalid_auth"}
+
+    verdict = _slack_run(answers)
+    assert verdict.status is VerdictStatus.UNKNOWN
+    assert "auth.revoke did not go through for this token" in verdict.evidence
+    assert "baseline inconclusive before containment" in verdict.evidence
