@@ -150,6 +150,7 @@ class Track:
 
     @property
     def settled(self) -> bool:
+        """The current run of rejections has lasted the whole settle window."""
         return self.since is not None and self.last_rejected - self.since >= self.settle_s
 
     def pause(self, elapsed: float, interval_s: float) -> float | None:

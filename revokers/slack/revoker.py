@@ -21,6 +21,8 @@ from revokers.plugin import HttpProviderSettings
 
 
 class Counts(Enum):
+    """When an allow-listed auth.test error counts as a dead token."""
+
     ALWAYS = "always"
     AFTER_REVOKE = "after this run's auth.revoke of the token went through"
 

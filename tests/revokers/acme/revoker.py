@@ -27,6 +27,7 @@ DEAD = frozenset({"401 token_revoked"})
 
 
 def classify(answer: str) -> ProbeAttempt:
+    """One answer of Acme's API, against its allow-list."""
     if answer == "200 ok":
         return ProbeAttempt(ProbeOutcome.ACCEPTED, answer)
     if answer in DEAD:
