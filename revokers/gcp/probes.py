@@ -26,6 +26,9 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 DEAD: dict[str, str] = {
     "Invalid JWT Signature.": "the key is disabled or deleted",
     "Invalid grant: account not found": "the service account is disabled or deleted",
+    # Google's answer for a disabled service account as reported in the field (client
+    # library issues); not in Google's docs (unconfirmed).
+    "Robot is disabled.": "the service account is disabled",
 }
 
 

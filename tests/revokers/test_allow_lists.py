@@ -244,6 +244,7 @@ def test_azure_without_a_code_is_inconclusive() -> None:
     [
         ("invalid_grant: Invalid JWT Signature.", REJECTED),
         ("invalid_grant: Invalid grant: account not found", REJECTED),
+        ("invalid_grant: Robot is disabled.", REJECTED),
         (
             "invalid_grant: Invalid JWT: Token must be a short-lived token (60 minutes) and in "
             "a reasonable timeframe. Check your iat and exp values in the JWT claim.",
