@@ -107,6 +107,9 @@ def run_provider(
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool,
         ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material") as reads,
+        # Baselines on threads of their own: one that hangs must not hold a worker the
+        # containment actions need.
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baseline") as baselines,
     ):
         # Probe material (a secrets store is a round trip too) is read while the actions run.
         prefetched = {
@@ -117,7 +120,7 @@ def run_provider(
         # afterwards proves a kill only if this one could succeed). In parallel, bounded by
         # the action deadline; one that does not answer does not hold containment back.
         controls = take_baselines(
-            revoker, plan.credentials, prefetched, pool, timing.action_deadline_s
+            revoker, plan.credentials, prefetched, baselines, timing.action_deadline_s
         )
 
         def perform_one(action: Action) -> ActionResult:

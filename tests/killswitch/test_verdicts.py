@@ -40,6 +40,7 @@ def contain(
     tokens: dict[str, dict[str, Any]],
     *,
     deadline_s: float = 3.0,
+    action_deadline_s: float = 5.0,
     **acme: Any,
 ) -> tuple[ContainmentReport, dict[str, Verdict]]:
     """Mint `tokens` (id → stand-in quirks) for a fresh agent, contain it, return the verdicts."""
@@ -52,6 +53,7 @@ def contain(
                 "keyring_path": str(tmp_path / "keyring.json"),
                 "probe_deadline_s": deadline_s,
                 "probe_interval_s": 0.05,
+                "action_deadline_s": action_deadline_s,
                 "acme": acme,
             }
         )
@@ -159,6 +161,16 @@ def test_an_inconclusive_baseline_does_not_hold_containment_back_and_is_said(
     verdict = verdicts["t"]
     assert report.ok and verdict.status is VerdictStatus.DEAD
     assert "baseline inconclusive before containment (503 unavailable)" in verdict.evidence
+
+
+def test_a_baseline_that_does_not_answer_holds_containment_back_no_longer_than_the_deadline(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"slow_s": 1.5}}, action_deadline_s=0.3)
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    assert "no baseline within 0.3s: contained without one" in verdict.evidence
+    assert 0.3 <= report.timings.contain_s < 1.5  # contained before the baseline answered
 
 
 def test_each_credential_gets_its_own_baseline(acme: None, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ Besides the plain case, it can be as awkward as a real provider: revocation that
 the token once more after its first rejection (`flap`), a probe that is refused before
 anything is revoked (`refused`: the token may not call the probe's endpoint), a provider
 that answers nothing useful until the token is revoked (`down`), and a revoked token's
-answer that is not on the allow-list (`revoked_answer`).
+answer that is not on the allow-list (`revoked_answer`), and one that is slow to answer
+until the token is revoked (`slow_s`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def _answer(token_id: str, token: dict[str, str], *, endpoint: str) -> str:
 def authenticate(secret: str, endpoint: str = "me") -> str:
     """`200 ok`, or `401 token_revoked` for a revoked token, `401 invalid_token` otherwise
     (`endpoint` "whoami" is the call any token may make, whatever its permissions)."""
+    with LOCK:
+        slow = [
+            float(str(QUIRKS.get(i, {}).get("slow_s", 0)))
+            for i, t in TOKENS.items()
+            if t["secret"] == secret and t["status"] != "revoked"
+        ]
+    time.sleep(max(slow, default=0.0))
     with LOCK:
         for token_id, token in TOKENS.items():
             if token["secret"] == secret:
