@@ -82,15 +82,18 @@ def control(revoker: Revoker, credential: Credential, material: Material) -> Con
             "a later rejection proves nothing",
             blocked=True,
         )
-    if other.outcome is ProbeOutcome.REJECTED:
+    if other.outcome is not ProbeOutcome.ACCEPTED:
+        # Only an alternative that authenticated now is a control: one already rejected, or
+        # one that cannot tell (GetCallerIdentity under a deny), could never show a kill.
         return Control(
             f"baseline already rejected before containment ({first.evidence}; "
-            f"alternative probe: {other.evidence}): a later rejection proves nothing",
+            f"alternative probe {other.outcome}: {other.evidence}): a later rejection "
+            "proves nothing",
             blocked=True,
         )
     return Control(
         f"baseline already rejected before containment ({first.evidence}); proven with the "
-        f"alternative probe instead, whose baseline was {other.outcome} ({other.evidence})",
+        f"alternative probe instead, which authenticated before containment ({other.evidence})",
         alternative=True,
     )
 

@@ -92,6 +92,15 @@ def test_a_probe_rejected_before_containment_proves_nothing(acme: None, tmp_path
     assert verdict.attempts == 0  # no probe after containment: none could prove it
 
 
+def test_an_alternative_probe_rejected_before_containment_proves_nothing_either(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"refused": True, "down": True}}, whoami=True)
+    verdict = verdicts["t"]
+    assert verdict.status is VerdictStatus.UNVERIFIED
+    assert "alternative probe inconclusive: 503 unavailable" in verdict.evidence
+
+
 def test_a_rejected_baseline_is_proven_with_the_alternative_probe(
     acme: None, tmp_path: Path
 ) -> None:
@@ -99,7 +108,7 @@ def test_a_rejected_baseline_is_proven_with_the_alternative_probe(
     verdict = verdicts["t"]
     assert report.ok and verdict.status is VerdictStatus.DEAD
     assert "proven with the alternative probe instead" in verdict.evidence
-    assert "whose baseline was accepted (200 ok)" in verdict.evidence
+    assert "which authenticated before containment (200 ok)" in verdict.evidence
 
 
 def test_a_delayed_revocation_is_dead_only_after_the_settle_window(
