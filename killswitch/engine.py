@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from killswitch import progress
 from killswitch.assembly import assemble
 from killswitch.errors import KillSwitchError
-from killswitch.execution import check_alive, materials_for, run_provider
+from killswitch.execution import materials_for, run_provider
 from killswitch.models import (
     Agent,
     AgentStatus,
@@ -26,6 +26,7 @@ from killswitch.plans import Plans
 from killswitch.recorder import Recorder
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+from killswitch.verdicts import check_alive
 
 
 def begin(runtime: Runtime, request: Request, plan: Plan) -> None:

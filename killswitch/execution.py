@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 from killswitch.errors import KillSwitchError
@@ -25,11 +25,11 @@ from killswitch.models import (
     ProviderOutcome,
     Verb,
     Verdict,
-    VerdictStatus,
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import Material, SecretSource
-from revokers.base import ProbeAttempt, ProbeOutcome, Revoker
+from killswitch.verdicts import prove_dead, take_baselines
+from revokers.base import Revoker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,122 +72,6 @@ def attempt(
     return ActionResult(action, Outcome.FAILED, detail, None, time.monotonic() - started)
 
 
-def _attempt(revoker: Revoker, credential: Credential, material: Material) -> ProbeAttempt:
-    """One probe; whatever goes wrong in it is inconclusive, never a crash of the run."""
-    try:
-        with revoker.gate:
-            return revoker.probe(credential, material)
-    except KillSwitchError as exc:
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{exc.code}: {exc.message}")
-    except Exception as exc:
-        log.exception("unexpected error probing %s", credential.key)
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"unexpected {type(exc).__name__}")
-
-
-def poll(
-    revoker: Revoker,
-    credential: Credential,
-    materials: Sequence[Material],
-    *,
-    until: ProbeOutcome,
-    deadline_s: float,
-    interval_s: float,
-) -> tuple[list[ProbeAttempt], int, float]:
-    """Probe every piece of material until each answers `until` or the deadline passes."""
-    started = time.monotonic()
-    pending = list(materials)
-    final: dict[int, ProbeAttempt] = {}
-    attempts, wait = 0, interval_s
-    while True:
-        still = []
-        for material in pending:
-            attempt = _attempt(revoker, credential, material)
-            attempts += 1
-            final[id(material)] = attempt
-            if attempt.outcome is not until:
-                still.append(material)
-        pending = still
-        elapsed = time.monotonic() - started
-        if not pending or elapsed >= deadline_s:
-            return [final[id(m)] for m in materials], attempts, elapsed
-        time.sleep(min(wait, max(deadline_s - elapsed, 0.0)))
-        wait = min(wait * 1.5, 10.0)
-
-
-STATUS = {ProbeOutcome.REJECTED: VerdictStatus.DEAD, ProbeOutcome.ACCEPTED: VerdictStatus.ALIVE}
-
-
-def probe_until(
-    revoker: Revoker,
-    credential: Credential,
-    materials: Sequence[Material],
-    *,
-    want: ProbeOutcome,
-    deadline_s: float,
-    interval_s: float,
-) -> Verdict:
-    """Poll until every probe answers `want`: that status when all do; the opposite one when
-    any probe answered the opposite; `unknown` when the provider never said either."""
-    finals, attempts, elapsed = poll(
-        revoker, credential, materials, until=want, deadline_s=deadline_s, interval_s=interval_s
-    )
-    outcomes = {a.outcome for a in finals}
-    opposite = ProbeOutcome.ACCEPTED if want is ProbeOutcome.REJECTED else ProbeOutcome.REJECTED
-    if outcomes == {want}:
-        status = STATUS[want]
-    elif opposite in outcomes:
-        status = STATUS[opposite]
-    else:
-        status = VerdictStatus.UNKNOWN
-    evidence = "; ".join(dict.fromkeys(a.evidence for a in finals)) or "no probe material"
-    return Verdict(status, evidence, attempts, elapsed)
-
-
-def prove_dead(
-    revoker: Revoker, credential: Credential, materials: Sequence[Material], timing: Timing
-) -> Verdict:
-    """`dead` only when every probe saw the provider reject the credential."""
-    if not materials:
-        try:
-            return revoker.read_back(credential)
-        except KillSwitchError as exc:
-            return Verdict(VerdictStatus.UNKNOWN, f"read-back failed: {exc.code}: {exc.message}")
-    verdict = probe_until(
-        revoker,
-        credential,
-        materials,
-        want=ProbeOutcome.REJECTED,
-        deadline_s=timing.probe_deadline_s,
-        interval_s=timing.probe_interval_s,
-    )
-    if verdict.status is VerdictStatus.ALIVE:
-        lead = f"still authenticates after {verdict.elapsed_s:.1f}s: "
-    elif verdict.status is VerdictStatus.UNKNOWN:
-        lead = f"no rejection seen within {verdict.elapsed_s:.1f}s: "
-    else:
-        return verdict
-    return replace(verdict, evidence=lead + verdict.evidence)
-
-
-def check_alive(
-    revoker: Revoker,
-    credential: Credential,
-    materials: Sequence[Material],
-    *,
-    deadline_s: float,
-    interval_s: float,
-) -> Verdict:
-    """The inverse proof (untouched agents, restores): `alive` when every probe authenticates."""
-    return probe_until(
-        revoker,
-        credential,
-        materials,
-        want=ProbeOutcome.ACCEPTED,
-        deadline_s=deadline_s,
-        interval_s=interval_s,
-    )
-
-
 def materials_for(
     revoker: Revoker, secrets: SecretSource, credential: Credential
 ) -> Sequence[Material]:
@@ -208,7 +92,8 @@ def run_provider(
     on_verdict: Callable[[Credential, Verdict], None],
     on_phase: Callable[[str], None] = lambda phase: None,
 ) -> ProviderOutcome:
-    """Contain and detach in parallel, then probe every credential in parallel."""
+    """Baseline-probe every credential, contain and detach in parallel, then prove every
+    credential in parallel."""
     started = time.monotonic()
     results: list[ActionResult] = []
     for action in plan.actions:
@@ -222,12 +107,21 @@ def run_provider(
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool,
         ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material") as reads,
+        # Baselines on threads of their own: one that hangs must not hold a worker the
+        # containment actions need.
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baseline") as baselines,
     ):
         # Probe material (a secrets store is a round trip too) is read while the actions run.
         prefetched = {
             c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials
         }
         by_ref = {c.ref: c for c in plan.credentials}
+        # The control: each credential probed before anything is contained (its rejection
+        # afterwards proves a kill only if this one could succeed). In parallel, bounded by
+        # the action deadline; one that does not answer does not hold containment back.
+        controls = take_baselines(
+            revoker, plan.credentials, prefetched, baselines, timing.action_deadline_s
+        )
 
         def perform_one(action: Action) -> ActionResult:
             # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke
@@ -254,11 +148,22 @@ def run_provider(
             for phase in sorted({a.phase for a in pending if a.verb is Verb.DESTROY}):
                 run([a for a in pending if a.verb is Verb.DESTROY and a.phase == phase])
         contain_s = time.monotonic() - started
+        done = tuple(results)
         on_phase("probing")
         verifying = time.monotonic()
 
         def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
-            verdict = prove_dead(revoker, credential, prefetched[credential.key].result(), timing)
+            verdict = prove_dead(
+                revoker,
+                credential,
+                prefetched[credential.key].result(),
+                deadline_s=timing.probe_deadline_s,
+                interval_s=timing.probe_interval_s,
+                controls=controls[credential.key],
+                results=[
+                    r for r in done if r.action.target in (credential.ref, credential.principal)
+                ],
+            )
             on_verdict(credential, verdict)
             return credential, verdict
 

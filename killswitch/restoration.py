@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from killswitch import progress
 from killswitch.assembly import belongs
 from killswitch.errors import DecommissionedError, KillSwitchError, NothingToRestoreError
-from killswitch.execution import attempt, check_alive, materials_for
+from killswitch.execution import attempt, materials_for
 from killswitch.models import (
     ActionResult,
     Agent,
@@ -24,6 +24,7 @@ from killswitch.planning import authorize
 from killswitch.recorder import Recorder, refuse
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+from killswitch.verdicts import check_alive
 
 
 def pending(runtime: Runtime, request: Request) -> tuple[Agent, list[UndoRecord]]:

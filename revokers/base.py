@@ -61,6 +61,9 @@ class ProbeAttempt:
 
     outcome: ProbeOutcome
     evidence: str
+    # The provider's own code for the answer (`token_revoked`, `AADSTS7000215`…), as the
+    # provider's allow-list reads it; empty when it gave none.
+    code: str = ""
 
 
 class Revoker(ABC):
@@ -81,6 +84,9 @@ class Revoker(ABC):
     # Whether `enumerate` lists every NHI the provider holds (Slack and GitHub cannot: their
     # tokens are known from the inventory only).
     enumerable: ClassVar[bool] = False
+    # How long a rejection must hold, probe after probe, before it counts as `dead`:
+    # eventually consistent providers set it from their settings (0: the first one counts).
+    settle_s: float = 0.0
     _gate: threading.BoundedSemaphore | None = None
 
     @property
@@ -110,6 +116,23 @@ class Revoker(ABC):
     @abstractmethod
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
         """Try to use the credential once; the provider's rejection is the evidence of death."""
+
+    def baseline(self, credential: Credential, material: Material) -> ProbeAttempt:
+        """The control, taken before containment: REJECTED here means this probe cannot show
+        a kill (the engine tries `alternative_probe`). Default: the probe itself."""
+        return self.probe(credential, material)
+
+    def alternative_probe(self, credential: Credential, material: Material) -> ProbeAttempt | None:
+        """Another use of the credential, for when the baseline was already rejected; None:
+        the provider has no other (the verdict is then `unverified` at best)."""
+        return None
+
+    def admit(
+        self, credential: Credential, attempt: ProbeAttempt, results: Sequence[ActionResult]
+    ) -> ProbeAttempt:
+        """Whether a rejection after containment counts, knowing what this run did to the
+        credential (`results`: its own action results). Default: as probed."""
+        return attempt
 
     @abstractmethod
     def read_back(self, credential: Credential) -> Verdict:

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 
 from killswitch import progress
 from killswitch.errors import KillSwitchError
-from killswitch.execution import check_alive, materials_for
+from killswitch.execution import materials_for
 from killswitch.models import AgentStatus, Credential, Nhi, VerdictStatus
 from killswitch.runtime import Runtime
 from killswitch.secrets import Material
 from killswitch.sightings import Recorded, Sightings
+from killswitch.verdicts import check_alive
 from revokers.base import Revoker
 
 

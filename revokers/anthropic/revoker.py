@@ -1,6 +1,7 @@
 """Anthropic revoker (httpx): API keys set `inactive` with the Admin API
 (`POST /organizations/api_keys/{id}` — reversible: `active` again on restore) and probed
-with the key itself against `GET /models`: 401 or 404 is dead, 400 says nothing."""
+with the key itself against `GET /models`: only 401 `authentication_error` is dead; a 404
+is a wrong URL, never a dead key, and anything else says nothing."""
 
 from __future__ import annotations
 
@@ -26,6 +27,23 @@ from revokers.http import HttpRevoker
 from revokers.plugin import HttpProviderSettings
 
 VERSION = "2023-06-01"
+# (HTTP status, error.type) answers to GET /models that mean the key is dead; any other
+# answer is inconclusive.
+DEAD: frozenset[tuple[int, str]] = frozenset({(401, "authentication_error")})
+
+
+def classify(status: int, body: Any) -> ProbeAttempt:
+    """A GET /models answer: 200 authenticates, an allow-listed error rejects, else nothing."""
+    said = f"GET /models → {status}"
+    if status == 200:
+        return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{said} with the agent's key")
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = str(error.get("type") or "") if isinstance(error, dict) else ""
+    if (status, kind) in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} {kind}", kind)
+    why = "a wrong URL, not a dead key" if status == 404 else "says nothing about the key"
+    said = f"{said} {kind}" if kind else said
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} ({why})", kind)
 
 
 @revoker("anthropic")
@@ -109,13 +127,11 @@ class AnthropicRevoker(HttpRevoker):
         response = await self.request(
             "GET", "/models", headers={"x-api-key": key, "anthropic-version": VERSION}
         )
-        said = f"GET /models → {response.status_code}"
-        if response.status_code in (401, 404):
-            kind = response.json().get("error", {}).get("type", "")
-            return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} {kind}")
-        if response.status_code == 200:
-            return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{said} with the agent's key")
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} (says nothing about the key)")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return classify(response.status_code, body)
 
     async def aread_back(self, credential: Credential) -> Verdict:
         path = f"/organizations/api_keys/{credential.ref}"

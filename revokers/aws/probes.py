@@ -1,9 +1,12 @@
 """Probes: use the agent's own credential against a call the quarantine deny blocks.
 
-Never sts:GetCallerIdentity: it succeeds even under an explicit deny. On real AWS a
+Not sts:GetCallerIdentity: it succeeds even under an explicit deny. On real AWS a
 deactivated or deleted key fails every call with InvalidClientTokenId; where only the deny
 stops it (moto ignores Inactive keys), AccessDenied counts as dead only when the deny-all is
-read back on the principal, so an implicit deny is never mistaken for a kill.
+read back on the principal. The engine's baseline, taken before containment, is what
+catches an implicit deny (an agent without iam:GetUser is denied before any deny exists):
+`baseline` calls that AccessDenied a rejection, and the engine then proves an access key
+with `identity` (GetCallerIdentity: only a deactivated or deleted key fails it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from revokers.base import ProbeAttempt, ProbeOutcome
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
 
 DEAD_CODES = frozenset(
     {"InvalidClientTokenId", "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException"}
@@ -90,6 +94,55 @@ def probe(
     except (BotoCoreError, ResponseParserError) as exc:  # e.g. an HTML 500 page, not XML
         return _failed(admin, credential, f"{call} → {type(exc).__name__} (the provider failed)")
     return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's credential succeeded")
+
+
+def baseline(client: IAMClient, credential: Credential) -> ProbeAttempt:
+    """The probe before containment: any AccessDenied now is an implicit deny (no quarantine
+    exists yet), so this probe cannot show a kill — a rejection, for the engine's control."""
+    call = "iam:GetRole" if credential.kind == "aws.role" else "iam:GetUser"
+    try:
+        probe_call(client, credential)
+    except ClientError as exc:
+        code, message = error_code(exc), error_message(exc)
+        said = f"{call} → {code}: {message}"
+        if code in DEAD_CODES:
+            return ProbeAttempt(ProbeOutcome.REJECTED, said, code)
+        if code in DENIED_CODES:
+            return ProbeAttempt(
+                ProbeOutcome.REJECTED,
+                f"{said} (an implicit deny: the credential may not call {call})",
+                code,
+            )
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said, code)
+    except (*TRANSIENT_EXCEPTIONS, BotoCoreError, ResponseParserError) as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
+    return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's credential succeeded")
+
+
+def identity(admin: IAMClient, client: STSClient, credential: Credential) -> ProbeAttempt:
+    """The alternative probe of an access key: sts:GetCallerIdentity needs no permission, so
+    only a deactivated or deleted key fails it; under a deny-all it still succeeds (and then
+    says nothing)."""
+    call = "sts:GetCallerIdentity"
+    try:
+        client.get_caller_identity()
+    except ClientError as exc:
+        code, message = error_code(exc), error_message(exc)
+        outcome = ProbeOutcome.REJECTED if code in DEAD_CODES else ProbeOutcome.INCONCLUSIVE
+        return ProbeAttempt(outcome, f"{call} → {code}: {message}", code)
+    except (*TRANSIENT_EXCEPTIONS, BotoCoreError, ResponseParserError) as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call}: {type(exc).__name__}")
+    try:
+        deny = quarantine_in_place(admin, credential.principal)
+    except KillSwitchError as exc:
+        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{call} succeeded; read-back failed: {exc}")
+    if deny:
+        return ProbeAttempt(
+            ProbeOutcome.INCONCLUSIVE,
+            f"{call} succeeded: the key still authenticates, though {QUARANTINE_POLICY} denies "
+            "it everything else (GetCallerIdentity ignores a deny)",
+        )
+    return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's key succeeded")
 
 
 def _failed(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt:

@@ -34,6 +34,7 @@ from revokers.base import Discovery, ProbeAttempt, ProbeOutcome, Revoker, revoke
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
 
 
 @revoker("aws")
@@ -47,6 +48,7 @@ class AwsRevoker(Revoker):
     def __init__(self, config: AwsSettings) -> None:
         self.config = config
         self.max_workers = config.max_workers
+        self.settle_s = config.settle_s
         self._botocore = Config(
             region_name=config.region,
             retries={"total_max_attempts": 1},
@@ -69,7 +71,7 @@ class AwsRevoker(Revoker):
             "iam", endpoint_url=config.endpoint_url, config=self._botocore
         )
         self._lock = threading.Lock()
-        self._probe_clients: dict[tuple[str, ...], IAMClient] = {}
+        self._probe_clients: dict[tuple[str, ...], Any] = {}
         self._own_arn: str | None = None
         self._read_backs = probes.ReadBacks()
 
@@ -149,20 +151,20 @@ class AwsRevoker(Revoker):
     def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
         return operations.perform(self.iam, action)
 
-    def _client_for(self, material: Material) -> IAMClient:
+    def _client_for(self, material: Material, service: str = "iam") -> Any:
         fields = ("access_key_id", "secret_access_key", "session_token")
-        values = tuple(material.get(f) or "" for f in fields)
+        values = (service, *(material.get(f) or "" for f in fields))
         with self._lock:
             client = self._probe_clients.get(values)
             if client is None:
                 # Clients from the shared session reuse its loaded models (a fresh Session
                 # costs tens of ms); boto3 sessions are not thread-safe, hence the lock.
                 client = self._session.client(
-                    "iam",
+                    service,  # type: ignore[call-overload]
                     endpoint_url=self.config.endpoint_url,
-                    aws_access_key_id=values[0],
-                    aws_secret_access_key=values[1],
-                    aws_session_token=values[2] or None,
+                    aws_access_key_id=values[1],
+                    aws_secret_access_key=values[2],
+                    aws_session_token=values[3] or None,
                     config=self._botocore,
                 )
                 self._probe_clients[values] = client
@@ -172,6 +174,22 @@ class AwsRevoker(Revoker):
         if not material.get("access_key_id") or not material.get("secret_access_key"):
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
         return probes.probe(self.iam, self._client_for(material), credential, self._read_backs)
+
+    def baseline(self, credential: Credential, material: Material) -> ProbeAttempt:
+        """iam:GetUser / iam:GetRole before containment: AccessDenied now is an implicit deny."""
+        if not material.get("access_key_id") or not material.get("secret_access_key"):
+            return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
+        return probes.baseline(self._client_for(material), credential)
+
+    def alternative_probe(self, credential: Credential, material: Material) -> ProbeAttempt | None:
+        """sts:GetCallerIdentity for an access key (fails only once the key is deactivated or
+        deleted); a role session has no other probe (only a deny stops it)."""
+        if credential.kind != "aws.access-key":
+            return None
+        if not material.get("access_key_id") or not material.get("secret_access_key"):
+            return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
+        sts: STSClient = self._client_for(material, "sts")
+        return probes.identity(self.iam, sts, credential)
 
     def read_back(self, credential: Credential) -> Verdict:
         return probes.read_back(self.iam, credential)

@@ -23,3 +23,9 @@ class AwsSettings(ProviderSettings):
     max_workers: int = Field(16, ge=1, le=128)
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 10.0
+    settle_s: float = Field(
+        10.0,
+        ge=0,
+        description="how long a rejection must hold before it counts: IAM is eventually "
+        "consistent (seconds to minutes) and a replica may still accept the key",
+    )

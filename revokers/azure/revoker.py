@@ -11,6 +11,7 @@ the tag `agent-id=<id>`, or the inventory names them. See shared PROVIDERS.md, A
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,26 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The AADSTS codes of a token request that mean the credential is dead; any other (90024,
+# 90033: service errors; 700027, 50034…) is inconclusive.
+DEAD: dict[str, str] = {
+    "AADSTS7000215": "invalid client secret (removed or wrong)",
+    "AADSTS7000222": "client secret expired",
+    "AADSTS7000112": "application disabled",
+    "AADSTS700016": "application not found in the tenant",
+}
+AADSTS = re.compile(r"AADSTS\d+")
+
+
+def classify(message: str) -> ProbeAttempt:
+    """A refused client-credentials token request: an allow-listed AADSTS code rejects."""
+    found = AADSTS.search(message)
+    code = found.group(0) if found else ""
+    said = f"token request → {_first_line(message, code)}"
+    if code in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [{DEAD[code]}]", code)
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} (not a dead credential)", code)
+
 
 @revoker("azure")
 class AzureRevoker(Revoker):
@@ -81,6 +102,7 @@ class AzureRevoker(Revoker):
             )
         self.config = config
         self.max_workers = config.max_workers
+        self.settle_s = config.settle_s
         self.verify: bool | str = config.ca_cert or True
         self.credential = self._credential(
             config.client_id, config.client_secret.get_secret_value()
@@ -283,17 +305,7 @@ class AzureRevoker(Revoker):
         try:
             attempt.get_token(f"{self.config.arm_url.rstrip('/')}/.default")
         except ClientAuthenticationError as exc:
-            code = next(
-                (w.rstrip(":") for w in str(exc.message).split() if w.startswith("AADSTS")), ""
-            )
-            if code:
-                return ProbeAttempt(
-                    ProbeOutcome.REJECTED,
-                    f"token request → {code}: {_first_line(exc.message, code)}",
-                )
-            return ProbeAttempt(
-                ProbeOutcome.INCONCLUSIVE, f"token request failed: {_first_line(exc.message, '')}"
-            )
+            return classify(str(exc.message))
         finally:
             attempt.close()
         return ProbeAttempt(

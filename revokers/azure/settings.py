@@ -27,3 +27,9 @@ class AzureSettings(ProviderSettings):
     )
     max_workers: int = Field(16, ge=1, le=128)
     timeout_s: float = 10.0
+    settle_s: float = Field(
+        15.0,
+        ge=0,
+        description="how long the token endpoint's rejection must hold before it counts: "
+        "Entra replicates a disabled principal to its token service across regions",
+    )

@@ -1,5 +1,7 @@
 """Probes: the agent's own key file exchanged for an access token (google-auth, the
-jwt-bearer grant at the key's `token_uri`): `invalid_grant` is the provider's rejection.
+jwt-bearer grant at the key's `token_uri`): `invalid_grant` with a description on the
+allow-list below is the provider's rejection; `invalid_grant` also means clock skew
+("Invalid JWT: Token must be a short-lived token…", iat/exp), which proves nothing.
 Read-back without the key: the key's `disabled` flag, or its absence."""
 
 from __future__ import annotations
@@ -20,6 +22,27 @@ from revokers.gcp.client import Clients
 from revokers.gcp.errors import translate
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+# invalid_grant descriptions that mean a dead key or account; any other is inconclusive.
+DEAD: dict[str, str] = {
+    "Invalid JWT Signature.": "the key is disabled or deleted",
+    "Invalid grant: account not found": "the service account is disabled or deleted",
+    # Google's answer for a disabled service account as reported in the field (client
+    # library issues); not in Google's docs (unconfirmed).
+    "Robot is disabled.": "the service account is disabled",
+}
+
+
+def classify(detail: str) -> ProbeAttempt:
+    """A refused token exchange (google-auth's `invalid_grant: <description>`): an
+    allow-listed description rejects; anything else, clock skew included, is inconclusive."""
+    error, _, description = detail.partition(":")
+    description = description.strip()
+    said = f"token exchange → {detail[:200]}"
+    if error.strip() == "invalid_grant" and description in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [{DEAD[description]}]", error)
+    if error.strip() == "invalid_grant" and ("JWT" in description or "iat" in description):
+        said += " (a clock-skew or malformed assertion, not a dead key)"
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said, error.strip())
 
 
 class _Timed(google.auth.transport.requests.Request):
@@ -35,6 +58,7 @@ class _Timed(google.auth.transport.requests.Request):
 
 
 def probe(material: Material, session: requests.Session, timeout_s: float) -> ProbeAttempt:
+    """One jwt-bearer token exchange with the agent's key file."""
     raw = material.get("key_file")
     if not raw:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks the key file")
@@ -47,12 +71,10 @@ def probe(material: Material, session: requests.Session, timeout_s: float) -> Pr
     try:
         credentials.refresh(request)
     except auth_exceptions.RefreshError as exc:
-        detail = exc.args[0] if exc.args else str(exc)
-        if "invalid_grant" in str(detail):
-            return ProbeAttempt(ProbeOutcome.REJECTED, f"token exchange → {detail}")
-        if getattr(exc, "retryable", False):
+        detail = str(exc.args[0] if exc.args else exc)
+        if getattr(exc, "retryable", False) and not detail.startswith("invalid_grant"):
             raise TransientError(f"token exchange: {detail}", provider="gcp") from exc
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"token exchange → {detail}")
+        return classify(detail)
     except auth_exceptions.TransportError as exc:
         raise TransientError(
             f"token endpoint unreachable: {type(exc).__name__}", provider="gcp"

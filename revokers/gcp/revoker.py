@@ -52,6 +52,7 @@ class GcpRevoker(Revoker):
         self.config = config
         self.project: str = config.project
         self.max_workers = config.max_workers
+        self.settle_s = config.settle_s
         self.clients = Clients.open(config)
         self._local = threading.local()
 

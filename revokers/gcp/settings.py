@@ -20,3 +20,9 @@ class GcpSettings(ProviderSettings):
     )
     max_workers: int = Field(16, ge=1, le=128)
     timeout_s: float = 10.0
+    settle_s: float = Field(
+        5.0,
+        ge=0,
+        description="how long invalid_grant must hold before it counts: disabling is "
+        "documented as immediate, but IAM is eventually consistent",
+    )

@@ -1,7 +1,8 @@
 """GitHub revoker (httpx): personal access tokens (classic `ghp_`, fine-grained
 `github_pat_`) and OAuth/App user tokens, revoked through the credential revocation API
 (`POST /credentials/revoke`, unauthenticated, 202: asynchronous and irreversible) and probed
-with `GET /user` until it answers 401."""
+with `GET /user` until it answers 401 (a 403 — a rate limit, an SSO or IP-allowlist
+refusal — says nothing about the token)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,23 @@ from revokers.http import HttpRevoker
 from revokers.plugin import HttpProviderSettings
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+# HTTP statuses of GET /user that mean the token is dead; any other answer is inconclusive.
+DEAD: frozenset[int] = frozenset({401})
+
+
+def classify(status: int, headers: Mapping[str, str], body: Any) -> ProbeAttempt:
+    """A GET /user answer: 200 authenticates, 401 rejects, anything else says nothing."""
+    message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    if status == 200:
+        return ProbeAttempt(ProbeOutcome.ACCEPTED, "GET /user with the agent's token: 200")
+    if status in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, f"GET /user → {status} {message}", str(status))
+    limited = status == 403 and (
+        headers.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+    )
+    why = "rate limited, says nothing about the token" if limited else message[:120]
+    said = f"GET /user → {status}" + (f" ({why})" if why else "")
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said, str(status))
 
 
 @revoker("github")
@@ -62,12 +80,11 @@ class GitHubRevoker(HttpRevoker):
         response = await self.request(
             "GET", "/user", headers={**HEADERS, "Authorization": f"Bearer {token}"}
         )
-        if response.status_code == 401:
-            message = response.json().get("message", "")
-            return ProbeAttempt(ProbeOutcome.REJECTED, f"GET /user → 401 {message}")
-        if response.status_code == 200:
-            return ProbeAttempt(ProbeOutcome.ACCEPTED, "GET /user with the agent's token: 200")
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"GET /user → {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return classify(response.status_code, response.headers, body)
 
     async def aread_back(self, credential: Credential) -> Verdict:
         return Verdict(

@@ -1,6 +1,7 @@
 """OpenAI revoker (httpx): project API keys, deleted with the organisation admin key
 (`DELETE /organization/projects/{project}/api_keys/{key}` — irreversible: OpenAI has no
-disable) and probed with the key itself against `GET /models` until it answers 401.
+disable) and probed with the key itself against `GET /models` until it answers 401 with
+`invalid_api_key` (a restricted key missing a scope gets 401 with `code: null`: not dead).
 Credential refs are `<project id>/<key id>`."""
 
 from __future__ import annotations
@@ -9,12 +10,39 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from killswitch.models import Action, Credential, Nhi, Verdict, VerdictStatus
 from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
 from revokers.plugin import HttpProviderSettings
+
+# (HTTP status, error.code) answers to GET /models that mean the key is dead; any other
+# answer is inconclusive. Only the code is kept: the message repeats part of the key.
+DEAD: frozenset[tuple[int, str]] = frozenset({(401, "invalid_api_key")})
+
+
+def classify(status: int, body: Any) -> ProbeAttempt:
+    """A GET /models answer: 200 authenticates, an allow-listed 401 rejects, else nothing."""
+    if status == 200:
+        return ProbeAttempt(ProbeOutcome.ACCEPTED, "GET /models with the agent's key: 200")
+    error = body.get("error") if isinstance(body, dict) else None
+    code = str(error.get("code")) if isinstance(error, dict) and error.get("code") else ""
+    said = f"GET /models → {status} {code or '(no error code)'}"
+    if (status, code) in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, said, code)
+    if status == 401:
+        said += " (not invalid_api_key: e.g. a restricted key missing a scope)"
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, said, code)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 @revoker("openai")
@@ -80,12 +108,7 @@ class OpenAIRevoker(HttpRevoker):
         if not key:
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks the api_key")
         response = await self.request("GET", "/models", headers={"Authorization": f"Bearer {key}"})
-        if response.status_code == 401:
-            code = response.json().get("error", {}).get("code")
-            return ProbeAttempt(ProbeOutcome.REJECTED, f"GET /models → 401 {code}")
-        if response.status_code == 200:
-            return ProbeAttempt(ProbeOutcome.ACCEPTED, "GET /models with the agent's key: 200")
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"GET /models → {response.status_code}")
+        return classify(response.status_code, _json(response))
 
     async def aread_back(self, credential: Credential) -> Verdict:
         path = self._path(credential.ref)

@@ -1,24 +1,72 @@
 """Slack revoker (httpx): bot and user tokens, revoked with `auth.revoke`, probed with
-`auth.test`. Slack answers HTTP 200 even for a dead token: `ok:false` with `invalid_auth`,
-`token_revoked` or `account_inactive` is the rejection. Revocation is irreversible and needs
-the token itself (Slack has no admin call that revokes one token by reference)."""
+`auth.test`. Slack answers HTTP 200 even for a dead token: `ok:false` with an error on the
+allow-list below is the rejection. `invalid_auth` also answers a request from an IP outside
+the workspace's allowlist, so it counts only when this run's `auth.revoke` of the token went
+through. Revocation is irreversible and needs the token itself (Slack has no admin call
+that revokes one token by reference)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 from killswitch.errors import ProviderError, TransientError
-from killswitch.models import Action, Credential, Verdict, VerdictStatus
+from killswitch.models import Action, ActionResult, Credential, Outcome, Verdict, VerdictStatus
 from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
 from revokers.plugin import HttpProviderSettings
 
-DEAD = frozenset(
-    {"invalid_auth", "token_revoked", "account_inactive", "token_expired", "not_authed"}
-)
+
+class Counts(Enum):
+    """When an allow-listed auth.test error counts as a dead token."""
+
+    ALWAYS = "always"
+    AFTER_REVOKE = "after this run's auth.revoke of the token went through"
+
+
+# The auth.test errors that mean a dead token, and when; any other error is inconclusive.
+DEAD: Mapping[str, Counts] = {
+    "token_revoked": Counts.ALWAYS,
+    "account_inactive": Counts.ALWAYS,
+    "invalid_auth": Counts.AFTER_REVOKE,
+}
+# What auth.revoke may answer for a token that is dead already (Slack docs, auth.revoke).
+GONE = frozenset({"token_revoked", "account_inactive", "token_expired"})
+
+
+def classify(body: Mapping[str, Any]) -> ProbeAttempt:
+    """An auth.test answer: `ok` authenticates; an allow-listed error rejects; else nothing."""
+    if body.get("ok"):
+        return ProbeAttempt(ProbeOutcome.ACCEPTED, "auth.test with the agent's token: ok")
+    error = str(body.get("error"))
+    outcome = ProbeOutcome.REJECTED if error in DEAD else ProbeOutcome.INCONCLUSIVE
+    return ProbeAttempt(outcome, f"auth.test → ok:false, error: {error}", error)
+
+
+def admit(
+    credential: Credential, attempt: ProbeAttempt, results: Sequence[ActionResult]
+) -> ProbeAttempt:
+    """A rejection that counts only after a revoke (`invalid_auth`) needs this run's
+    auth.revoke of the token to have revoked it or found it dead already."""
+    if attempt.outcome is not ProbeOutcome.REJECTED or DEAD[attempt.code] is Counts.ALWAYS:
+        return attempt
+    revoked = any(
+        r.action.operation == "revoke-token"
+        and r.action.target == credential.ref
+        and r.outcome in (Outcome.DONE, Outcome.ALREADY)
+        for r in results
+    )
+    if revoked:
+        return attempt
+    return ProbeAttempt(
+        ProbeOutcome.INCONCLUSIVE,
+        f"{attempt.evidence}, but auth.revoke did not go through for this token: "
+        "invalid_auth also answers a request from an IP outside the workspace's allowlist",
+        attempt.code,
+    )
 
 
 @revoker("slack")
@@ -70,9 +118,10 @@ class SlackRevoker(HttpRevoker):
             body = await self._call("auth.revoke", token)
             if body.get("ok") and body.get("revoked"):
                 revoked += 1
-            elif body.get("ok") is False and body.get("error") in DEAD:
+            elif body.get("ok") is False and body.get("error") in GONE:
                 continue  # dead already
             elif not body.get("ok"):
+                # invalid_auth included: an unknown token, or an IP outside the allowlist.
                 raise ProviderError(
                     f"auth.revoke: {body.get('error')}",
                     provider="slack",
@@ -86,12 +135,12 @@ class SlackRevoker(HttpRevoker):
         token = material.get("token")
         if not token:
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks the token")
-        body = await self._call("auth.test", token)
-        if body.get("ok"):
-            return ProbeAttempt(ProbeOutcome.ACCEPTED, "auth.test with the agent's token: ok")
-        error = str(body.get("error"))
-        outcome = ProbeOutcome.REJECTED if error in DEAD else ProbeOutcome.INCONCLUSIVE
-        return ProbeAttempt(outcome, f"auth.test → ok:false, error: {error}")
+        return classify(await self._call("auth.test", token))
+
+    def admit(
+        self, credential: Credential, attempt: ProbeAttempt, results: Sequence[ActionResult]
+    ) -> ProbeAttempt:
+        return admit(credential, attempt, results)
 
     async def aread_back(self, credential: Credential) -> Verdict:
         return Verdict(

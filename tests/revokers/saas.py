@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from killswitch import pipeline
-from killswitch.execution import check_alive
 from killswitch.models import ContainmentReport, VerdictStatus
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
+from killswitch.verdicts import check_alive
 
 
 @contextmanager

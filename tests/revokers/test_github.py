@@ -49,7 +49,8 @@ def test_a_429_with_retry_after_is_honoured(
 ) -> None:
     agent_id = seed_agent()
     with provider_runtime(settings, "github") as runtime:
-        saas_fleet.inject_fault(saas_url, "github", 429, retry_after=1, count=1)
+        # The first 429 answers the baseline GET /user, the second the revoke.
+        saas_fleet.inject_fault(saas_url, "github", 429, retry_after=1, count=2)
         report = contain(runtime, agent_id)
     assert report.ok
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}

@@ -81,7 +81,9 @@ def test_contain_prove_and_restore_a_ninth_provider(acme_registered: None, tmp_p
         verdicts = {c.credential.ref: c.verdict for c in report.credentials}
         assert report.ok and set(verdicts) == {"t-1", "t-2"}
         assert verdicts["t-1"].status is VerdictStatus.DEAD
-        assert verdicts["t-1"].evidence == "401 token_revoked"
+        assert verdicts["t-1"].evidence == (
+            "401 token_revoked; baseline: authenticated before containment"
+        )
         # Protected: never in the plan, still working.
         assert report.plan.protected_skipped == ("acme.token t-kept",)
         assert stand_in.authenticate("acme-secret-t-kept") == "200 ok"

@@ -53,11 +53,14 @@ def test_ratelimited_is_honoured_with_retry_after(
 ) -> None:
     agent_id = seed_agent()
     with provider_runtime(settings, "slack") as runtime:
-        saas_fleet.inject_fault(saas_url, "slack", 429, retry_after=1, count=2)
+        # The first 429 answers the baseline auth.test (inconclusive: it is not retried, and
+        # containment goes on); the next two answer auth.revoke.
+        saas_fleet.inject_fault(saas_url, "slack", 429, retry_after=1, count=3)
         started = time.monotonic()
         report = contain(runtime, agent_id)
         elapsed = time.monotonic() - started
     assert report.ok
     [credential] = report.credentials
     assert [r.outcome for r in credential.actions] == [Outcome.DONE]
-    assert elapsed >= 2.0  # two 429s, each honoured for its Retry-After of 1 s
+    assert "baseline inconclusive before containment" in credential.verdict.evidence
+    assert elapsed >= 2.0  # two 429s on the revoke, each honoured for its Retry-After of 1 s

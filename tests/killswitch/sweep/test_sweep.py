@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from killswitch.execution import check_alive, materials_for
+from killswitch.execution import materials_for
 from killswitch.inventory import Inventory
 from killswitch.models import AgentStatus, Credential, VerdictStatus
 from killswitch.runtime import Runtime
@@ -19,6 +19,7 @@ from killswitch.sandbox import fleet
 from killswitch.secrets import KeyringFile
 from killswitch.settings import Settings
 from killswitch.sweep import SweepRequest, run
+from killswitch.verdicts import check_alive
 from tests.conftest import SeedAgent, run_cli
 
 pytestmark = pytest.mark.integration

@@ -16,6 +16,8 @@ class AcmeSettings(ProviderSettings):
     base_url: str = Field("https://api.acme.invalid", description="the API root")
     admin_key: SecretStr | None = None
     protected_tokens: tuple[str, ...] = ()
+    settle_s: float = Field(0.0, ge=0, description="how long a rejection must hold")
+    whoami: bool = Field(False, description="offer the alternative probe (GET /whoami)")
 
 
 PLUGIN = Plugin(

@@ -22,6 +22,18 @@ from killswitch.settings import Settings
 from revokers.base import Discovery, ProbeAttempt, ProbeOutcome, Revoker, revoker
 from tests.revokers.acme import AcmeSettings, stand_in
 
+# Acme's answers that mean a dead token; any other is inconclusive.
+DEAD = frozenset({"401 token_revoked"})
+
+
+def classify(answer: str) -> ProbeAttempt:
+    """One answer of Acme's API, against its allow-list."""
+    if answer == "200 ok":
+        return ProbeAttempt(ProbeOutcome.ACCEPTED, answer)
+    if answer in DEAD:
+        return ProbeAttempt(ProbeOutcome.REJECTED, answer)
+    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, answer)
+
 
 @revoker("acme")
 class AcmeRevoker(Revoker):
@@ -37,6 +49,7 @@ class AcmeRevoker(Revoker):
 
     def __init__(self, config: AcmeSettings) -> None:
         self.config = config
+        self.settle_s = config.settle_s
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AcmeRevoker:
@@ -72,20 +85,18 @@ class AcmeRevoker(Revoker):
         return Discovery(credentials, (), actions, protected_skipped=skipped)
 
     def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
-        with stand_in.LOCK:
-            token = stand_in.TOKENS[action.target]
-            before, token["status"] = token["status"], "revoked"
+        before = stand_in.set_status(action.target, "revoked")
         if before == "revoked":
             return ActionResult(action, Outcome.ALREADY, "revoked already")
         return ActionResult(action, Outcome.DONE, "revoked", {"status": before})
 
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
-        answer = stand_in.authenticate(material.get("secret") or "")
-        if answer == "200 ok":
-            return ProbeAttempt(ProbeOutcome.ACCEPTED, answer)
-        if answer == "401 token_revoked":
-            return ProbeAttempt(ProbeOutcome.REJECTED, answer)
-        return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, answer)
+        return classify(stand_in.authenticate(material.get("secret") or ""))
+
+    def alternative_probe(self, credential: Credential, material: Material) -> ProbeAttempt | None:
+        if not self.config.whoami:
+            return None
+        return classify(stand_in.authenticate(material.get("secret") or "", "whoami"))
 
     def read_back(self, credential: Credential) -> Verdict:
         with stand_in.LOCK:
@@ -95,6 +106,5 @@ class AcmeRevoker(Revoker):
         return Verdict(VerdictStatus.UNKNOWN, f"read back: {status}")
 
     def restore(self, record: UndoRecord) -> ActionResult:
-        with stand_in.LOCK:
-            stand_in.TOKENS[record.action.target]["status"] = str(record.data["status"])
+        stand_in.set_status(record.action.target, str(record.data["status"]))
         return ActionResult(record.action, Outcome.DONE, "re-activated")

@@ -1,0 +1,188 @@
+"""Verdicts: a baseline before containment, an allow-listed rejection, held over the settle
+window. Run end to end (plan, contain, prove, report) against the test-only `acme` provider,
+whose stand-in can delay a revocation, flap once, refuse a probe before containment, or
+answer a revoked token with words that are not on its allow-list."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from killswitch import pipeline
+from killswitch.models import Agent, AgentStatus, ContainmentReport, Verdict, VerdictStatus
+from killswitch.request import Mode, Request
+from killswitch.runtime import Runtime
+from killswitch.secrets import KeyringFile
+from killswitch.settings import load_settings, settings_model
+from revokers import registry
+from tests.revokers.acme import stand_in
+
+
+@pytest.fixture
+def acme(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Acme registered (its one registration line) for the length of a test."""
+    monkeypatch.setattr(registry, "PACKAGES", (*registry.PACKAGES, "tests.revokers.acme"))
+    registry.plugins.cache_clear()
+    settings_model.cache_clear()
+    yield
+    registry.plugins.cache_clear()
+    settings_model.cache_clear()
+
+
+def contain(
+    tmp_path: Path,
+    tokens: dict[str, dict[str, Any]],
+    *,
+    deadline_s: float = 3.0,
+    action_deadline_s: float = 5.0,
+    **acme: Any,
+) -> tuple[ContainmentReport, dict[str, Verdict]]:
+    """Mint `tokens` (id → stand-in quirks) for a fresh agent, contain it, return the verdicts."""
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    profile = tmp_path / "profile.json"
+    profile.write_text(
+        json.dumps(
+            {
+                "home": str(tmp_path),
+                "keyring_path": str(tmp_path / "keyring.json"),
+                "probe_deadline_s": deadline_s,
+                "probe_interval_s": 0.05,
+                "action_deadline_s": action_deadline_s,
+                "acme": acme,
+            }
+        )
+    )
+    runtime = Runtime.open(load_settings(profile))
+    try:
+        runtime.inventory.upsert_agent(Agent(agent, "team-v", AgentStatus.ACTIVE))
+        keyring = KeyringFile(tmp_path / "keyring.json")
+        for name, quirks in tokens.items():
+            token, secret = f"{agent}-{name}", f"acme-secret-{agent}-{name}"
+            stand_in.mint(agent, token, secret, **quirks)
+            keyring.add("acme.token", token, {"token_id": token, "secret": secret})
+        report = pipeline.contain(runtime, Request(agent, "drill", "test", mode=Mode.BREAK_GLASS))
+    finally:
+        runtime.close()
+    verdicts = {c.credential.ref.removeprefix(f"{agent}-"): c.verdict for c in report.credentials}
+    assert set(verdicts) == set(tokens)
+    return report, verdicts
+
+
+def test_a_plain_revocation_is_dead_and_says_the_baseline_authenticated(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {}})
+    assert report.ok and verdicts["t"].status is VerdictStatus.DEAD
+    assert verdicts["t"].evidence == "401 token_revoked; baseline: authenticated before containment"
+
+
+def test_a_probe_rejected_before_containment_proves_nothing(acme: None, tmp_path: Path) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"refused": True}})
+    verdict = verdicts["t"]
+    assert verdict.status is VerdictStatus.UNVERIFIED
+    assert "baseline already rejected before containment (401 token_revoked)" in verdict.evidence
+    assert "proves nothing" in verdict.evidence
+    assert "authenticates before containment" in verdict.to_prove
+    assert verdict.attempts == 0  # no probe after containment: none could prove it
+
+
+def test_an_alternative_probe_rejected_before_containment_proves_nothing_either(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"refused": True, "down": True}}, whoami=True)
+    verdict = verdicts["t"]
+    assert verdict.status is VerdictStatus.UNVERIFIED
+    assert "alternative probe inconclusive: 503 unavailable" in verdict.evidence
+
+
+def test_a_rejected_baseline_is_proven_with_the_alternative_probe(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"refused": True}}, whoami=True)
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    assert "proven with the alternative probe instead" in verdict.evidence
+    assert "which authenticated before containment (200 ok)" in verdict.evidence
+
+
+def test_a_delayed_revocation_is_dead_only_after_the_settle_window(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"delay_s": 0.3}}, settle_s=0.6)
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    assert verdict.elapsed_s >= 0.3 + 0.6
+    assert "rejected since 0.3s" in verdict.evidence or "rejected since 0.4s" in verdict.evidence
+    assert "over the 0.6s settle window" in verdict.evidence
+    assert "accepted again" not in verdict.evidence
+
+
+def test_an_acceptance_after_a_rejection_is_reported_and_restarts_the_window(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"delay_s": 0.2, "flap": True}}, settle_s=0.4)
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    match = re.search(
+        r"rejected at ([\d.]+)s, accepted again at ([\d.]+)s; rejected since ([\d.]+)s",
+        verdict.evidence,
+    )
+    assert match, verdict.evidence
+    rejected, accepted, restarted = (float(g) for g in match.groups())
+    assert rejected < accepted < restarted  # the window restarted after the acceptance
+    assert verdict.elapsed_s >= restarted - 0.05 + 0.4  # (the evidence rounds to 0.1 s)
+
+
+def test_a_settle_window_that_cannot_complete_in_the_deadline_is_unknown(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {}}, deadline_s=0.5, settle_s=5.0)
+    verdict = verdicts["t"]
+    assert not report.ok and verdict.status is VerdictStatus.UNKNOWN
+    assert "401 token_revoked; rejected since" in verdict.evidence
+    assert "the 5s settle window could not complete within the 0.5s probe deadline" in (
+        verdict.evidence
+    )
+
+
+def test_a_rejection_not_on_the_allow_list_is_unknown_with_the_providers_words(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(
+        tmp_path, {"t": {"revoked_answer": "401 ip_not_allowed"}}, deadline_s=0.3
+    )
+    verdict = verdicts["t"]
+    assert not report.ok and verdict.status is VerdictStatus.UNKNOWN
+    assert "no rejection seen" in verdict.evidence and "401 ip_not_allowed" in verdict.evidence
+    assert verdict.evidence.endswith("baseline: authenticated before containment")
+
+
+def test_an_inconclusive_baseline_does_not_hold_containment_back_and_is_said(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"down": True}})
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    assert "baseline inconclusive before containment (503 unavailable)" in verdict.evidence
+
+
+def test_a_baseline_that_does_not_answer_holds_containment_back_no_longer_than_the_deadline(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"t": {"slow_s": 1.5}}, action_deadline_s=0.3)
+    verdict = verdicts["t"]
+    assert report.ok and verdict.status is VerdictStatus.DEAD
+    assert "no baseline within 0.3s: contained without one" in verdict.evidence
+    assert 0.3 <= report.timings.contain_s < 1.5  # contained before the baseline answered
+
+
+def test_each_credential_gets_its_own_baseline(acme: None, tmp_path: Path) -> None:
+    report, verdicts = contain(tmp_path, {"plain": {}, "refused": {"refused": True}})
+    assert verdicts["plain"].status is VerdictStatus.DEAD
+    assert verdicts["refused"].status is VerdictStatus.UNVERIFIED
