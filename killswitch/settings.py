@@ -151,6 +151,7 @@ class SlackAppSettings(BaseModel):
     two_person_rule: bool = Field(False, description="a second on-call must press the button")
     replay_window_s: int = Field(300, ge=1, le=300, description="Slack's own limit: 5 minutes")
     confirmation_ttl_s: int = Field(600, ge=30)
+    api_url: str = "https://slack.com/api/"
 
 
 SweepAction = Literal["report", "notify", "contain", "destroy"]

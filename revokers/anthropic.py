@@ -31,7 +31,7 @@ VERSION = "2023-06-01"
 class AnthropicRevoker(HttpRevoker):
     credential_kinds = ("anthropic.api-key",)
     grant_kinds = ()
-    stand_in = "saas"
+    stand_in = "killswitch.sandbox.anthropic"
     operation = "deactivate-key"
     reversible = True
     enumerable = True

@@ -21,7 +21,7 @@ HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "202
 class GitHubRevoker(HttpRevoker):
     credential_kinds = ("github.token",)
     grant_kinds = ()
-    stand_in = "saas"
+    stand_in = "killswitch.sandbox.github"
     operation = "revoke-token"
     reversible = False
     material_operations = frozenset({"revoke-token"})

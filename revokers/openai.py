@@ -20,7 +20,7 @@ from revokers.http import HttpRevoker
 class OpenAIRevoker(HttpRevoker):
     credential_kinds = ("openai.api-key",)
     grant_kinds = ()
-    stand_in = "saas"
+    stand_in = "killswitch.sandbox.openai"
     operation = "delete-project-key"
     reversible = False
     enumerable = True

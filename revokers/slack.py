@@ -24,7 +24,7 @@ DEAD = frozenset(
 class SlackRevoker(HttpRevoker):
     credential_kinds = ("slack.bot-token", "slack.user-token")
     grant_kinds = ()
-    stand_in = "saas"
+    stand_in = "killswitch.sandbox.slack"
     operation = "revoke-token"
     reversible = False
     material_operations = frozenset({"revoke-token"})

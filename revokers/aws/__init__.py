@@ -40,7 +40,7 @@ class AwsRevoker(Revoker):
     credential_kinds = ("aws.access-key", "aws.role")
     principal_kinds = ("aws.user", "aws.role")
     grant_kinds = ("aws.group-membership", "aws.managed-policy", "aws.inline-policy")
-    stand_in = "moto"
+    stand_in = "killswitch.sandbox.aws"
     enumerable = True
     permissions = policies.PERMISSIONS
 

@@ -65,7 +65,7 @@ class AzureRevoker(Revoker):
     credential_kinds = ("azure.client-secret",)
     principal_kinds = ("azure.service-principal",)
     grant_kinds = ("azure.role-assignment",)
-    stand_in = "azure-https"
+    stand_in = "killswitch.sandbox.azure"
     enumerable = True
     permissions = PERMISSIONS
 

@@ -42,7 +42,7 @@ class GcpRevoker(Revoker):
     credential_kinds = ("gcp.service-account-key",)
     principal_kinds = ("gcp.service-account",)
     grant_kinds = ("gcp.binding",)
-    stand_in = "gcp-grpc"
+    stand_in = "killswitch.sandbox.gcp"
     enumerable = True
     permissions = policies.PERMISSIONS
 

@@ -38,7 +38,7 @@ class VaultRevoker(Revoker):
     principal_kinds = ("vault.entity",)
     grant_kinds = ("vault.group-membership",)
     self_probing_kinds = ("vault.lease",)
-    stand_in = "openbao"
+    stand_in = "killswitch.sandbox.vault"
     enumerable = True
     permissions = policies.PERMISSIONS
 
