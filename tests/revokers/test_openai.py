@@ -7,7 +7,7 @@ import time
 import pytest
 
 from killswitch.models import VerdictStatus
-from killswitch.sandbox import saas_fleet
+from killswitch.sandbox.http import inject_fault
 from killswitch.secrets import KeyringFile
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
@@ -48,7 +48,7 @@ def test_a_429_with_retry_after_is_honoured_inside_the_deadline(
 ) -> None:
     agent_id = seed_agent()
     with provider_runtime(settings, "openai") as runtime:
-        saas_fleet.inject_fault(saas_url, "openai", 429, retry_after=1, count=1)
+        inject_fault(saas_url, "openai", 429, retry_after=1, count=1)
         started = time.monotonic()
         report = contain(runtime, agent_id)
         assert report.ok and time.monotonic() - started >= 1.0
@@ -56,7 +56,7 @@ def test_a_429_with_retry_after_is_honoured_inside_the_deadline(
         settings, "openai", action_deadline_s=0.5, probe_deadline_s=0.5
     ) as runtime:
         other = seed_agent()
-        saas_fleet.inject_fault(saas_url, "openai", 429, retry_after=5, count=1)
+        inject_fault(saas_url, "openai", 429, retry_after=5, count=1)
         started = time.monotonic()
         hurried = contain(runtime, other)
         # A Retry-After beyond the deadline is not slept through: the action fails at once.

@@ -9,7 +9,7 @@ import pytest
 from killswitch import restoration
 from killswitch.containment import Request
 from killswitch.models import Outcome, VerdictStatus
-from killswitch.sandbox import saas_fleet
+from killswitch.sandbox.http import inject_fault
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
@@ -51,7 +51,7 @@ def test_ratelimited_is_honoured_with_retry_after(
 ) -> None:
     agent_id = seed_agent()
     with provider_runtime(settings, "slack") as runtime:
-        saas_fleet.inject_fault(saas_url, "slack", 429, retry_after=1, count=2)
+        inject_fault(saas_url, "slack", 429, retry_after=1, count=2)
         started = time.monotonic()
         report = contain(runtime, agent_id)
         elapsed = time.monotonic() - started

@@ -60,11 +60,11 @@ class AwsStandIn:
         return fleet.Seeder(admin, sandbox)
 
     def attach(self, sandbox: Sandbox, providers: Mapping[str, Any]) -> Seeder:
-        """The kill switch's identity from `providers.aws` (through the proxy)."""
+        """The kill switch's identity from `providers.aws`, direct (seeding is never faulted)."""
         from killswitch.sandbox.aws import fleet
 
-        aws = providers["aws"]
-        admin = fleet.Admin(aws["endpoint_url"], aws["access_key_id"], aws["secret_access_key"])
+        aws, url = providers["aws"], str(sandbox.stand_ins["moto"]["url"])
+        admin = fleet.Admin(url, aws["access_key_id"], aws["secret_access_key"])
         return fleet.Seeder(admin, sandbox)
 
 

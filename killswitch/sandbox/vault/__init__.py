@@ -60,11 +60,11 @@ class VaultStandIn:
         return fleet.Seeder(vault, sandbox, token, fleet.root_accessor(vault))
 
     def attach(self, sandbox: Sandbox, providers: Mapping[str, Any]) -> Seeder:
-        """From `providers.vault` (through the proxy, with the root token)."""
+        """From `providers.vault`, direct (seeding is never faulted), with the root token."""
         from killswitch.sandbox.vault import fleet
 
-        info = providers["vault"]
-        vault = fleet.Vault(info["addr"], info["root_token"])
+        info, bao = providers["vault"], sandbox.stand_ins["openbao"]
+        vault = fleet.Vault(bao["url"], bao["root_token"])
         return fleet.Seeder(vault, sandbox, info["token"], info["root_accessor"])
 
 

@@ -15,7 +15,7 @@ from killswitch.execution import check_alive, materials_for
 from killswitch.inventory import Inventory
 from killswitch.models import AgentStatus, Credential, VerdictStatus
 from killswitch.runtime import Runtime
-from killswitch.sandbox import fleet
+from killswitch.sandbox.aws import fleet
 from killswitch.secrets import KeyringFile
 from killswitch.settings import Settings
 from killswitch.sweep import SweepRequest, run
