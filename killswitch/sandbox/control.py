@@ -9,7 +9,6 @@ that file is someone else's.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -124,7 +123,7 @@ def status(home: Path) -> dict[str, Any]:
     seeded = state.get("seeded", {})
     described = {
         name: {**proc, "running": pid_alive(int(proc["pid"]), str(proc["marker"]))}
-        for name, proc in state.get("processes", {}).items()
+        for name, proc in {**state.get("processes", {}), **_children(paths)}.items()
     }
     api_url = state.get("prefect", {}).get("api_url")
     return {
@@ -171,6 +170,12 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _children(paths: Paths) -> dict[str, Any]:
+    """The daemon's own child processes (a plug-in's server), as it last published them."""
+    children: dict[str, Any] = (_read_json(paths.stand_ins) or {}).get("processes", {})
+    return children
+
+
 def _stand_ins(paths: Paths) -> dict[str, Any]:
     try:
         stand_ins: dict[str, Any] = json.loads(paths.stand_ins.read_text())["stand_ins"]
@@ -200,16 +205,14 @@ def down(home: Path, timeout: float = 15) -> list[str]:
     stopped: list[str] = []
     if not state:
         return stopped
+    # The daemon's children share its process group; listed too in case it died alone.
     live = {
         name: proc
-        for name, proc in state.get("processes", {}).items()
+        for name, proc in {**state.get("processes", {}), **_children(paths)}.items()
         if pid_alive(int(proc["pid"]), str(proc["marker"]))
     }
     for proc in live.values():
-        try:
-            os.killpg(int(proc["pid"]), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        processes.send(int(proc["pid"]), signal.SIGTERM)
     for name, proc in live.items():
         processes.stop(int(proc["pid"]), str(proc["marker"]), timeout)
         stopped.append(name)

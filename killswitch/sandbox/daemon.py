@@ -36,11 +36,12 @@ def merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
             into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _write(root: Path, stand_ins: dict[str, Any]) -> None:
+def _write(root: Path, stand_ins: dict[str, Any], hosted: Mapping[str, Hosted]) -> None:
+    children = {n: dict(p) for h in hosted.values() for n, p in h.processes().items()}
     tmp = root / "stand-ins.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({"pid": os.getpid(), "stand_ins": stand_ins}, handle)
+        json.dump({"pid": os.getpid(), "stand_ins": stand_ins, "processes": children}, handle)
     os.replace(tmp, root / "stand-ins.json")
 
 
@@ -64,14 +65,15 @@ def main(argv: list[str]) -> int:
     try:
         for name, plugin in loaded().items():
             hosted[name] = plugin.serve(host)
-        server.start(http.build(tokens, proxies, hosted))
         stand_ins: dict[str, Any] = {
             http.PROXY: {"url": server.url, "proxied": proxied, "admin_keys": {}},
             "proxy": {"control": f"{server.url}/_sandbox/proxies", "latency_ms": latency_ms},
         }
         for started in hosted.values():
             merge(stand_ins, started.stand_ins)
-        _write(root, stand_ins)
+        # A reset may restart child processes: publish their pids again.
+        server.start(http.build(tokens, proxies, hosted, lambda: _write(root, stand_ins, hosted)))
+        _write(root, stand_ins, hosted)
         stop.wait()
     finally:
         proxies.stop()

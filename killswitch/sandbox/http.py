@@ -8,7 +8,7 @@ proxies' control. No real provider has it, and no revoker calls it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -61,7 +61,12 @@ def _proxy_routes(proxies: Proxies) -> list[BaseRoute]:
     ]
 
 
-def build(tokens: Tokens, proxies: Proxies, hosted: Mapping[str, Hosted]) -> Starlette:
+def build(
+    tokens: Tokens,
+    proxies: Proxies,
+    hosted: Mapping[str, Hosted],
+    after_reset: Callable[[], None] = lambda: None,
+) -> Starlette:
     """The app: the control surface, then every plug-in's own routes."""
 
     async def seed(request: Request) -> JSONResponse:
@@ -97,6 +102,7 @@ def build(tokens: Tokens, proxies: Proxies, hosted: Mapping[str, Hosted]) -> Sta
         tokens.clear()
         for plugin in hosted.values():
             plugin.reset()
+        after_reset()
 
     async def reset(request: Request) -> JSONResponse:
         await run_in_threadpool(forget_everything)  # some stand-ins restart: not on the loop

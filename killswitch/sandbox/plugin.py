@@ -103,6 +103,10 @@ def _nothing() -> None:
     return None
 
 
+def _no_processes() -> Mapping[str, Mapping[str, Any]]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Hosted:
     """A stand-in started in the daemon."""
@@ -113,6 +117,8 @@ class Hosted:
     bulk: Callable[[Mapping[str, Any]], int] | None = None  # POST /_sandbox/bulk
     reset: Callable[[], None] = _nothing  # POST /_sandbox/reset: forget everything
     stop: Callable[[], None] = _nothing
+    # Child processes it runs now: name -> {"pid", "marker"} (`status` lists, `down` stops).
+    processes: Callable[[], Mapping[str, Mapping[str, Any]]] = _no_processes
 
 
 @dataclass(frozen=True, slots=True)

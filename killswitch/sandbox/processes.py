@@ -90,19 +90,39 @@ def start_prefect(paths: Paths) -> tuple[int, str]:
     return pid, f"http://127.0.0.1:{port}/api"
 
 
+def _leads_group(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def send(pid: int, sig: int) -> None:
+    """Signal `pid`'s process group (what `spawn` starts leads one), or `pid` alone when it
+    leads none (a child of the daemon); nothing when it is gone."""
+    try:
+        if _leads_group(pid):
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop(pid: int, marker: str, timeout: float = 10) -> None:
-    """SIGTERM the process group, SIGKILL it after `timeout` (only if it is still ours)."""
+    """SIGTERM it (its group), SIGKILL after `timeout` (only if it is still ours)."""
     if not pid_alive(pid, marker):
         return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    leader = _leads_group(pid)
+    send(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and exists(pid):
         time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
+    try:  # whatever is left of the group (its leader may be gone already)
+        if leader:
+            os.killpg(pid, signal.SIGKILL)
+        elif exists(pid):
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -34,6 +34,7 @@ class VaultStandIn:
             },
             reset=server.restart,
             stop=server.stop,
+            processes=server.processes,
         )
 
     def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:

@@ -10,8 +10,11 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from killswitch.errors import SandboxError
+
+MARKER = "server -dev"
 
 
 def bao_binary() -> Path:
@@ -86,6 +89,12 @@ class OpenBao:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """`openbao` while it runs: its pid and what its command line carries."""
+        if self.process is None:
+            return {}
+        return {"openbao": {"pid": self.process.pid, "marker": MARKER}}
 
     def restart(self) -> None:
         """A fresh, empty server on the same port with the same root token."""
