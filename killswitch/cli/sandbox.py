@@ -32,6 +32,7 @@ class _FaultCommand(TyperCommand):
     them imports every revoker: too slow for every `killswitch` run)."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The usual help, TARGET's read from the plug-ins first."""
         for param in self.params:
             if param.name == "target":
                 param.help = fault_targets()  # type: ignore[attr-defined]

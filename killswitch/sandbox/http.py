@@ -125,6 +125,7 @@ class Server(ThreadedServer):
 
     @property
     def url(self) -> str:
+        """The app's base URL, direct."""
         return f"http://127.0.0.1:{self.port}"
 
 

@@ -66,6 +66,7 @@ def pid_alive(pid: int, marker: str) -> bool:
 
 
 def read_state(paths: Paths) -> dict[str, Any] | None:
+    """The sandbox's `state.json`, or None when there is none (or it is unreadable)."""
     try:
         data: dict[str, Any] = json.loads(paths.state.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -74,6 +75,7 @@ def read_state(paths: Paths) -> dict[str, Any] | None:
 
 
 def is_running(state: dict[str, Any] | None) -> bool:
+    """True when the state names a live stand-ins daemon."""
     if not state:
         return False
     stand_ins = state.get("processes", {}).get("stand-ins")

@@ -90,6 +90,7 @@ class Admin:
 def client(
     service: str, endpoint_url: str, key_id: str, secret: str, token: str | None = None
 ) -> Any:
+    """A boto3 client of `service` against moto, with these credentials."""
     session: Any = boto3.session.Session()
     return session.client(
         service,
@@ -154,6 +155,7 @@ def bootstrap(endpoint_url: str, store: MaterialStore) -> Admin:
 
 
 def policy_arn(name: str) -> str:
+    """The ARN of a customer-managed policy in the sandbox account."""
     return f"arn:aws:iam::{ACCOUNT}:policy/{name}"
 
 

@@ -43,6 +43,8 @@ from killswitch.sandbox.serving import ThreadedServer
 
 
 def build(state: AzureState) -> Starlette:
+    """The stand-in's routes: Entra token endpoint, Graph, ARM, and the sandbox-only seeding."""
+
     def authorized(request: Request) -> bool:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         with state.lock:

@@ -85,6 +85,7 @@ class AzureState:
 
 
 def graph_error(status: int, code: str, message: str) -> JSONResponse:
+    """Microsoft Graph's error shape."""
     return JSONResponse(
         {
             "error": {
@@ -98,6 +99,7 @@ def graph_error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def missing(ident: str) -> str:
+    """Graph's message for an object that does not exist."""
     return (
         f"Resource '{ident}' does not exist or one of its queried reference-property "
         "objects are not present."
@@ -105,10 +107,12 @@ def missing(ident: str) -> str:
 
 
 def arm_error(status: int, code: str, message: str) -> JSONResponse:
+    """ARM's error shape."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def aad_error(state: AzureState, status: int, error: str, code: int, text: str) -> JSONResponse:
+    """Entra's token-endpoint error shape (an `AADSTS` code in the description)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
     return JSONResponse(

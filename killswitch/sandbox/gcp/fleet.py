@@ -25,6 +25,8 @@ CI_ROLE = "roles/artifactregistry.reader"
 
 @dataclass
 class Gcp:
+    """The gRPC stand-in's address and project (seeding and tests open clients on it)."""
+
     grpc_target: str
     project: str = PROJECT
 
@@ -33,6 +35,7 @@ class Gcp:
 
 
 def account_id(agent_id: str, suffix: str = "sa") -> str:
+    """The service account id of an agent's account (GCP allows 30 characters)."""
     return f"{agent_id[: 29 - len(suffix)]}-{suffix}"
 
 
@@ -51,6 +54,7 @@ def add_key(clients: Clients, store: MaterialStore, email: str, agent_id: str) -
 
 
 def bind(clients: Clients, role: str, member: str) -> None:
+    """Add `member` to `role` in the project's allow policy (etag read-modify-write)."""
     resource = f"projects/{PROJECT}"
     for _ in range(5):  # etag conflicts between concurrent seeders: read again
         policy = clients.projects.get_iam_policy(request={"resource": resource})

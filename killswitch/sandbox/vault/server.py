@@ -41,6 +41,7 @@ class OpenBao:
 
     @property
     def url(self) -> str:
+        """Its base URL, direct."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
