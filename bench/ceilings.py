@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from bench.harness import Bench
-from killswitch.sandbox import fleet, saas_fleet
+from killswitch.sandbox.aws import fleet
+from killswitch.sandbox.http import mint
 
 
 def _rate(call: Callable[[], object], seconds: float = 2.0, workers: int = 16) -> float:
@@ -41,7 +42,7 @@ def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
     vault = httpx.Client(
         base_url=bench.vault.addr, headers={"X-Vault-Token": bench.vault.root_token}
     )
-    token = saas_fleet.mint(bench.saas_url, "github", "ceiling")["secret"]
+    token = mint(bench.saas_url, "github", "ceiling")["secret"]
     saas = httpx.Client(base_url=bench.saas_url, headers={"Authorization": f"Bearer {token}"})
     try:
         return {

@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from killswitch.inventory import Inventory
 from killswitch.models import CredentialRef
-from killswitch.sandbox import control, fleet, saas_fleet, vault_fleet
+from killswitch.sandbox import control, fleet, github, seeding
+from killswitch.sandbox.aws import fleet as aws_fleet
+from killswitch.sandbox.http import mint
+from killswitch.sandbox.plugin import AgentSpec
 from killswitch.sandbox.state import Paths
-from killswitch.secrets import KeyringFile, Stores
+from killswitch.sandbox.vault import fleet as vault_fleet
+from killswitch.secrets import MaterialStore
 from killswitch.settings import Settings, load_settings
-from revokers.vault.material import VaultKvSource
-from revokers.vault.settings import VaultSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -54,10 +55,17 @@ class Bench:
     home: Path
     status: dict[str, Any]
     settings: Settings
-    inventory: Inventory
-    store: Stores
-    admin: fleet.Admin
+    plugins: seeding.Seeding
+    admin: aws_fleet.Admin
     vault: vault_fleet.Vault
+
+    @property
+    def inventory(self) -> Inventory:
+        return self.plugins.sandbox.inventory
+
+    @property
+    def store(self) -> MaterialStore:
+        return self.plugins.sandbox.store
 
     @classmethod
     def start(cls, home: Path) -> Bench:
@@ -65,29 +73,19 @@ class Bench:
         status = control.up(home, prefect=True)
         settings = load_settings(profile=Paths.under(home).profile)
         stand_ins = status["stand_ins"]
-        vault_info = status["providers"]["vault"]
-        direct_vault = vault_fleet.Vault(_direct_vault(status), vault_info["root_token"])
-        writer = VaultKvSource(
-            VaultSettings(
-                addr=direct_vault.addr,
-                token=SecretStr(direct_vault.root_token),
-                kv_prefix=vault_fleet.KV_PREFIX,
-            )
-        )
-        assert settings.keyring_path is not None
-        aws = status["providers"]["aws"]
+        aws, bao = status["providers"]["aws"], stand_ins["openbao"]
         bench = cls(
             home=home,
             status=status,
             settings=settings,
-            inventory=Inventory(settings.inventory_file),
-            store=Stores([KeyringFile(settings.keyring_path), writer]),
-            admin=fleet.Admin(
+            # Seeding goes direct (`attach` uses the stand-ins' own addresses).
+            plugins=seeding.attach(stand_ins, status["providers"], Paths.under(home)),
+            admin=aws_fleet.Admin(
                 stand_ins["moto"]["url"], aws["access_key_id"], aws["secret_access_key"]
             ),
-            vault=direct_vault,
+            vault=vault_fleet.Vault(bao["url"], bao["root_token"]),
         )
-        saas_fleet.set_github_delay(bench.saas_url, 0.0)
+        github.set_delay(bench.saas_url, 0.0)
         return bench
 
     @property
@@ -114,40 +112,33 @@ class Bench:
         users = max(1, round(k * 0.15))
         tokens = max(1, round(k * 0.15))
         certificates = max(1, round(k * 0.05))
-        spec = fleet.AgentSpec(
+        spec = AgentSpec(
             agent_id,
             "bench",
             "benchmark agent",
-            users=tuple((f"u{i}", 2) for i in range(users)),
-            saas=False,
-            vault=False,
-            groups=("agents-readonly",),
+            options={
+                "aws": {
+                    "users": tuple((f"u{i}", 2) for i in range(users)),
+                    "groups": ("agents-readonly",),
+                },
+                "vault": {"tokens": tokens, "certificates": certificates},
+            },
+            skip=frozenset(self.plugins.seeders) - {"aws", "vault"},
         )
-        fleet.seed_agent(self.admin, self.inventory, self.store, spec)
-        vault_fleet.seed_agent(
-            self.vault, self.store, agent_id, "bench", tokens=tokens, certificates=certificates
-        )
-        rest = max(0, k - (2 * users + 1) - (tokens + 1 + 2 + certificates))
+        seeded = fleet.seed_agent(self.plugins.sandbox, self.plugins.seeders, spec)
+        held = sum(s.credentials for s in seeded.values())
+        rest = max(0, k - held)
         for i in range(rest):
             provider, field, extra = SAAS_SPLIT[i % len(SAAS_SPLIT)]
-            minted = saas_fleet.mint(self.saas_url, provider, agent_id, **extra)
+            minted = mint(self.saas_url, provider, agent_id, **extra)
             self.inventory.declare(agent_id, CredentialRef(provider, minted["kind"], minted["ref"]))
             self.store.add(
                 minted["kind"], minted["ref"], {field: minted["secret"]}, agent_id=agent_id
             )
-        actual = 2 * users + 1 + tokens + 3 + certificates + rest
-        return agent_id, actual
+        return agent_id, held + rest
 
     def stop(self) -> None:
         control.down(self.home)
-
-
-def _direct_vault(status: dict[str, Any]) -> str:
-    proxied = status["providers"]["vault"]["addr"]
-    port = int(proxied.rsplit(":", 1)[1])
-    described = httpx.get(status["stand_ins"]["proxy"]["control"], timeout=10).json()
-    upstream = next(p["upstream_port"] for p in described.values() if p["port"] == port)
-    return f"http://127.0.0.1:{upstream}"
 
 
 def summary(samples: Sequence[float]) -> dict[str, float]:

@@ -13,21 +13,24 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from killswitch.inventory import Inventory
+from killswitch.models import AgentStatus
 from killswitch.runtime import Runtime
-from killswitch.sandbox import azure_fleet, fleet, gcp_fleet, vault_fleet
+from killswitch.sandbox import fleet, seeding
+from killswitch.sandbox.aws import fleet as aws_fleet
+from killswitch.sandbox.azure import fleet as azure_fleet
+from killswitch.sandbox.gcp import fleet as gcp_fleet
+from killswitch.sandbox.plugin import AgentSpec
 from killswitch.sandbox.state import Paths, pid_alive
+from killswitch.sandbox.vault import fleet as vault_fleet
 from killswitch.secrets import KeyringFile, Stores
 from killswitch.settings import Settings, load_settings
-from revokers.vault.material import VaultKvSource
-from revokers.vault.settings import VaultSettings
 
 KILLSWITCH = str(Path(sys.executable).parent / "killswitch")
 # In-process flows (tests/flows) must not touch ~/.prefect; set before Prefect is imported.
@@ -95,9 +98,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture(scope="session")
-def admin(sandbox: dict[str, Any]) -> fleet.Admin:
+def admin(sandbox: dict[str, Any]) -> aws_fleet.Admin:
     aws = sandbox["providers"]["aws"]
-    return fleet.Admin(aws["endpoint_url"], aws["access_key_id"], aws["secret_access_key"])
+    return aws_fleet.Admin(aws["endpoint_url"], aws["access_key_id"], aws["secret_access_key"])
 
 
 @pytest.fixture(scope="session")
@@ -118,12 +121,18 @@ def azure(sandbox: dict[str, Any]) -> azure_fleet.Azure:
 
 
 @pytest.fixture(scope="session")
-def material_store(keyring: KeyringFile, vault: vault_fleet.Vault) -> Stores:
-    """Where test seeding writes probe material: the keyring file and Vault KV, as the sandbox."""
-    writer = VaultSettings(
-        addr=vault.addr, token=SecretStr(vault.root_token), kv_prefix=vault_fleet.KV_PREFIX
-    )
-    return Stores([keyring, VaultKvSource(writer)])
+def plugins(sandbox: dict[str, Any], sandbox_home: Path) -> seeding.Seeding:
+    """Every plug-in's seeder, attached to the session's sandbox."""
+    return seeding.attach(sandbox["stand_ins"], sandbox["providers"], Paths.under(sandbox_home))
+
+
+@pytest.fixture(scope="session")
+def material_store(plugins: seeding.Seeding) -> Stores:
+    """Where test seeding writes probe material: the keyring file and the plug-ins' stores
+    (Vault KV), as the sandbox does."""
+    store = plugins.sandbox.store
+    assert isinstance(store, Stores)
+    return store
 
 
 @pytest.fixture(scope="session")
@@ -147,24 +156,36 @@ def saas_url(sandbox: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def seed_agent(
-    admin: fleet.Admin,
-    inventory: Inventory,
-    material_store: Stores,
-    vault: vault_fleet.Vault,
-    saas_url: str,
-    gcp: gcp_fleet.Gcp,
-    azure: azure_fleet.Azure,
-) -> SeedAgent:
-    """Seed a fresh agent with a unique id in every stand-in, the inventory and the stores."""
+def seed_agent(plugins: seeding.Seeding) -> SeedAgent:
+    """Seed a fresh agent with a unique id in every stand-in, the inventory and the stores.
 
-    def seed(prefix: str = "t", **spec: Any) -> str:
+    `seed_agent(prefix, status=…, only=(providers…), <provider>={its options})`, e.g.
+    `seed_agent(aws={"users": (("runtime", 1),), "role": False}, only=("aws",))`."""
+
+    def seed(
+        prefix: str = "t",
+        *,
+        status: AgentStatus = AgentStatus.ACTIVE,
+        only: Collection[str] | None = None,
+        **options: Mapping[str, Any],
+    ) -> str:
         agent_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        agent = fleet.AgentSpec(agent_id, "test-owner", "test agent", **spec)
-        fleet.seed_agent(admin, inventory, material_store, agent, vault, saas_url, gcp, azure)
+        skip = frozenset(set(plugins.seeders) - set(only)) if only is not None else frozenset()
+        spec = AgentSpec(
+            agent_id, "test-owner", "test agent", status=status, options=options, skip=skip
+        )
+        fleet.seed_agent(plugins.sandbox, plugins.seeders, spec)
         return agent_id
 
     return seed
+
+
+def seeded_counts(sandbox: dict[str, Any], agent_id: str = fleet.DEMO_AGENT) -> tuple[int, int]:
+    """(credentials, grants) the sandbox seeded for an agent over every provider, by its own
+    account (`agents[].seeded`); the demo agent's are what `seed_agent()` seeds."""
+    [agent] = [a for a in sandbox["agents"] if a["id"] == agent_id]
+    seeded = agent["seeded"].values()
+    return sum(s["credentials"] for s in seeded), sum(s["grants"] for s in seeded)
 
 
 def keyring_material(keyring: KeyringFile, kind: str, ref: str) -> dict[str, str]:

@@ -198,7 +198,8 @@ def demo(
 
 
 def _demo_via_slack(as_json: bool, quiet: bool) -> None:
-    from killswitch.sandbox import control, fleet, slack_demo
+    from killswitch.sandbox import control, fleet
+    from killswitch.sandbox.slack import demo as slack_demo
     from killswitch.sandbox.state import Paths
     from killswitch.settings import default_home
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand
 
 from killswitch.cli.common import EXIT_OK, emit_json, err, errors_handled, out, progress_to_stderr
 from killswitch.settings import default_home
@@ -11,6 +14,29 @@ app = typer.Typer(
     help="Local stand-ins for every provider, seeded with a demo fleet.", no_args_is_help=True
 )
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def fault_targets() -> str:
+    """The fault proxies, from the plug-ins: each with the providers behind it."""
+    from killswitch.sandbox.plugins import fault_targets as targets
+
+    shown = [
+        name if providers == [name] else f"{name} ({', '.join(providers)})"
+        for name, providers in targets().items()
+    ]
+    return ", ".join(shown) + ", or *"
+
+
+class _FaultCommand(TyperCommand):
+    """`fault`, whose TARGET help is read from the plug-ins only when help is shown (finding
+    them imports every revoker: too slow for every `killswitch` run)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The usual help, TARGET's read from the plug-ins first."""
+        for param in self.params:
+            if param.name == "target":
+                param.help = fault_targets()  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
 
 
 def _show(status: dict[str, object]) -> None:
@@ -61,11 +87,9 @@ def up(
     emit_json(status) if as_json else _show(status)
 
 
-@app.command()
+@app.command(cls=_FaultCommand)
 def fault(
-    target: str = typer.Argument(
-        ..., help="aws, vault, saas (Slack/GitHub/OpenAI/Anthropic), or *"
-    ),
+    target: str = typer.Argument(..., help="a fault proxy (see --help), or *"),
     latency_ms: float = typer.Option(None, "--latency-ms", min=0, help="Per-request latency."),
     kind: str = typer.Option(
         None, "--kind", help="throttle, error (503), reset, blackhole; '' clears it."

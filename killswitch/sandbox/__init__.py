@@ -1,13 +1,5 @@
-"""The sandbox: local stand-ins that speak each provider's wire protocol, and a demo fleet."""
+"""The sandbox: local stand-ins that speak each provider's wire protocol, and a demo fleet.
 
-# provider -> the stand-in the sandbox runs for it (the revoker contract test checks both).
-STAND_INS = {
-    "aws": "moto",
-    "vault": "openbao",
-    "gcp": "gcp-grpc",
-    "azure": "azure-https",
-    "slack": "saas",
-    "github": "saas",
-    "openai": "saas",
-    "anthropic": "saas",
-}
+The core (this package's modules but the providers' own) names no provider: each revoker
+names its stand-in plug-in (`stand_in`), which implements `plugin.StandIn`.
+"""

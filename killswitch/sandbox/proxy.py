@@ -1,7 +1,8 @@
 """A small HTTP/1.1 fault proxy of the project's own (Toxiproxy has no package here).
 
 One listener per stand-in, in front of it on loopback. Per request it can add latency,
-answer a throttling response (AWS `Throttling` XML, or 429 with `Retry-After`), answer a
+answer a throttling response (the provider's own, given by its plug-in, or 429 with
+`Retry-After`), answer a
 5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
 down entirely (connections refused). It counts the requests it forwards, which is how the
 benchmarks know how many provider calls a run made.
@@ -18,11 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("throttle", "error", "reset", "blackhole")
-AWS_THROTTLING = (
-    b'<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender'
-    b"</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>"
-    b"sandbox-proxy</RequestId></ErrorResponse>"
-)
 
 
 @dataclass
@@ -50,6 +46,7 @@ class Proxy:
     faults: Faults = field(default_factory=Faults)
     port: int = 0
     server: asyncio.base_events.Server | None = None
+    throttled: bytes | None = None  # the provider's own throttling response, when it has one
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
@@ -88,7 +85,8 @@ async def _read_body(
     return await reader.read(), True  # delimited by the end of the connection
 
 
-def _canned(status: int, body: bytes, content_type: str, extra: str = "") -> bytes:
+def canned(status: int, body: bytes, content_type: str, extra: str = "") -> bytes:
+    """A complete HTTP/1.1 response (what a fault answers instead of the stand-in)."""
     reason = {429: "Too Many Requests", 400: "Bad Request", 503: "Service Unavailable"}[status]
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
@@ -98,10 +96,10 @@ def _canned(status: int, body: bytes, content_type: str, extra: str = "") -> byt
 
 
 def _throttled(proxy: Proxy) -> bytes:
-    if proxy.name == "aws":  # the IAM query protocol's own throttling error
-        return _canned(400, AWS_THROTTLING, "text/xml")
+    if proxy.throttled is not None:
+        return proxy.throttled
     after = max(1, round(proxy.faults.retry_after_s))
-    return _canned(
+    return canned(
         429,
         b'{"error": "rate limited by the sandbox proxy"}',
         "application/json",
@@ -140,7 +138,7 @@ async def _serve_client(
                 await client_w.drain()
                 continue
             if fault == "error":
-                client_w.write(_canned(503, b"sandbox proxy: injected 503", "text/plain"))
+                client_w.write(canned(503, b"sandbox proxy: injected 503", "text/plain"))
                 await client_w.drain()
                 continue
             if fault == "reset":
@@ -200,9 +198,15 @@ class Proxies:
     def _run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def add(self, name: str, upstream_port: int, latency_ms: float = 0.0) -> int:
+    def add(
+        self,
+        name: str,
+        upstream_port: int,
+        latency_ms: float = 0.0,
+        throttled: bytes | None = None,
+    ) -> int:
         """Put a proxy in front of `upstream_port`; returns the port clients use."""
-        proxy = Proxy(name, upstream_port, Faults(latency_ms=latency_ms))
+        proxy = Proxy(name, upstream_port, Faults(latency_ms=latency_ms), throttled=throttled)
         self._run(self._listen(proxy))
         self.proxies[name] = proxy
         return proxy.port

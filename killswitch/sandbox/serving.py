@@ -13,21 +13,33 @@ from starlette.applications import Starlette
 
 
 class ThreadedServer:
-    def __init__(self, app: Starlette, name: str, tls: tuple[Path, Path] | None = None) -> None:
+    """The port is taken at once (others may need it first); the app is served by `start`."""
+
+    def __init__(self, name: str, tls: tuple[Path, Path] | None = None) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        certificate = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
-        config = uvicorn.Config(app, log_level="warning", access_log=False, **certificate)  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.name = name
+        self.tls = tls
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
 
-    def _run(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> None:
+    def start(self, app: Starlette) -> None:
+        """Serve `app` on the port, in a thread of its own."""
+        tls = (
+            {"ssl_certfile": str(self.tls[0]), "ssl_keyfile": str(self.tls[1])} if self.tls else {}
+        )
+        config = uvicorn.Config(app, log_level="warning", access_log=False, **tls)  # type: ignore[arg-type]
+        server = self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[self.sock])),
+            name=self.name,
+            daemon=True,
+        )
         self.thread.start()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+        """Ask uvicorn to finish, and wait a little for it."""
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=5)

@@ -66,6 +66,7 @@ def pid_alive(pid: int, marker: str) -> bool:
 
 
 def read_state(paths: Paths) -> dict[str, Any] | None:
+    """The sandbox's `state.json`, or None when there is none (or it is unreadable)."""
     try:
         data: dict[str, Any] = json.loads(paths.state.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -74,6 +75,7 @@ def read_state(paths: Paths) -> dict[str, Any] | None:
 
 
 def is_running(state: dict[str, Any] | None) -> bool:
+    """True when the state names a live stand-ins daemon."""
     if not state:
         return False
     stand_ins = state.get("processes", {}).get("stand-ins")
@@ -86,3 +88,39 @@ def running_profile(home: Path) -> Path | None:
     if is_running(read_state(paths)) and paths.profile.exists():
         return paths.profile
     return None
+
+
+def home_profile(home: Path) -> Path:
+    """Where the kill switch looks for a profile by default: `$KILLSWITCH_HOME/profile.json`."""
+    return home / "profile.json"
+
+
+def profile_linked(home: Path) -> bool:
+    """True when `$KILLSWITCH_HOME/profile.json` is a symlink to the sandbox's profile."""
+    link = home_profile(home)
+    if not link.is_symlink():
+        return False
+    target = link.parent / os.readlink(link)
+    return target.resolve() == Paths.under(home).profile.resolve()
+
+
+def link_profile(home: Path) -> bool:
+    """Point `$KILLSWITCH_HOME/profile.json` at the sandbox's profile, unless a profile of
+    someone else's is there (left alone); whether the link is the sandbox's."""
+    link = home_profile(home)
+    if profile_linked(home):
+        return True
+    if link.exists() or link.is_symlink():
+        return False
+    relative = Paths.under(home).profile.relative_to(home)
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(relative)
+    os.replace(tmp, link)
+    return True
+
+
+def unlink_profile(home: Path) -> None:
+    """Remove `$KILLSWITCH_HOME/profile.json` if it is the sandbox's link (nothing else)."""
+    if profile_linked(home):
+        home_profile(home).unlink()

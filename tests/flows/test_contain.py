@@ -20,7 +20,7 @@ from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.secrets import KeyringFile, MappingSource
 from revokers.registry import plugins
-from tests.conftest import SeedAgent, keyring_material
+from tests.conftest import SeedAgent, keyring_material, seeded_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.flow]
 
@@ -47,7 +47,7 @@ def flow_runs(api: str, name: str) -> list[dict[str, Any]]:
 
 
 def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
-    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, sandbox: dict[str, Any]
 ) -> None:
     agent_id = seed_agent()
     run_id = kept(runtime, agent_id)
@@ -62,7 +62,7 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
     ).json()
     # One task per provider, however many credentials: bookkeeping grows with providers.
     assert sorted(t["name"] for t in tasks) == sorted(f"contain-{p.name}" for p in plugins())
-    assert len(report.credentials) == 22
+    assert len(report.credentials) == seeded_counts(sandbox)[0]
     artifacts = httpx.post(
         f"{prefect_api}/artifacts/filter",
         json={"artifacts": {"key": {"any_": [f"containment-{agent_id}"]}}},
@@ -73,7 +73,7 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
 def test_contain_flow_fails_when_a_credential_stays_alive(
     prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, keyring: KeyringFile
 ) -> None:
-    agent_id, bystander = seed_agent(role=False), seed_agent(role=False)
+    agent_id, bystander = seed_agent(aws={"role": False}), seed_agent(aws={"role": False})
     [victim] = [r for r in runtime.inventory.declared(agent_id) if r.kind == "aws.access-key"][:1]
     [bystander_key] = [
         r for r in runtime.inventory.declared(bystander) if r.kind == "aws.access-key"

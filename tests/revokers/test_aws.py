@@ -18,7 +18,7 @@ from killswitch.errors import (
 from killswitch.models import AgentStatus, ContainmentReport, Credential, Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
-from killswitch.sandbox import fleet
+from killswitch.sandbox.aws import fleet
 from killswitch.secrets import KeyringFile, MappingSource
 from killswitch.settings import Settings
 from killswitch.verdicts import check_alive
@@ -95,7 +95,7 @@ def test_discovery_finds_exactly_the_agents_principals(
 def test_contain_kills_every_key_including_ones_created_just_before(
     runtime: Runtime, seed_agent: SeedAgent, admin: fleet.Admin, keyring: KeyringFile
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1), ("ci", 1)))
+    agent_id = seed_agent(aws={"users": (("runtime", 1), ("ci", 1))})
     known = fleet.add_key(admin, keyring, f"{agent_id}-runtime")
     backdoor = fleet.add_key(admin, keyring, f"{agent_id}-ci", remember=False)
     before = alive_everywhere(runtime, agent_id)
@@ -127,7 +127,7 @@ def test_contain_kills_every_key_including_ones_created_just_before(
 def test_probe_with_leaked_material_proves_the_backdoor_dead(
     runtime: Runtime, seed_agent: SeedAgent, admin: fleet.Admin, keyring: KeyringFile
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),))
+    agent_id = seed_agent(aws={"users": (("runtime", 1),)})
     leaked = fleet.add_key(admin, keyring, f"{agent_id}-runtime", remember=False)
     alert = MappingSource("alert", {f"aws.access-key:{leaked['access_key_id']}": [leaked]})
     report = contain(runtime.with_secrets(alert), agent_id)
@@ -193,7 +193,7 @@ def test_restore_brings_the_agent_back_exactly(
 def test_restore_leaves_alone_what_was_already_off(
     runtime: Runtime, seed_agent: SeedAgent, admin: fleet.Admin, keyring: KeyringFile
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     spare = fleet.add_key(admin, keyring, f"{agent_id}-runtime")
     admin.iam().update_access_key(
         UserName=f"{agent_id}-runtime", AccessKeyId=spare["access_key_id"], Status="Inactive"
@@ -258,7 +258,7 @@ def test_unknown_agent_is_refused(runtime: Runtime) -> None:
 def test_protected_principal_tagged_for_an_agent_is_never_touched(
     runtime: Runtime, seed_agent: SeedAgent, admin: fleet.Admin
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     iam = admin.iam()
     iam.tag_user(UserName=fleet.ADMIN_USER, Tags=[{"Key": "agent-id", "Value": agent_id}])
     try:
@@ -303,7 +303,7 @@ def test_own_identity_refused_makes_the_run_fail_loudly(
 ) -> None:
     from pydantic import SecretStr
 
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     broken = settings.model_copy(
         update={
             "aws": settings.aws.model_copy(

@@ -15,7 +15,7 @@ from killswitch import pipeline, restoration
 from killswitch.models import Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
-from killswitch.sandbox import azure_fleet
+from killswitch.sandbox.azure import fleet as azure_fleet
 from killswitch.secrets import Stores
 from killswitch.settings import Settings
 from revokers.azure.graph import tls
@@ -48,8 +48,8 @@ def assignments(azure: azure_fleet.Azure, principal_id: str) -> set[tuple[str, s
 def test_contain_refuses_every_secret_a_token_and_restore_brings_it_all_back(
     settings: Settings, seed_agent: SeedAgent, azure: azure_fleet.Azure, material_store: Stores
 ) -> None:
-    agent_id = seed_agent("az", vault=False, saas=False, gcp=False)
-    other = seed_agent("az", vault=False, saas=False, gcp=False)
+    agent_id = seed_agent("az", only=("aws", "azure"))
+    other = seed_agent("az", only=("aws", "azure"))
     with provider_runtime(settings, "azure") as runtime:
         principal = principal_of(runtime, agent_id)
         before = assignments(azure, principal)
@@ -95,7 +95,7 @@ def test_decommission_removes_every_secret_and_proves_it(
     settings: Settings, seed_agent: SeedAgent
 ) -> None:
     agent_id = seed_agent(
-        "az", vault=False, saas=False, gcp=False, users=(("runtime", 1),), role=False
+        "az", only=("aws", "azure"), aws={"users": (("runtime", 1),), "role": False}
     )
     with provider_runtime(settings, "azure") as runtime:
         request = Request(
@@ -112,7 +112,7 @@ def test_decommission_removes_every_secret_and_proves_it(
 def test_stand_in_shapes_match_the_generated_models(
     azure: azure_fleet.Azure, seed_agent: SeedAgent, settings: Settings
 ) -> None:
-    seed_agent("az", vault=False, saas=False, gcp=False, users=(("runtime", 1),), role=False)
+    seed_agent("az", only=("aws", "azure"), aws={"users": (("runtime", 1),), "role": False})
     info = azure.info
     credential = azure.credential()
     token = credential.get_token("https://management.azure.com/.default").token

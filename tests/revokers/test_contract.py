@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import inspect
+import io
 import re
-from collections.abc import Sequence
+import tokenize
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from killswitch.sandbox.plugin import StandIn
 from revokers.base import VERBS, Revoker, registered
 from revokers.registry import plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDERS = sorted(registered())
+# The sandbox core: every module of killswitch/sandbox/ but the providers' own, and its CLI.
+SANDBOX_CORE = sorted(
+    [p for p in (ROOT / "killswitch" / "sandbox").glob("*.py") if p.stem not in PROVIDERS]
+    + [ROOT / "killswitch" / "cli" / "sandbox.py"]
+)
+# (file name, provider) -> why that core module may name that provider. Keep it empty.
+NAMING_EXEMPT: dict[tuple[str, str], str] = {}
 
 
 def test_something_is_registered() -> None:
@@ -45,7 +56,17 @@ def test_revoker_has_a_stand_in_a_runbook_page_and_tests(name: str) -> None:
     cls = registered()[name]
     assert cls.provider == name
     found = plugin(name)
-    assert found is not None and importlib.util.find_spec(found.stand_in), f"{name}: no stand-in"
+    assert found is not None and found.stand_in.startswith("killswitch.sandbox."), name
+    stand_in = getattr(importlib.import_module(found.stand_in), "STAND_IN", None)
+    assert stand_in is not None, f"{name}: {found.stand_in} exposes no STAND_IN"
+    members = [m for m in vars(StandIn) if not m.startswith("_")]
+    assert members, "the protocol lists no members: the check is wrong"
+    for member in members:
+        wanted = getattr(StandIn, member)
+        assert hasattr(stand_in, member), f"{name}: STAND_IN has no {member}"
+        if callable(wanted):
+            expected = list(inspect.signature(wanted).parameters)[1:]  # without self
+            assert list(inspect.signature(getattr(stand_in, member)).parameters) == expected
     assert (ROOT / "runbooks" / "providers" / f"{name}.md").is_file(), f"{name}: no runbook page"
     assert (ROOT / "tests" / "revokers" / f"test_{name}.py").is_file(), f"{name}: no tests"
 
@@ -154,3 +175,35 @@ def test_the_scan_sees_a_provider_name() -> None:
     """The scan can fail: a module naming a provider is caught."""
     probe = ROOT / "tests" / "revokers" / "acme" / "revoker.py"
     assert _named_in(probe, ["acme"]), "the scan misses names: the pattern is wrong"
+
+
+def _segments(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, word) of every identifier segment (snake and camel case) and every word of a
+    string literal (docstrings and f-strings too) in a module."""
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if token.type == tokenize.NAME:
+            for part in token.string.split("_"):
+                for word in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", part):
+                    yield token.start[0], word
+        elif token.type == tokenize.STRING:
+            for word in re.findall(r"[A-Za-z0-9]+", token.string):
+                yield token.start[0], word
+
+
+def test_the_sandbox_core_names_no_provider() -> None:
+    """Providers live in their plug-ins: the core finds them through the registry only."""
+    assert len(SANDBOX_CORE) > 5, "the scan found no core modules: the glob is wrong"
+    names = {p.casefold() for p in PROVIDERS}
+    named = [
+        f"{path.relative_to(ROOT)}:{line}: {word}"
+        for path in SANDBOX_CORE
+        for line, word in _segments(path)
+        if word.casefold() in names and (path.name, word.casefold()) not in NAMING_EXEMPT
+    ]
+    assert not named, "provider names in the sandbox core:\n" + "\n".join(named)
+
+
+def test_the_naming_check_can_fail(tmp_path: Path) -> None:
+    module = tmp_path / "core.py"
+    module.write_text('"""Starts moto."""\nURL = f"{base}/gcp/token"\nclass VaultServer: ...\n')
+    assert {w for _, w in _segments(module)} >= {"gcp", "Vault", "moto"}

@@ -13,8 +13,8 @@ from google.api_core import exceptions as gexc
 from killswitch import pipeline, restoration
 from killswitch.models import Credential, Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
-from killswitch.sandbox import gcp_fleet
-from killswitch.sandbox.gcp import PROJECT
+from killswitch.sandbox.gcp import fleet as gcp_fleet
+from killswitch.sandbox.gcp.state import PROJECT
 from killswitch.secrets import KeyringFile, Material, Secret, Stores
 from killswitch.settings import Settings
 from revokers.base import ProbeOutcome
@@ -39,8 +39,8 @@ def bindings(clients: Clients) -> dict[str, set[str]]:
 def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
     settings: Settings, seed_agent: SeedAgent, gcp: gcp_fleet.Gcp, material_store: Stores
 ) -> None:
-    agent_id = seed_agent("gcp", vault=False, saas=False)
-    other = seed_agent("gcp", vault=False, saas=False)
+    agent_id = seed_agent("gcp", only=("aws", "gcp", "azure"))
+    other = seed_agent("gcp", only=("aws", "gcp", "azure"))
     clients = gcp.clients()
     # A key minted just before the run (the attacker's, say) is found and killed too.
     fresh = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
@@ -101,7 +101,9 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
 def test_stand_in_messages_round_trip_and_match_the_discovery_document(
     gcp: gcp_fleet.Gcp, seed_agent: SeedAgent
 ) -> None:
-    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(
+        "gcp", only=("aws", "gcp", "azure"), aws={"users": (("runtime", 1),), "role": False}
+    )
     clients = gcp.clients()
     account = clients.iam.get_service_account(
         name=f"projects/-/serviceAccounts/{email_of(agent_id)}"
@@ -140,7 +142,9 @@ def test_unknown_names_are_not_found_like_google_and_a_deleted_key_gets_no_token
         clients.iam.get_service_account(name=nobody)
     with pytest.raises(gexc.NotFound, match=r"Service account key .* does not exist\."):
         clients.iam.disable_service_account_key(request={"name": f"{nobody}/keys/0123"})
-    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(
+        "gcp", only=("aws", "gcp", "azure"), aws={"users": (("runtime", 1),), "role": False}
+    )
     ref = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
     kind = "gcp.service-account-key"
     fields = keyring_material(keyring, kind, ref)
@@ -162,7 +166,9 @@ def test_unknown_names_are_not_found_like_google_and_a_deleted_key_gets_no_token
 def test_decommission_deletes_keys_then_the_accounts_and_proves_it(
     settings: Settings, seed_agent: SeedAgent, gcp: gcp_fleet.Gcp
 ) -> None:
-    agent_id = seed_agent("gcp", vault=False, saas=False, users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(
+        "gcp", only=("aws", "gcp", "azure"), aws={"users": (("runtime", 1),), "role": False}
+    )
     with provider_runtime(settings, "gcp") as runtime:
         request = Request(
             agent_id, "retire", "test", mode=Mode.BREAK_GLASS, workflow=Workflow.DECOMMISSION

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from killswitch.models import VerdictStatus
-from killswitch.sandbox import saas_fleet
+from killswitch.sandbox import github
+from killswitch.sandbox.http import inject_fault
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
@@ -18,7 +19,7 @@ def test_delayed_revocation_is_polled_until_the_token_is_dead(
     settings: Settings, seed_agent: SeedAgent, saas_url: str
 ) -> None:
     agent_id, other = seed_agent(), seed_agent()
-    saas_fleet.set_github_delay(saas_url, 1.5)
+    github.set_delay(saas_url, 1.5)
     try:
         with provider_runtime(settings, "github") as runtime:
             assert statuses(runtime, agent_id, "github") == [VerdictStatus.ALIVE] * 2
@@ -31,7 +32,7 @@ def test_delayed_revocation_is_polled_until_the_token_is_dead(
             assert all("401 Bad credentials" in c.verdict.evidence for c in report.credentials)
             assert statuses(runtime, other, "github") == [VerdictStatus.ALIVE] * 2
     finally:
-        saas_fleet.set_github_delay(saas_url, 1.0)
+        github.set_delay(saas_url, 1.0)
 
 
 def test_the_revoke_api_refuses_authenticated_calls_as_github_does(saas_url: str) -> None:
@@ -50,7 +51,7 @@ def test_a_429_with_retry_after_is_honoured(
     agent_id = seed_agent()
     with provider_runtime(settings, "github") as runtime:
         # The first 429 answers the baseline GET /user, the second the revoke.
-        saas_fleet.inject_fault(saas_url, "github", 429, retry_after=1, count=2)
+        inject_fault(saas_url, "github", 429, retry_after=1, count=2)
         report = contain(runtime, agent_id)
     assert report.ok
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}

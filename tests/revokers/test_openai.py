@@ -7,7 +7,7 @@ import time
 import pytest
 
 from killswitch.models import VerdictStatus
-from killswitch.sandbox import saas_fleet
+from killswitch.sandbox.http import inject_fault
 from killswitch.secrets import KeyringFile
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
@@ -50,7 +50,7 @@ def test_a_429_with_retry_after_is_honoured_inside_the_deadline(
     with provider_runtime(settings, "openai") as runtime:
         # The first 429 answers the baseline GET /models (inconclusive, not retried: the
         # containment goes on); the second answers the DELETE.
-        saas_fleet.inject_fault(saas_url, "openai", 429, retry_after=1, count=2)
+        inject_fault(saas_url, "openai", 429, retry_after=1, count=2)
         started = time.monotonic()
         report = contain(runtime, agent_id)
         assert report.ok and time.monotonic() - started >= 1.0
@@ -58,7 +58,7 @@ def test_a_429_with_retry_after_is_honoured_inside_the_deadline(
         settings, "openai", action_deadline_s=0.5, probe_deadline_s=0.5
     ) as runtime:
         other = seed_agent()
-        saas_fleet.inject_fault(saas_url, "openai", 429, retry_after=5, count=2)
+        inject_fault(saas_url, "openai", 429, retry_after=5, count=2)
         started = time.monotonic()
         hurried = contain(runtime, other)
         # A Retry-After beyond the deadline is not slept through: the action fails at once.

@@ -9,7 +9,7 @@ import pytest
 from killswitch import restoration
 from killswitch.models import Outcome, VerdictStatus
 from killswitch.request import Mode, Request
-from killswitch.sandbox import saas_fleet
+from killswitch.sandbox.http import inject_fault
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
@@ -55,7 +55,7 @@ def test_ratelimited_is_honoured_with_retry_after(
     with provider_runtime(settings, "slack") as runtime:
         # The first 429 answers the baseline auth.test (inconclusive: it is not retried, and
         # containment goes on); the next two answer auth.revoke.
-        saas_fleet.inject_fault(saas_url, "slack", 429, retry_after=1, count=3)
+        inject_fault(saas_url, "slack", 429, retry_after=1, count=3)
         started = time.monotonic()
         report = contain(runtime, agent_id)
         elapsed = time.monotonic() - started

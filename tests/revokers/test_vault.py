@@ -12,7 +12,7 @@ from killswitch import pipeline, restoration
 from killswitch.models import AgentStatus, ContainmentReport, Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
-from killswitch.sandbox import vault_fleet
+from killswitch.sandbox.vault import fleet as vault_fleet
 from killswitch.secrets import KeyringFile, MappingSource
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent, keyring_material

@@ -45,7 +45,7 @@ def contain_aws(settings: Settings, agent_id: str, **overrides: Any) -> Containm
 def test_latency_is_added_to_every_call_and_calls_are_counted(
     settings: Settings, seed_agent: SeedAgent, proxies: str
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     httpx.post(f"{proxies}/counts/reset")
     fault(proxies, "aws", latency_ms=100)
     started = time.monotonic()
@@ -61,7 +61,7 @@ def test_latency_is_added_to_every_call_and_calls_are_counted(
 def test_aws_throttling_is_retried_with_backoff_and_succeeds(
     settings: Settings, seed_agent: SeedAgent, proxies: str
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     fault(proxies, "aws", kind="throttle", count=3)
     report = contain_aws(settings, agent_id)
     assert report.ok, report.errors
@@ -72,7 +72,7 @@ def test_aws_throttling_is_retried_with_backoff_and_succeeds(
 def test_a_reset_connection_is_transient_too(
     settings: Settings, seed_agent: SeedAgent, proxies: str
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     fault(proxies, "aws", kind="reset", count=2)
     assert contain_aws(settings, agent_id).ok
 
@@ -80,7 +80,7 @@ def test_a_reset_connection_is_transient_too(
 def test_a_provider_that_is_down_fails_the_run_loudly_and_changes_nothing(
     settings: Settings, seed_agent: SeedAgent, proxies: str
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     fault(proxies, "aws", down=True)
     report = contain_aws(settings, agent_id, action_deadline_s=1.0)
     assert not report.ok
@@ -99,7 +99,7 @@ def test_a_provider_that_is_down_fails_the_run_loudly_and_changes_nothing(
 def test_a_black_hole_is_bounded_by_the_timeouts(
     settings: Settings, seed_agent: SeedAgent, proxies: str
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     fault(proxies, "saas", kind="blackhole", count=1)
     runtime = Runtime.open(
         settings.model_copy(

@@ -11,8 +11,9 @@ import pytest
 
 from killswitch.inventory import Inventory
 from killswitch.sandbox import fleet
+from killswitch.sandbox.aws import fleet as aws_fleet
 from killswitch.secrets import KeyringFile
-from tests.conftest import SeedAgent, keyring_material, run_cli
+from tests.conftest import SeedAgent, keyring_material, run_cli, seeded_counts
 from tests.revokers.test_aws import snapshot
 
 pytestmark = pytest.mark.integration
@@ -29,14 +30,15 @@ def contain_json(
 
 
 def test_contain_runs_the_flow_and_prints_the_documented_json(
-    sandbox_home: Path, seed_agent: SeedAgent
+    sandbox_home: Path, sandbox: dict[str, Any], seed_agent: SeedAgent
 ) -> None:
     agent_id = seed_agent()
     code, report, stderr = contain_json(sandbox_home, agent_id)
     assert code == 0, stderr
     assert report["agent"] == agent_id and report["mode"] == "flow" and report["ok"]
     assert report["target"] == "sandbox" and report["actor"] == "test-suite"
-    assert len(report["credentials"]) == 22  # AWS 4, Vault 8, GCP 3, Azure 2, SaaS 5
+    credentials, grants = seeded_counts(sandbox)
+    assert len(report["credentials"]) == credentials
     assert {c["provider"] for c in report["credentials"]} == {
         "aws",
         "vault",
@@ -50,7 +52,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
     for credential in report["credentials"]:
         assert {"provider", "kind", "ref", "actions", "verdict", "evidence"} <= set(credential)
         assert credential["verdict"] == "dead" and credential["actions"]
-    assert len(report["grants_detached"]) == 17  # 3 GCP bindings, 2 Azure assignments
+    assert len(report["grants_detached"]) == grants
     assert report["untouched_agents_checked"] == []
     assert report["ledger_verified"] is True
     assert set(report["timings"]) == {
@@ -67,7 +69,7 @@ def test_contain_runs_the_flow_and_prints_the_documented_json(
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(
-    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+    sandbox_home: Path, seed_agent: SeedAgent, admin: aws_fleet.Admin
 ) -> None:
     agent_id = seed_agent()
     before = snapshot(admin)
@@ -90,7 +92,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     ],
 )
 def test_refusals_exit_2_change_nothing_and_are_ledgered(
-    sandbox_home: Path, admin: fleet.Admin, agent_id: str, code: str
+    sandbox_home: Path, admin: aws_fleet.Admin, agent_id: str, code: str
 ) -> None:
     before = snapshot(admin)
     done = run_cli(sandbox_home, "contain", agent_id, "--reason", "x", "--json")
@@ -107,7 +109,7 @@ def test_refusals_exit_2_change_nothing_and_are_ledgered(
 
 
 def test_orchestrator_down_fails_fast_and_break_glass_still_contains(
-    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+    sandbox_home: Path, seed_agent: SeedAgent, admin: aws_fleet.Admin
 ) -> None:
     agent_id = seed_agent()
     before = snapshot(admin)
@@ -137,8 +139,8 @@ def test_a_credential_that_stays_alive_fails_the_run_loudly(
     keyring: KeyringFile,
     inventory: Inventory,
 ) -> None:
-    agent_id = seed_agent(users=(("runtime", 1),), role=False)
-    bystander = seed_agent(users=(("runtime", 1),), role=False)
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False})
+    bystander = seed_agent(aws={"users": (("runtime", 1),), "role": False})
     [victim_key] = [r for r in inventory.declared(agent_id) if r.kind == "aws.access-key"]
     [bystander_key] = [r for r in inventory.declared(bystander) if r.kind == "aws.access-key"]
     # Wrong probe material: another agent's live key filed under the victim's key id.
@@ -201,7 +203,7 @@ def test_help_is_helpful(sandbox_home: Path) -> None:
 
 
 def test_decommission_needs_yes_shows_its_plan_and_cannot_be_restored(
-    sandbox_home: Path, seed_agent: SeedAgent, admin: fleet.Admin
+    sandbox_home: Path, seed_agent: SeedAgent, admin: aws_fleet.Admin
 ) -> None:
     agent_id = seed_agent()
     before = snapshot(admin)

@@ -109,7 +109,7 @@ def test_contain_acks_at_once_and_the_thread_ends_proven(
 def test_forged_stale_and_unsigned_requests_get_401_and_change_nothing(
     slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path, forgery: str
 ) -> None:
-    agent_id = seed_agent(role=False)
+    agent_id = seed_agent(aws={"role": False})
     body = slack.command_body(f"contain {agent_id} forged", ONCALL)
     if forgery == "bad-signature":
         headers = slack.sign(body, secret="not-the-signing-secret")
@@ -129,7 +129,7 @@ def test_forged_stale_and_unsigned_requests_get_401_and_change_nothing(
 def test_a_replayed_request_is_refused(
     slack: Slack, seed_agent: SeedAgent, sandbox_home: Path
 ) -> None:
-    agent_id = seed_agent(role=False)
+    agent_id = seed_agent(aws={"role": False})
     body = slack.command_body(f"status {agent_id}", ONCALL)
     headers = slack.sign(body)
     assert slack.post(body, headers).status_code == 200
@@ -156,7 +156,7 @@ def test_refusals_answer_why_and_revoke_nothing(
     user: str,
     code: str,
 ) -> None:
-    agent_id = seed_agent(role=False)
+    agent_id = seed_agent(aws={"role": False})
     response = slack.command(text.format(agent=agent_id), user)
     assert response.status_code == 200 and ":no_entry:" in response.text
     time.sleep(1.0)
@@ -168,7 +168,7 @@ def test_refusals_answer_why_and_revoke_nothing(
 def test_outside_the_incident_channel_nothing_happens(
     slack: Slack, seed_agent: SeedAgent, settings: Settings
 ) -> None:
-    agent_id = seed_agent(role=False)
+    agent_id = seed_agent(aws={"role": False})
     response = slack.command(f"contain {agent_id} wrong room", ONCALL, channel="C0RANDOM")
     assert "not an incident channel" in response.text
     assert alive(settings, agent_id) == {VerdictStatus.ALIVE}
@@ -197,7 +197,7 @@ def test_restore_asks_for_a_button_only_the_requester_may_press(
 
 
 def test_status_and_help_need_no_on_call(slack: Slack, seed_agent: SeedAgent) -> None:
-    agent_id = seed_agent(role=False)
+    agent_id = seed_agent(aws={"role": False})
     assert "status *active*" in slack.command(f"status {agent_id}", OUTSIDER).text
     assert "/killswitch contain" in slack.command("help", OUTSIDER).text
     assert "/killswitch contain" in slack.command("", OUTSIDER).text

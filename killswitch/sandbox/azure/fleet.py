@@ -6,6 +6,7 @@ group), created through the real azure-mgmt-authorization client."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +15,24 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
+from killswitch.sandbox.plugin import AgentSpec, Sandbox, Seeded, SweepSeeds
 from killswitch.secrets import MaterialStore
 from revokers.azure.graph import tls
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 RESOURCE_GROUP = "rg-agent-data"
+SECRETS = 2
+PROFILE_KEYS = (
+    "tenant_id",
+    "subscription_id",
+    "client_id",
+    "client_secret",
+    "authority",
+    "arm_url",
+    "graph_url",
+    "ca_cert",
+)
 
 
 @dataclass
@@ -84,6 +97,7 @@ def add_secret(
 
 
 def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) -> dict[str, Any]:
+    """The agent's service principal, its secrets, two role assignments; ids and refs."""
     principal = httpx.post(
         f"{azure.info['url']}/_sandbox/azure/service-principals",
         json={"displayName": f"{agent_id}-app", "tags": [f"agent-id={agent_id}", f"owner={owner}"]},
@@ -94,7 +108,7 @@ def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) ->
     arm = azure.arm(credential)
     try:
         token = credential.get_token("https://graph.microsoft.com/.default").token
-        secrets = [add_secret(azure, token, store, principal, agent_id) for _ in range(2)]
+        secrets = [add_secret(azure, token, store, principal, agent_id) for _ in range(SECRETS)]
         for scope, role in (
             (azure.subscription_scope, READER),
             (f"{azure.subscription_scope}/resourceGroups/{RESOURCE_GROUP}", BLOB_READER),
@@ -112,3 +126,31 @@ def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) ->
     finally:
         arm.close()
         credential.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Seeder:
+    """The Azure plug-in's seeding, as the kill switch's own app."""
+
+    azure: Azure
+    sandbox: Sandbox
+
+    def seed_agent(self, spec: AgentSpec, options: Mapping[str, Any]) -> Seeded:
+        """A service principal, its client secrets, assignments at two scopes (no options)."""
+        if options:
+            raise TypeError(f"no Azure seeding options: {sorted(options)}")
+        seed_agent(self.azure, self.sandbox.store, spec.id, spec.owner)
+        return Seeded(SECRETS, 2)
+
+    def seed_sweep(self) -> SweepSeeds:
+        """Nothing: the sweep's Azure findings are the retired agent's principal."""
+        return SweepSeeds()
+
+    def profile(self) -> Mapping[str, Any]:
+        """`azure`: tenant, subscription, the kill switch's app, endpoints and the CA."""
+        # The stand-in applies changes at once: a short settle window keeps the rule honest.
+        return {"azure": {**{k: self.azure.info[k] for k in PROFILE_KEYS}, "settle_s": 0.5}}
+
+    def status(self) -> Mapping[str, Any]:
+        """`providers.azure`: everything the stand-in describes of itself."""
+        return {"azure": dict(self.azure.info)}

@@ -1,8 +1,8 @@
 """GCP stand-in: a gRPC server registering `google.iam.admin.v1.IAM` (service accounts and
 their keys) and `google.cloud.resourcemanager.v3.Projects` (the project's IAM policy), with
 the request and response types that ship in google-cloud-iam and
-google-cloud-resource-manager; and the OAuth2 token endpoint (served by the SaaS app at
-`/gcp/token`) that checks a key's RS256 JWT assertion against its public key.
+google-cloud-resource-manager.
+The OAuth2 token endpoint lives in `token.py`.
 
 Errors as Google's: gRPC NOT_FOUND with "… does not exist.", ABORTED on a stale policy etag,
 and `invalid_grant` from the token endpoint for a disabled or deleted key or account.
@@ -11,121 +11,24 @@ Weaker than GCP: no caller authentication on the gRPC side (anyone on loopback m
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
 
 import grpc
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import iam_admin_v1 as iam
 from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
-PROJECT = "killswitch-sandbox"
+from killswitch.sandbox.gcp.state import PROJECT, Account, GcpState, Key
+
 T = TypeVar("T")
-
-
-@dataclass
-class Key:
-    id: str
-    public_pem: bytes
-    created: float
-    disabled: bool = False
-
-
-@dataclass
-class Account:
-    email: str
-    unique_id: str
-    display_name: str
-    description: str
-    disabled: bool = False
-    keys: dict[str, Key] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"projects/{PROJECT}/serviceAccounts/{self.email}"
-
-    def message(self) -> iam.ServiceAccount:
-        return iam.ServiceAccount(
-            name=self.name,
-            project_id=PROJECT,
-            unique_id=self.unique_id,
-            email=self.email,
-            display_name=self.display_name,
-            description=self.description,
-            oauth2_client_id=self.unique_id,
-            disabled=self.disabled,
-            etag=hashlib.sha256(f"{self.email}{self.disabled}".encode()).digest()[:8],
-        )
-
-    def key_message(self, key: Key, private: bytes = b"") -> iam.ServiceAccountKey:
-        created = timestamp_pb2.Timestamp(seconds=int(key.created))
-        return iam.ServiceAccountKey(
-            name=f"{self.name}/keys/{key.id}",
-            private_key_type=iam.ServiceAccountPrivateKeyType.TYPE_GOOGLE_CREDENTIALS_FILE
-            if private
-            else iam.ServiceAccountPrivateKeyType.TYPE_UNSPECIFIED,
-            key_algorithm=iam.ServiceAccountKeyAlgorithm.KEY_ALG_RSA_2048,
-            private_key_data=private,
-            public_key_data=key.public_pem,
-            valid_after_time=created,
-            valid_before_time=timestamp_pb2.Timestamp(seconds=253402300799),
-            key_origin=iam.ServiceAccountKeyOrigin.GOOGLE_PROVIDED,
-            key_type=iam.ListServiceAccountKeysRequest.KeyType.USER_MANAGED,
-            disabled=key.disabled,
-        )
-
-
-class GcpState:
-    """Service accounts, keys and the project's IAM policy, behind one lock."""
-
-    def __init__(self, token_uri: str = "") -> None:
-        self.lock = threading.Lock()
-        self.accounts: dict[str, Account] = {}
-        self.policy = policy_pb2.Policy(version=1, etag=b"\x00")
-        self.token_uri = token_uri
-
-    def reset(self) -> None:
-        with self.lock:
-            self.accounts.clear()
-            self.policy = policy_pb2.Policy(version=1, etag=b"\x00")
-
-    def account(self, name: str) -> Account:
-        """`projects/{p|-}/serviceAccounts/{email or unique id}`; NOT_FOUND otherwise."""
-        ident = name.rsplit("/", 1)[-1]
-        for account in self.accounts.values():
-            if ident in (account.email, account.unique_id):
-                return account
-        raise LookupError(f"Service account {name} does not exist.")
-
-    def key(self, name: str) -> tuple[Account, Key]:
-        account_name, _, key_id = name.partition("/keys/")
-        try:
-            account = self.account(account_name)
-        except LookupError:
-            raise LookupError(f"Service account key {name} does not exist.") from None
-        key = account.keys.get(key_id)
-        if key is None:
-            raise LookupError(f"Service account key {name} does not exist.")
-        return account, key
-
-    def by_key_id(self, key_id: str) -> tuple[Account, Key] | None:
-        with self.lock:
-            for account in self.accounts.values():
-                if key_id in account.keys:
-                    return account, account.keys[key_id]
-        return None
 
 
 class IamService:
@@ -416,56 +319,3 @@ class GcpServer:
 
     def stop(self) -> None:
         self.server.stop(grace=1)
-
-
-def _b64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
-def token_exchange(state: GcpState, body: bytes) -> tuple[int, dict[str, Any]]:
-    """POST /token (jwt-bearer): check the assertion's RS256 signature with the key's public
-    key, then the key's and the account's state; Google's answer shapes."""
-
-    def refused(description: str) -> tuple[int, dict[str, Any]]:
-        return 400, {"error": "invalid_grant", "error_description": description}
-
-    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-    if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-        return 400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}
-    try:
-        head, claims_part, signature = form["assertion"].split(".")
-        header = json.loads(_b64(head))
-        claims = json.loads(_b64(claims_part))
-    except (KeyError, ValueError):
-        return refused(
-            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe"
-        )
-    found = state.by_key_id(str(header.get("kid", "")))
-    if found is None:
-        return refused("Invalid JWT Signature.")
-    account, key = found
-    public = serialization.load_pem_public_key(key.public_pem)
-    try:
-        if not isinstance(public, rsa.RSAPublicKey):
-            return refused("Invalid JWT Signature.")
-        public.verify(
-            _b64(signature), f"{head}.{claims_part}".encode(), padding.PKCS1v15(), hashes.SHA256()
-        )
-    except InvalidSignature:
-        return refused("Invalid JWT Signature.")
-    now = time.time()
-    if claims.get("iss") != account.email or not (
-        now - 300 <= float(claims.get("exp", 0)) <= now + 3900
-    ):
-        return refused(
-            "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe"
-        )
-    if key.disabled:
-        return refused("Invalid JWT Signature.")
-    if account.disabled:
-        return refused("Invalid grant: account not found")
-    return 200, {
-        "access_token": "ya29.sandbox-" + secrets.token_urlsafe(32),
-        "expires_in": 3599,
-        "token_type": "Bearer",
-    }

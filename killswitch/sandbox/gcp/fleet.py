@@ -6,12 +6,14 @@ probe-material stores."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from google.cloud import iam_admin_v1
 
-from killswitch.sandbox.gcp import PROJECT
+from killswitch.sandbox.gcp.state import PROJECT
+from killswitch.sandbox.plugin import AgentSpec, Sandbox, Seeded, SweepSeeds
 from killswitch.secrets import MaterialStore
 from revokers.gcp.client import Clients
 from revokers.gcp.settings import GcpSettings
@@ -23,6 +25,8 @@ CI_ROLE = "roles/artifactregistry.reader"
 
 @dataclass
 class Gcp:
+    """The gRPC stand-in's address and project (seeding and tests open clients on it)."""
+
     grpc_target: str
     project: str = PROJECT
 
@@ -31,6 +35,7 @@ class Gcp:
 
 
 def account_id(agent_id: str, suffix: str = "sa") -> str:
+    """The service account id of an agent's account (GCP allows 30 characters)."""
     return f"{agent_id[: 29 - len(suffix)]}-{suffix}"
 
 
@@ -49,6 +54,7 @@ def add_key(clients: Clients, store: MaterialStore, email: str, agent_id: str) -
 
 
 def bind(clients: Clients, role: str, member: str) -> None:
+    """Add `member` to `role` in the project's allow policy (etag read-modify-write)."""
     resource = f"projects/{PROJECT}"
     for _ in range(5):  # etag conflicts between concurrent seeders: read again
         policy = clients.projects.get_iam_policy(request={"resource": resource})
@@ -66,11 +72,15 @@ def bind(clients: Clients, role: str, member: str) -> None:
                 raise
 
 
+ACCOUNTS = (("sa", 2, (OWN_ROLE, SHARED_ROLE)), ("ci", 1, (CI_ROLE,)))  # suffix, keys, roles
+
+
 def seed_agent(gcp: Gcp, store: MaterialStore, agent_id: str, owner: str) -> dict[str, Any]:
+    """The agent's two service accounts, their keys and bindings; account email -> key refs."""
     clients = gcp.clients()
     try:
         minted: dict[str, Any] = {}
-        for suffix, keys, roles in (("sa", 2, (OWN_ROLE, SHARED_ROLE)), ("ci", 1, (CI_ROLE,))):
+        for suffix, keys, roles in ACCOUNTS:
             account = clients.iam.create_service_account(
                 request={
                     "name": f"projects/{PROJECT}",
@@ -89,3 +99,39 @@ def seed_agent(gcp: Gcp, store: MaterialStore, agent_id: str, owner: str) -> dic
         return minted
     finally:
         clients.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Seeder:
+    """The GCP plug-in's seeding (the stand-in asks no caller identity)."""
+
+    gcp: Gcp
+    sandbox: Sandbox
+
+    def seed_agent(self, spec: AgentSpec, options: Mapping[str, Any]) -> Seeded:
+        """Two service accounts with keys and bindings (no options)."""
+        if options:
+            raise TypeError(f"no GCP seeding options: {sorted(options)}")
+        seed_agent(self.gcp, self.sandbox.store, spec.id, spec.owner)
+        return Seeded(
+            sum(keys for _, keys, _ in ACCOUNTS), sum(len(roles) for _, _, roles in ACCOUNTS)
+        )
+
+    def seed_sweep(self) -> SweepSeeds:
+        """Nothing: the sweep's GCP findings are the retired agent's accounts."""
+        return SweepSeeds()
+
+    def profile(self) -> Mapping[str, Any]:
+        """`gcp`: the project and the gRPC target (direct: the proxy speaks HTTP/1.1)."""
+        # The stand-in applies changes at once: a short settle window keeps the rule honest.
+        return {
+            "gcp": {
+                "project": self.gcp.project,
+                "grpc_target": self.gcp.grpc_target,
+                "settle_s": 0.5,
+            }
+        }
+
+    def status(self) -> Mapping[str, Any]:
+        """`providers.gcp`: the stand-in's endpoints (gRPC target, token URI, project)."""
+        return {"gcp": dict(self.sandbox.stand_ins["gcp"])}

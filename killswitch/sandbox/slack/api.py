@@ -1,4 +1,6 @@
-"""Slack Web API stand-in: auth.revoke, auth.test, chat.postMessage, chat.update.
+"""Slack Web API stand-in, on the shared HTTP app: auth.revoke, auth.test, chat.postMessage,
+chat.update, usergroups.users.list; and, sandbox only, the messages it received
+(`GET /_sandbox/slack/messages`) and its user groups (`POST /_sandbox/slack/usergroups`).
 
 Slack answers HTTP 200 with `{"ok": false, "error": ...}` for a bad token, and 429 with
 `Retry-After` and `"error": "ratelimited"` when throttling.
@@ -7,6 +9,7 @@ Slack answers HTTP 200 with `{"ok": false, "error": ...}` for a bad token, and 4
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,14 +18,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from killswitch.sandbox.saas.state import State, Token, rand
+from killswitch.sandbox.tokens import Token, Tokens, rand
 
 
-def mint(state: State, owner: str, kind: str = "slack.bot-token") -> Token:
+class Board:
+    """What Slack remembers besides tokens: the messages posted, the user groups."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[dict[str, Any]] = []
+        self.usergroups: dict[str, list[str]] = {}
+
+    def clear(self) -> None:
+        """Forget the messages (the user groups are the workspace's, not the fleet's)."""
+        with self.lock:
+            self.messages.clear()
+
+
+def mint(tokens: Tokens, owner: str, kind: str = "slack.bot-token") -> Token:
+    """A bot (`xoxb-`) or user (`xoxp-`) token of a fresh team."""
     team, bot, user = "T0" + rand(9).upper(), "B0" + rand(9).upper(), "U0" + rand(9).upper()
     prefix = "xoxb" if kind == "slack.bot-token" else "xoxp"
     secret = f"{prefix}-{rand(12, '0123456789')}-{rand(13, '0123456789')}-{rand(24)}"
-    return state.add(
+    return tokens.add(
         Token(
             "slack",
             kind,
@@ -49,9 +67,11 @@ async def _token(request: Request) -> tuple[str | None, dict[str, Any]]:
     return (str(token) if token else None), form
 
 
-def routes(state: State) -> list[Route]:
+def routes(tokens: Tokens, board: Board) -> list[Route]:
+    """The Web API methods, and the sandbox-only view of what was posted."""
+
     def limited() -> JSONResponse | None:
-        fault = state.fault("slack")
+        fault = tokens.fault("slack")
         if fault is None:
             return None
         headers = {"Retry-After": str(int(fault.retry_after or 1))} if fault.status == 429 else {}
@@ -71,7 +91,7 @@ def routes(state: State) -> list[Route]:
         if (fault := limited()) is not None:
             return fault
         raw, _ = await _token(request)
-        token = state.by_secret(raw)
+        token = tokens.by_secret(raw)
         if (error := auth_error(token, raw)) is not None:
             return error
         assert token is not None  # noqa: S101
@@ -92,7 +112,7 @@ def routes(state: State) -> list[Route]:
         if (fault := limited()) is not None:
             return fault
         raw, form = await _token(request)
-        token = state.by_secret(raw)
+        token = tokens.by_secret(raw)
         if (error := auth_error(token, raw)) is not None:
             return error
         assert token is not None  # noqa: S101
@@ -105,7 +125,7 @@ def routes(state: State) -> list[Route]:
         if (fault := limited()) is not None:
             return fault
         raw, form = await _token(request)
-        token = state.by_secret(raw)
+        token = tokens.by_secret(raw)
         if (error := auth_error(token, raw)) is not None:
             return error
         method = request.url.path.rsplit("/", 1)[-1]
@@ -121,8 +141,8 @@ def routes(state: State) -> list[Route]:
             "user": form.get("user"),
             "token_owner": token.owner if token else None,
         }
-        with state.lock:
-            state.messages.append(message)
+        with board.lock:
+            board.messages.append(message)
         return JSONResponse(
             {
                 "ok": True,
@@ -136,17 +156,29 @@ def routes(state: State) -> list[Route]:
         if (fault := limited()) is not None:
             return fault
         raw, form = await _token(request)
-        token = state.by_secret(raw)
+        token = tokens.by_secret(raw)
         if (error := auth_error(token, raw)) is not None:
             return error
         group = str(form.get("usergroup") or request.query_params.get("usergroup", ""))
-        with state.lock:
-            members = state.usergroups.get(group)
+        with board.lock:
+            members = board.usergroups.get(group)
         if members is None:
             return JSONResponse({"ok": False, "error": "no_such_subteam"})
         return JSONResponse({"ok": True, "users": list(members)})
 
+    async def messages(request: Request) -> JSONResponse:
+        with board.lock:
+            return JSONResponse(list(board.messages))
+
+    async def usergroups(request: Request) -> JSONResponse:
+        body = await request.json()
+        with board.lock:
+            board.usergroups.update(body)
+        return JSONResponse({"ok": True})
+
     return [
+        Route("/_sandbox/slack/messages", messages, methods=["GET"]),
+        Route("/_sandbox/slack/usergroups", usergroups, methods=["POST"]),
         Route("/slack/api/usergroups.users.list", usergroup_members, methods=["POST", "GET"]),
         Route("/slack/api/auth.test", auth_test, methods=["POST", "GET"]),
         Route("/slack/api/auth.revoke", auth_revoke, methods=["POST", "GET"]),

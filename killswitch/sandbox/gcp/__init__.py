@@ -1,0 +1,78 @@
+"""GCP's sandbox plug-in: a gRPC server for `google.iam.admin.v1.IAM` and the project's IAM
+policy (direct: the fault proxy speaks HTTP/1.1 only), and Google's token endpoint on the
+shared HTTP app (through its proxy, like every HTTP call); per agent two service accounts
+with keys and bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from killswitch.sandbox.http import PROXY
+from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
+
+if TYPE_CHECKING:
+    from killswitch.sandbox.gcp.fleet import Seeder
+    from killswitch.secrets import MaterialStore
+
+
+@dataclass(frozen=True, slots=True)
+class GcpStandIn:
+    """The gRPC stand-in (`stand_ins.gcp`); only its token endpoint sits behind a proxy."""
+
+    fault_target: str | None = PROXY
+
+    def serve(self, host: Host) -> Hosted:
+        """Start the gRPC server; the token endpoint joins the shared app at `/gcp/token`."""
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        from killswitch.sandbox.gcp.services import GcpServer
+        from killswitch.sandbox.gcp.state import PROJECT, GcpState
+        from killswitch.sandbox.gcp.token import token_exchange
+
+        # Key files name this token endpoint: through the fault proxy, like every HTTP call.
+        state = GcpState(token_uri=f"{host.http_proxied}/gcp/token")
+        server = GcpServer(state)
+        server.start()
+
+        async def token(request: Request) -> JSONResponse:
+            """Google's OAuth2 token endpoint for service-account keys (jwt-bearer grant)."""
+            status, body = token_exchange(state, await request.body())
+            return JSONResponse(body, status_code=status)
+
+        return Hosted(
+            stand_ins={
+                "gcp": {
+                    "grpc_target": f"127.0.0.1:{server.port}",
+                    "token_uri": state.token_uri,
+                    "project": PROJECT,
+                }
+            },
+            routes=[Route("/gcp/token", token, methods=["POST"])],
+            reset=state.reset,
+            stop=server.stop,
+        )
+
+    def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:
+        """None."""
+        return {}
+
+    def bootstrap(self, sandbox: Sandbox) -> Seeder:
+        """Nothing to prepare: the project exists, the stand-in asks no caller identity."""
+        from killswitch.sandbox.gcp import fleet
+
+        info = sandbox.stand_ins["gcp"]
+        return fleet.Seeder(fleet.Gcp(info["grpc_target"], info["project"]), sandbox)
+
+    def attach(self, sandbox: Sandbox, providers: Mapping[str, Any]) -> Seeder:
+        """From `providers.gcp`."""
+        from killswitch.sandbox.gcp import fleet
+
+        info = providers["gcp"]
+        return fleet.Seeder(fleet.Gcp(info["grpc_target"], info["project"]), sandbox)
+
+
+STAND_IN: StandIn = GcpStandIn()
