@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 from killswitch.codec import action_from_dict, action_to_dict
@@ -120,8 +120,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _record(item: Agent | Credential | Grant) -> dict[str, Any]:
+    """A frozen model as JSON values: datetimes as ISO strings, enums as their values."""
+    return {
+        f.name: v.isoformat() if isinstance(v, datetime) else v.value if isinstance(v, Enum) else v
+        for f in fields(item)
+        for v in [getattr(item, f.name)]
+    }
 
 
 def _when(value: Any) -> datetime | None:
@@ -146,28 +151,13 @@ def _request_from_dict(data: Mapping[str, Any]) -> Request:
 
 def plan_to_record(plan: Plan) -> dict[str, Any]:
     """Everything in a plan, losslessly (the `--json` shape is `codec.plan_to_dict`)."""
-    agent = plan.agent
     return {
         "run_id": plan.run_id,
-        "agent": {
-            "id": agent.id,
-            "owner": agent.owner,
-            "status": agent.status.value,
-            "purpose": agent.purpose,
-            "environment": agent.environment,
-            "expires_at": _iso(agent.expires_at),
-        },
+        "agent": _record(plan.agent),
         "target": plan.target,
         "created_at": plan.created_at.isoformat(),
-        "credentials": [
-            {
-                **{k: v for k, v in asdict(c).items() if k not in ("created_at", "last_used_at")},
-                "created_at": _iso(c.created_at),
-                "last_used_at": _iso(c.last_used_at),
-            }
-            for c in plan.credentials
-        ],
-        "grants": [asdict(g) for g in plan.grants],
+        "credentials": [_record(c) for c in plan.credentials],
+        "grants": [_record(g) for g in plan.grants],
         "actions": [action_to_dict(a) for a in plan.actions],
         "protected_skipped": list(plan.protected_skipped),
         "errors": list(plan.errors),
@@ -175,33 +165,30 @@ def plan_to_record(plan: Plan) -> dict[str, Any]:
 
 
 def plan_from_record(data: Mapping[str, Any]) -> Plan:
-    agent = data["agent"]
+    """The plan `plan_to_record` wrote."""
+    agent = dict(data["agent"])
     return Plan(
         run_id=str(data["run_id"]),
         agent=Agent(
-            id=str(agent["id"]),
-            owner=str(agent["owner"]),
-            status=AgentStatus(agent["status"]),
-            purpose=str(agent["purpose"]),
-            environment=str(agent["environment"]),
-            expires_at=_when(agent["expires_at"]),
+            **{
+                **agent,
+                "status": AgentStatus(agent["status"]),
+                "expires_at": _when(agent["expires_at"]),
+            }
         ),
         target=str(data["target"]),
         created_at=datetime.fromisoformat(str(data["created_at"])),
         credentials=tuple(
             Credential(
-                provider=str(c["provider"]),
-                kind=str(c["kind"]),
-                ref=str(c["ref"]),
-                principal=str(c["principal"]),
-                agent_id=str(c["agent_id"]),
-                state=str(c["state"]),
-                created_at=_when(c["created_at"]),
-                last_used_at=_when(c["last_used_at"]),
+                **{
+                    **c,
+                    "created_at": _when(c["created_at"]),
+                    "last_used_at": _when(c["last_used_at"]),
+                }
             )
             for c in data["credentials"]
         ),
-        grants=tuple(Grant(**{k: str(v) for k, v in g.items()}) for g in data["grants"]),
+        grants=tuple(Grant(**g) for g in data["grants"]),
         actions=tuple(action_from_dict(a) for a in data["actions"]),
         protected_skipped=tuple(str(s) for s in data["protected_skipped"]),
         errors=tuple(str(e) for e in data["errors"]),

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model
 
 
 class ProviderSettings(BaseModel):
@@ -31,6 +31,17 @@ class HttpProviderSettings(ProviderSettings):
     timeout_s: float = 10.0
     max_workers: int = Field(16, ge=1, le=128)
     verify: bool | str = True
+
+
+def http_plugin(name: str, revoker: str, base_url: str) -> Plugin:
+    """The plug-in of a token provider reached over HTTPS: settings with its real API root."""
+    settings = create_model(
+        f"{name.capitalize()}Settings",
+        __base__=HttpProviderSettings,
+        __doc__=f"Where the {name} API is (set `base_url` only to reach a proxy).",
+        base_url=(str, Field(base_url, description="the API root")),
+    )
+    return Plugin(name, settings, revoker, stand_in=f"killswitch.sandbox.{name}")
 
 
 def load(path: str) -> Any:
