@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from killswitch.errors import ConfigurationError
 from killswitch.execution import Timing
 from killswitch.inventory import Inventory
-from killswitch.ledger import Ledger, ledger_key_from
+from killswitch.ledger import Ledger, open_ledger
 from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
 from killswitch.settings import Settings
 from revokers.base import Revoker, build
@@ -36,11 +36,10 @@ class Runtime:
                 sources.append(VaultKvSource(settings.vault))
             elif name != "keyring":
                 raise ConfigurationError(f"unknown secret source {name!r} (vault, keyring)")
-        key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
         return cls(
             settings=settings,
-            inventory=Inventory(settings.inventory_file),
-            ledger=Ledger(settings.ledger_file, ledger_key_from(key)),
+            inventory=Inventory(settings.inventory_file, private=settings.target != "sandbox"),
+            ledger=open_ledger(settings),
             secrets=ChainedSource(sources),
             revokers=build(list(settings.providers if providers is None else providers), settings),
         )

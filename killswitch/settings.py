@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from killswitch.anchors import AnchorSettings
 from killswitch.errors import ConfigurationError
 
 DEFAULT_PROTECTED_AGENTS = ("killswitch", "breakglass")
@@ -219,6 +220,7 @@ class Settings(BaseSettings):
     ledger_key: SecretStr | None = Field(
         None, description="HMAC key of the ledger chain; default: a 0600 file beside the ledger"
     )
+    ledger_anchors: AnchorSettings = AnchorSettings()
     keyring_path: Path | None = Field(None, description="a local probe-material file")
     secret_sources: tuple[str, ...] = Field(
         ("keyring",), description="where probe material is read, in order: 'vault', 'keyring'"

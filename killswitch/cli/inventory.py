@@ -157,7 +157,7 @@ def list_(
 
     with errors_handled(as_json):
         settings = load_settings()
-        inventory = Inventory(settings.inventory_file)
+        inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
         agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
         if agent is not None and not agents:
             raise UnknownAgentError(f"agent {agent!r} is not in the inventory")
