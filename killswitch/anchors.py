@@ -300,15 +300,13 @@ class S3Anchor:
                 key=lambda v: (v.get("Key", ""), not v.get("IsLatest", False)),
             )
             for version in versions:
-                body = (
-                    self._s3()
-                    .get_object(
-                        Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"]
-                    )["Body"]
-                    .read(MAX_RECORD + 1)
+                got = self._s3().get_object(
+                    Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"]
                 )
-                point = Checkpoint.parse(body)
+                point = Checkpoint.parse(got["Body"].read(MAX_RECORD + 1))
                 if point is not None and genuine(point):
+                    if got.get("ObjectLockMode") != "COMPLIANCE":
+                        problems.append(f"{version['Key']} is not under a COMPLIANCE lock")
                     return point, problems
                 problems.append(f"{version['Key']} does not match its HMAC (forged?)")
         except Exception as exc:
