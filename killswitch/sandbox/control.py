@@ -150,6 +150,7 @@ def _profile(
         "target": "sandbox",
         "inventory_path": str(paths.inventory),
         "ledger_path": str(paths.ledger),
+        "ledger_anchors": {"stream_path": str(paths.root / "ledger-anchors.jsonl")},
         "keyring_path": str(paths.keyring),
         "secret_sources": ["vault", "keyring"],
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),
