@@ -18,7 +18,7 @@ import yaml
 from killswitch.errors import RefusedError
 
 MAX_BYTES = 5 * 1024 * 1024
-MAX_NODES = 500_000
+MAX_NODES = 1_000_000
 MAX_DEPTH = 32  # a fleet file nests five deep; libyaml's composer recurses in C
 SAFE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,39}$")
 _LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -65,12 +65,13 @@ def compose(text: str, path: Path) -> yaml.Node | None:
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
+                continue
             elif isinstance(event, yaml.AliasEvent):
                 raise FleetFileError(
                     f"{path}:{_line(event)}: YAML aliases (*name) are not accepted "
                     "in a fleet file; write the value out"
                 )
-            count += 1
+            count += isinstance(event, yaml.NodeEvent)
             if count > MAX_NODES:
                 raise FleetFileError(f"{path}: more than {MAX_NODES} YAML nodes; refused")
         node: yaml.Node | None = yaml.compose(text, Loader=_LOADER)

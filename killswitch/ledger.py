@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ from killswitch.ledger_key import LedgerKeyError, create_key, ledger_key_from, l
 if TYPE_CHECKING:
     from killswitch.settings import Settings
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 _FIELDS = ("run_id", "actor", "trigger", "agent", "provider", "credential", "action", "outcome")
 
@@ -160,6 +162,7 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.head_file.close()
 
     def _head_says(self) -> str:
         try:
@@ -231,7 +234,10 @@ class Ledger:
                 raise
             # After the commit: a crash in between leaves the file behind the ledger, which
             # verify accepts; it never claims an entry that was not committed.
-            self.head_file.write(self._seal(seq, prev))
+            try:
+                self.head_file.write(self._seal(seq, prev))
+            except AnchorError as exc:  # the entries are committed: say so, do not fail
+                log.warning("%s", exc.message)
         return seqs
 
     def anchor(self) -> Anchored:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from re import Pattern
 from typing import TYPE_CHECKING
 
@@ -42,8 +42,11 @@ NOT_SECRETS = (
 )
 
 
+_SCOPED = (("i", re.IGNORECASE), ("s", re.DOTALL), ("x", re.VERBOSE))
+
+
 @cache
-def _detectors() -> tuple[list[Pattern[str]], Base64HighEntropyString]:
+def _detectors() -> tuple[Pattern[str], Base64HighEntropyString]:
     """detect-secrets' regex plugins (their patterns only: no baseline, no git, no network)."""
     from detect_secrets.plugins.artifactory import ArtifactoryDetector
     from detect_secrets.plugins.aws import AWSKeyDetector
@@ -87,13 +90,20 @@ def _detectors() -> tuple[list[Pattern[str]], Base64HighEntropyString]:
         TelegramBotTokenDetector,
         TwilioKeyDetector,
     )
-    patterns: list[Pattern[str]] = []
+    alternatives: list[str] = []
     for plugin in plugins:
         denylist: Iterable[Pattern[str]] = plugin.denylist
-        patterns.extend(p for p in denylist if p.pattern not in NOT_SECRETS)
-    return patterns, Base64HighEntropyString(limit=HIGH_ENTROPY_LIMIT)
+        for pattern in denylist:
+            if pattern.pattern in NOT_SECRETS:
+                continue
+            flags = "".join(f for f, bit in _SCOPED if pattern.flags & bit)
+            alternatives.append(f"(?{flags}:{pattern.pattern})" if flags else pattern.pattern)
+    # One alternation, searched once per value (thirty-odd searches cost 20 s on 5 MiB).
+    combined = re.compile("|".join(f"(?:{a})" for a in alternatives))
+    return combined, Base64HighEntropyString(limit=HIGH_ENTROPY_LIMIT)
 
 
+@lru_cache(maxsize=8192)
 def looks_secret(value: str) -> bool:
     """True when `value` holds something shaped like secret material anywhere in it."""
     if not value or not value.strip():
@@ -103,7 +113,7 @@ def looks_secret(value: str) -> bool:
     patterns, plugin = _detectors()
     charset = set(plugin.charset)
     entropy = plugin.calculate_shannon_entropy
-    if any(p.search(value) for p in patterns):
+    if patterns.search(value):
         return True
     for token in TOKEN_SPLIT.split(value):
         if len(token) == 40 and AWS_SECRET.match(token) and re.fullmatch(r"[A-Za-z0-9/+]+", token):
