@@ -53,7 +53,9 @@ class AnchorSettings(BaseModel):
     s3_retention_days: int = Field(
         400, ge=1, description="COMPLIANCE retention of each checkpoint (longer than an audit)"
     )
-    timeout_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(
+        3.0, gt=0, description="per S3 request; anchoring runs after a run's closing entry"
+    )
 
 
 class AnchorError(KillSwitchError):
@@ -268,7 +270,7 @@ class S3Anchor:
                 config=Config(
                     connect_timeout=s.timeout_s,
                     read_timeout=s.timeout_s,
-                    retries={"max_attempts": 2, "mode": "standard"},
+                    retries={"max_attempts": 2, "mode": "standard"},  # one retry, bounded,
                 ),
             )
         return self._client

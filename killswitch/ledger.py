@@ -23,7 +23,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from killswitch.anchors import (
     Anchor,
@@ -34,11 +34,8 @@ from killswitch.anchors import (
     judge,
     seal_payload,
 )
-from killswitch.errors import KillSwitchError
-from killswitch.ledger_key import LedgerKeyError, create_key, ledger_key_from, load_key
-
-if TYPE_CHECKING:
-    from killswitch.settings import Settings
+from killswitch.ledger_key import LedgerKeyError, LedgerMissingError, create_key, load_key
+from killswitch.ledger_key import ledger_key_from as ledger_key_from  # (where it was)
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -95,14 +92,6 @@ class Verification:
     problems: tuple[str, ...]
     unchecked: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-
-
-class LedgerMissingError(KillSwitchError):
-    code = "ledger-missing"
-    remediation = (
-        "Check --ledger or settings.ledger_path. If a ledger existed there, its loss is an "
-        "incident: restore it from backup and verify it; never start a new one in its place."
-    )
 
 
 def _canonical(seq: int, ts: str, values: Mapping[str, str], detail: str, prev: str) -> bytes:
@@ -279,10 +268,17 @@ class Ledger:
             query += " WHERE " + " AND ".join(clauses)
         with closing(self._connect()) as db:  # its own: a reader may take its time
             db.row_factory = sqlite3.Row
-            for row in db.execute(query + " ORDER BY seq", args):
-                item = dict(row)
-                item["detail"] = json.loads(item["detail"])
-                yield item
+            try:
+                for row in db.execute(query + " ORDER BY seq", args):
+                    item = dict(row)
+                    item["detail"] = json.loads(item["detail"])
+                    yield item
+            except sqlite3.DatabaseError as exc:
+                raise LedgerMissingError(
+                    f"cannot read the entries of {self.path} ({exc})",
+                    remediation="Run `killswitch audit verify`: the ledger was tampered with "
+                    "or is not a ledger.",
+                ) from exc
 
     def export_jsonl(self, out: TextIO) -> int:
         count = 0
@@ -396,17 +392,3 @@ class Ledger:
         if not problems:
             self._verified = (last, prev) if last else None
         return Verification(not problems, count + after, tuple(problems)), hashes
-
-
-def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = True) -> Ledger:
-    """The configured ledger with its key and anchors (private files outside the sandbox)."""
-    from killswitch.anchors import build_anchors
-
-    key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
-    return Ledger(
-        path or settings.ledger_file,
-        ledger_key_from(key),
-        anchors=build_anchors(settings.ledger_anchors),
-        private=settings.target != "sandbox",
-        create=create,
-    )

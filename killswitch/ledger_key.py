@@ -1,12 +1,18 @@
-"""The ledger's HMAC key: read it, or make it for a brand-new ledger — never silently again."""
+"""Opening a ledger: its HMAC key (read, or made for a brand-new ledger — never silently
+again), the errors of a missing ledger or key, and the configured ledger with its anchors."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from killswitch.errors import KillSwitchError
+
+if TYPE_CHECKING:
+    from killswitch.ledger import Ledger
+    from killswitch.settings import Settings
 
 MIN_KEY_BYTES = 16
 
@@ -16,6 +22,14 @@ class LedgerKeyError(KillSwitchError):
     remediation = (
         "Restore the ledger's HMAC key (the 0600 `<ledger>.key` file, or KILLSWITCH_LEDGER_KEY) "
         "from where it is backed up; a new key would make every existing entry unverifiable."
+    )
+
+
+class LedgerMissingError(KillSwitchError):
+    code = "ledger-missing"
+    remediation = (
+        "Check --ledger or settings.ledger_path. If a ledger existed there, its loss is an "
+        "incident: restore it from backup and verify it; never start a new one in its place."
     )
 
 
@@ -62,3 +76,18 @@ def ledger_key_from(value: str | None) -> bytes | None:
         return bytes.fromhex(value)
     except ValueError:
         return value.encode()
+
+
+def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = True) -> Ledger:
+    """The configured ledger with its key and anchors (private files outside the sandbox)."""
+    from killswitch.anchors import build_anchors
+    from killswitch.ledger import Ledger
+
+    key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    return Ledger(
+        path or settings.ledger_file,
+        ledger_key_from(key),
+        anchors=build_anchors(settings.ledger_anchors),
+        private=settings.target != "sandbox",
+        create=create,
+    )

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from killswitch.errors import ConfigurationError
 from killswitch.execution import Timing
 from killswitch.inventory import Inventory
-from killswitch.ledger import Ledger, open_ledger
+from killswitch.ledger import Ledger
+from killswitch.ledger_key import open_ledger
 from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
 from killswitch.settings import Settings
 from revokers.base import Revoker, build

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from killswitch.cli.common import EXIT_FAILED, EXIT_OK, emit_json, errors_handled, out
 from killswitch.errors import ConfigurationError
-from killswitch.ledger import Ledger, open_ledger
+from killswitch.ledger import Ledger
+from killswitch.ledger_key import open_ledger
 from killswitch.settings import load_settings
 
 app = typer.Typer(

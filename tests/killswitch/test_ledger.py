@@ -192,6 +192,8 @@ def test_an_emptied_ledger_or_dropped_tables_are_not_intact(
     done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+    shown = run_cli(tmp_path / "home", "audit", "show", "--ledger", str(ledger.path))
+    assert shown.returncode in (0, 3) and "Traceback" not in shown.stderr
 
 
 def test_verify_of_a_missing_ledger_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
@@ -215,7 +217,7 @@ def test_a_deleted_ledger_file_is_an_error_not_an_empty_intact_ledger(tmp_path: 
 
 
 def test_a_missing_key_is_never_regenerated(tmp_path: Path) -> None:
-    from killswitch.ledger import LedgerKeyError
+    from killswitch.ledger_key import LedgerKeyError
 
     ledger = filled(tmp_path)
     key_file = tmp_path / "ledger.db.key"
