@@ -152,6 +152,18 @@ def private_file(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_CREAT, 0o600)
 
 
+def sync_to_disk(path: Path) -> None:
+    """fsync a file if it exists (what a checkpoint vouches for must outlive a power loss)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class HeadFile:
     """The last checkpoint, beside the ledger (same trust as the database; cheap, local).
 

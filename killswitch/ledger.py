@@ -33,6 +33,7 @@ from killswitch.anchors import (
     HeadFile,
     judge,
     seal_payload,
+    sync_to_disk,
 )
 from killswitch.ledger_key import LedgerKeyError, LedgerMissingError, create_key, load_key
 from killswitch.ledger_key import ledger_key_from as ledger_key_from  # (where it was)
@@ -238,6 +239,9 @@ class Ledger:
             return Anchored(0, GENESIS, failed=(("ledger", "; ".join(checked.problems)),))
         if self._verified is None or not self.anchors:
             return Anchored(*(self._verified or (0, GENESIS)))
+        # Appends run with synchronous=NORMAL: a checkpoint that outlived its entries after
+        # a power loss would look like a rollback.
+        sync_to_disk(Path(f"{self.path}-wal"))
         point = self._seal(*self._verified)
         written: list[str] = []
         failed: list[tuple[str, str]] = []
