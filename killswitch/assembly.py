@@ -3,10 +3,12 @@ verdict; the agent's new state; the run closed in the ledger and the chain check
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from killswitch import progress
 from killswitch.models import (
     Action,
     AgentStatus,
@@ -26,6 +28,8 @@ from killswitch.plans import Plans
 from killswitch.recorder import Recorder
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def belongs(action: Action, credential: Credential) -> bool:
@@ -114,4 +118,13 @@ def assemble(
             total_s=round(report.timings.total_s, 4),
         )
         Plans(runtime.inventory).finish(request.run_id)
-    return replace(report, ledger_verified=runtime.ledger.verify_new().ok)
+    if dry:
+        return replace(report, ledger_verified=runtime.ledger.verify_new().ok)
+    # The run's closing entry is in: checkpoint the head outside the database (a rollback
+    # of this run's entries is then visible to `audit verify`).
+    anchored = runtime.ledger.anchor()
+    broken = any(name == "ledger" for name, _ in anchored.failed)
+    for name, problem in anchored.failed:
+        log.warning("ledger anchor %s failed: %s", name, problem)
+        progress.emit("ledger", f"anchor {name} failed: {problem}", run_id=request.run_id)
+    return replace(report, ledger_verified=not broken)

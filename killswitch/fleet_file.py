@@ -1,15 +1,17 @@
 """`agents.yaml`: the declared fleet — agents with owner, purpose, environment, status,
 expiry, and their known credentials by reference (provider, kind, ref; never secrets).
 
-Parsed once at the edge by pydantic (`extra="forbid"`); every malformed entry is reported
-with its line, and nothing is written unless the whole file is valid.
+Parsed once at the edge by pydantic (`extra="forbid"`) after a bounded, alias-free read
+(killswitch/fleet_yaml.py); every malformed entry is reported with its line, no value from
+the file is echoed but a valid agent id, and nothing is written unless the whole file is
+valid. An import changes only what the file states: an agent's lifecycle status (and any
+field the file leaves out) stays as it is, and protected agents are refused outright.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
@@ -18,43 +20,40 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from killswitch.errors import RefusedError
+from killswitch.fleet_yaml import MAX_BYTES, FleetFileError, compose, construct, read, walk
+from killswitch.fleet_yaml import duplicate_keys as _duplicate_keys
+from killswitch.fleet_yaml import label as _label
 from killswitch.guards import validate_agent_id
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
+from killswitch.secret_shapes import looks_secret
 
-# What secret material looks like: a reference never does.
-SECRET_SHAPES = re.compile(
-    r"^(sk-|xox[abposr]-|ghp_|gho_|ghs_|github_pat_|hvs\.|s\.[A-Za-z0-9]{20,}|-----BEGIN)"
-    r"|^[A-Za-z0-9/+]{40}$"
+__all__ = ["MAX_BYTES", "AgentEntry", "Change", "FleetFileError", "Imported", "apply", "load"]
+NAME = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+REFERENCES_ONLY = (
+    "looks like secret material; declare the credential by reference (key id, accessor, "
+    "key id in the provider's console), never the secret"
 )
 
 
 class CredentialEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: str = Field(min_length=1)
-    kind: str = Field(min_length=1)
+    provider: str = Field(min_length=1, pattern=NAME)
+    kind: str = Field(min_length=1, pattern=NAME)
     ref: str = Field(min_length=1, max_length=512)
-
-    @field_validator("ref")
-    @classmethod
-    def _not_a_secret(cls, ref: str) -> str:
-        if SECRET_SHAPES.search(ref):
-            raise ValueError(
-                "looks like secret material; declare the credential by reference "
-                "(key id, accessor, key id in the provider's console), never the secret"
-            )
-        return ref
 
 
 class AgentEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    owner: str = Field(min_length=1, description="a team, or a Slack user id (U…)")
-    purpose: str = ""
-    environment: str = ""
-    status: Literal["active", "decommissioned"] = "active"
+    owner: str = Field(min_length=1, max_length=256, description="a team, or a Slack user id")
+    purpose: str = Field("", max_length=1024)
+    environment: str = Field("", max_length=64)
+    status: Literal["active", "decommissioned"] | None = Field(
+        None, description="only when stated does an import change an agent's lifecycle state"
+    )
     expires: date | datetime | None = None
     credentials: list[CredentialEntry] = Field(default_factory=list)
 
@@ -74,53 +73,65 @@ class FleetFile(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """What an import does to one agent: created, changed (field, old, new), or unchanged."""
+
+    agent: str
+    change: Literal["created", "changed", "unchanged"]
+    fields: tuple[tuple[str, str, str], ...] = ()
+    new_credentials: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Imported:
     agents: int
     credentials: int
     new_agents: tuple[str, ...]
+    changes: tuple[Change, ...] = ()
 
 
-class FleetFileError(RefusedError):
-    code = "invalid-fleet-file"
-    remediation = "Fix every line listed and import again; nothing was imported."
-
-
-def load(path: Path, kinds: Mapping[str, Sequence[str]]) -> list[AgentEntry]:
+def load(
+    path: Path, kinds: Mapping[str, Sequence[str]], *, protected: Sequence[str] = ()
+) -> list[AgentEntry]:
     """Parse and validate the whole file; `kinds` maps each provider to the credential kinds
-    it knows. Raises FleetFileError listing every problem with its line."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise FleetFileError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise FleetFileError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    it knows; an entry for a `protected` agent is refused. Raises FleetFileError listing
+    every problem with its line."""
+    root = compose(read(path), path)
+    problems = _duplicate_keys(root, path)
+    problems.extend(
+        f"{path}:{node.start_mark.line + 1}: {'.'.join(where) or 'key'}"
+        f"{' (a key)' if is_key else ''}: {REFERENCES_ONLY}"
+        for where, node, is_key in walk(root)
+        if isinstance(node, yaml.ScalarNode) and looks_secret(node.value)
+    )
+    data = construct(root, path)
     try:
         FleetFile.model_validate(data)
     except ValidationError as exc:
-        raise FleetFileError(
+        problems.append(
             f"{path}:1: expected a mapping with one key, `agents:` (a list of agents) — "
             + "; ".join(e["msg"] for e in exc.errors())
-        ) from exc
+        )
+        raise _refusal(path, problems) from exc
     nodes = _agent_nodes(root)
-    problems: list[str] = []
     entries: list[AgentEntry] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(data["agents"]):
         line = nodes[index].start_mark.line + 1 if index < len(nodes) else 0
-        label = raw.get("id", f"#{index + 1}") if isinstance(raw, dict) else f"#{index + 1}"
+        name = _agent_label(raw, index)
         try:
             entry = AgentEntry.model_validate(raw)
         except ValidationError as exc:
             for error in exc.errors():
-                field = ".".join(str(p) for p in error["loc"]) or "entry"
+                field = ".".join(_label(p) for p in error["loc"]) or "entry"
                 at = _line_of(nodes[index], error["loc"]) if index < len(nodes) else line
-                problems.append(f"{path}:{at}: agent {label!r}: {field}: {error['msg']}")
+                problems.append(f"{path}:{at}: agent {name}: {field}: {error['msg']}")
             continue
+        if entry.id in protected:
+            problems.append(
+                f"{path}:{line}: agent {entry.id!r} is protected: an import never touches it "
+                "(remove the entry; protected agents change only through change control)"
+            )
         if entry.id in seen:
             problems.append(
                 f"{path}:{line}: agent {entry.id!r} is declared twice (first at line "
@@ -129,7 +140,7 @@ def load(path: Path, kinds: Mapping[str, Sequence[str]]) -> list[AgentEntry]:
         seen.setdefault(entry.id, line)
         for i, credential in enumerate(entry.credentials):
             known = kinds.get(credential.provider)
-            at = _line_of(nodes[index], ("credentials", i))
+            at = _line_of(nodes[index], ("credentials", i)) if index < len(nodes) else line
             if known is None:
                 problems.append(
                     f"{path}:{at}: agent {entry.id!r}: unknown provider "
@@ -142,33 +153,95 @@ def load(path: Path, kinds: Mapping[str, Sequence[str]]) -> list[AgentEntry]:
                 )
         entries.append(entry)
     if problems:
-        raise FleetFileError(
-            f"{len(problems)} problem(s) in {path}:\n" + "\n".join(f"  {p}" for p in problems)
-        )
+        raise _refusal(path, problems)
     return entries
 
 
-def apply(inventory: Inventory, entries: Sequence[AgentEntry]) -> Imported:
-    """Write valid entries: agents upserted, their credentials declared (additive)."""
-    new = [e.id for e in entries if inventory.get_agent(e.id) is None]
-    count = 0
+def _refusal(path: Path, problems: Sequence[str]) -> FleetFileError:
+    return FleetFileError(
+        f"{len(problems)} problem(s) in {path}:\n" + "\n".join(f"  {p}" for p in problems)
+    )
+
+
+def _agent_label(raw: object, index: int) -> str:
+    """The entry's id when it is a valid agent id (safe to print), else its position."""
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(ident, str) and len(ident) <= 64:
+        try:
+            return repr(validate_agent_id(ident))
+        except RefusedError:
+            if ident.isprintable() and not looks_secret(ident):
+                return repr(ident)
+    return f"#{index + 1}"
+
+
+_FIELDS = (
+    ("owner", "owner"),
+    ("purpose", "purpose"),
+    ("environment", "environment"),
+    ("status", "status"),
+    ("expires", "expires_at"),
+)
+
+
+def _merged(current: Agent | None, entry: AgentEntry) -> Agent:
+    """The agent as the entry leaves it: fields the file leaves out stay as they are."""
+    stated = entry.model_fields_set
+    base = current or Agent(entry.id, entry.owner, AgentStatus.ACTIVE)
+    changes: dict[str, Any] = {"owner": entry.owner}
+    for name in ("purpose", "environment"):
+        if name in stated or current is None:
+            changes[name] = getattr(entry, name)
+    if entry.status is not None:
+        changes["status"] = AgentStatus(entry.status)
+    if "expires" in stated or current is None:
+        changes["expires_at"] = _instant(entry.expires)
+    return replace(base, **changes)
+
+
+def plan(inventory: Inventory | None, entries: Sequence[AgentEntry]) -> list[Change]:
+    """What importing `entries` would do to each agent (the `--dry-run` diff)."""
+    found: list[Change] = []
     for entry in entries:
-        inventory.upsert_agent(
-            Agent(
-                id=entry.id,
-                owner=entry.owner,
-                status=AgentStatus(entry.status),
-                purpose=entry.purpose,
-                environment=entry.environment,
-                expires_at=_instant(entry.expires),
-            )
+        current = inventory.get_agent(entry.id) if inventory is not None else None
+        declared = set(inventory.declared(entry.id)) if inventory is not None else set()
+        refs = {CredentialRef(c.provider, c.kind, c.ref) for c in entry.credentials}
+        new_refs = len(refs - declared)
+        if current is None:
+            found.append(Change(entry.id, "created", new_credentials=new_refs))
+            continue
+        after = _merged(current, entry)
+        fields = tuple(
+            (label, _shown(getattr(current, attr)), _shown(getattr(after, attr)))
+            for label, attr in _FIELDS
+            if getattr(current, attr) != getattr(after, attr)
         )
+        kind: Literal["changed", "unchanged"] = "changed" if fields or new_refs else "unchanged"
+        found.append(Change(entry.id, kind, fields, new_refs))
+    return found
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def apply(inventory: Inventory, entries: Sequence[AgentEntry]) -> Imported:
+    """Write valid entries: only what each states changes; credentials are declared
+    (additive). Returns what changed, per agent."""
+    changes = plan(inventory, entries)
+    count = 0
+    for entry, change in zip(entries, changes, strict=True):
+        if change.change != "unchanged":
+            inventory.upsert_agent(_merged(inventory.get_agent(entry.id), entry))
         for credential in entry.credentials:
             inventory.declare(
                 entry.id, CredentialRef(credential.provider, credential.kind, credential.ref)
             )
             count += 1
-    return Imported(len(entries), count, tuple(new))
+    new = tuple(c.agent for c in changes if c.change == "created")
+    return Imported(len(entries), count, new, tuple(changes))
 
 
 def _instant(value: date | datetime | None) -> datetime | None:

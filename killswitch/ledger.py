@@ -3,7 +3,9 @@
 Each entry carries the HMAC of its content and of the previous entry's HMAC, so an edit,
 a deletion or a reordering breaks the chain, and a database writer without the key cannot
 forge a new one. A head row (the last sequence number and HMAC, itself under the HMAC key),
-written in the same transaction as the entries, catches a truncated tail.
+written in the same transaction as the entries, catches a truncated tail; a head file
+beside the database and the configured anchors (killswitch/anchors.py), outside it, catch an
+older head row or an older copy of the whole database put back.
 Entries hold references, outcomes and evidence, never secret material.
 """
 
@@ -12,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +25,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from killswitch.anchors import (
+    Anchor,
+    Anchored,
+    AnchorError,
+    Checkpoint,
+    HeadFile,
+    judge,
+    seal_payload,
+    sync_to_disk,
+)
+from killswitch.ledger_key import LedgerKeyError, LedgerMissingError, create_key, load_key
+from killswitch.ledger_key import ledger_key_from as ledger_key_from  # (where it was)
+
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 _FIELDS = ("run_id", "actor", "trigger", "agent", "provider", "credential", "action", "outcome")
 
@@ -69,9 +85,14 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
+    """What `verify` found: `problems` are tampering; `unchecked` are anchors it could not
+    read (so a rollback cannot be ruled out); `notes` say what each anchor confirmed."""
+
     ok: bool
     entries: int
     problems: tuple[str, ...]
+    unchecked: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def _canonical(seq: int, ts: str, values: Mapping[str, str], detail: str, prev: str) -> bytes:
@@ -82,15 +103,44 @@ def _canonical(seq: int, ts: str, values: Mapping[str, str], detail: str, prev: 
 class Ledger:
     """Append and verify. Appends are serialised in-process and across processes."""
 
-    def __init__(self, path: Path, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        key: bytes | None = None,
+        *,
+        anchors: Sequence[Anchor] = (),
+        private: bool = True,
+        create: bool = True,
+    ) -> None:
+        """`create=False` (audit commands) opens an existing ledger and its key or raises;
+        `private` makes a new directory 0700 and new files 0600 (everywhere but the sandbox)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._key = key if key is not None else self._load_or_create_key()
+        self.anchors = list(anchors)
+        self.head_file = HeadFile(path.with_name(path.name + ".head"))
+        self._key_path = path.with_name(path.name + ".key")
+        if not create and not path.is_file():
+            was = self._head_says()
+            raise LedgerMissingError(f"no ledger at {path}" + (f" ({was})" if was else ""))
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
+            if private and not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._key = key if key is not None else load_key(self._key_path)
         self._lock = threading.Lock()
         # One connection for the ledger's life (closing a WAL connection checkpoints: half a
         # millisecond per append on the hot path); every use holds the lock.
         self._db = self._connect()
-        self._db.executescript(_SCHEMA)
+        if create:
+            self._db.executescript(_SCHEMA)
+            if self._key is None and not self._brand_new():
+                self._db.close()
+                raise LedgerKeyError(
+                    f"the ledger's key {self._key_path} is missing and the ledger is not new: "
+                    "it is not regenerated"
+                )
+        elif self._key is None:
+            self._db.close()
+            raise LedgerKeyError(f"the ledger's key {self._key_path} is missing")
         self._verified: tuple[int, str] | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -102,20 +152,36 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self.head_file.close()
 
-    def _load_or_create_key(self) -> bytes:
-        key_path = self.path.with_name(self.path.name + ".key")
+    def _head_says(self) -> str:
         try:
-            return bytes.fromhex(key_path.read_text().strip())
-        except FileNotFoundError:
-            key = secrets.token_bytes(32)
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key.hex())
-            return key
+            point = Checkpoint.parse(self.head_file.path.read_bytes())
+        except OSError:
+            return ""
+        return f"its head file says it held {point.seq} entries" if point else ""
+
+    def _brand_new(self) -> bool:
+        """No entry, no head row, no head file: only such a ledger may get a new key."""
+        if self.head_file.exists():
+            return False
+        found = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM head)"
+        ).fetchone()
+        return not found[0]
 
     def _mac(self, payload: bytes) -> str:
+        if self._key is None:
+            raise LedgerKeyError(f"the ledger's key {self._key_path} is missing")
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def _seal(self, seq: int, digest: str) -> Checkpoint:
+        ts = datetime.now(UTC).isoformat()
+        return Checkpoint(seq, digest, ts, self._mac(seal_payload(seq, digest, ts)))
+
+    def _genuine(self, point: Checkpoint) -> bool:
+        expected = self._mac(seal_payload(point.seq, point.hash, point.ts))
+        return hmac.compare_digest(expected, point.mac)
 
     def append(self, entry: Entry) -> int:
         return self.append_many([entry])[-1]
@@ -126,6 +192,8 @@ class Ledger:
             return []
         seqs: list[int] = []
         with self._lock:
+            if self._key is None:
+                self._key = create_key(self._key_path)
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -154,7 +222,36 @@ class Ledger:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            # After the commit: a crash in between leaves the file behind the ledger, which
+            # verify accepts; it never claims an entry that was not committed.
+            try:
+                self.head_file.write(self._seal(seq, prev))
+            except AnchorError as exc:  # the entries are committed: say so, do not fail
+                log.warning("%s", exc.message)
         return seqs
+
+    def anchor(self) -> Anchored:
+        """Checkpoint the verified head to every configured anchor: the engine calls it once
+        per run, after the run's closing entry. A chain that does not verify is not anchored;
+        an anchor that fails is returned in `failed`, never raised."""
+        checked = self.verify_new()
+        if not checked.ok:
+            return Anchored(0, GENESIS, failed=(("ledger", "; ".join(checked.problems)),))
+        if self._verified is None or not self.anchors:
+            return Anchored(*(self._verified or (0, GENESIS)))
+        # Appends run with synchronous=NORMAL: a checkpoint that outlived its entries after
+        # a power loss would look like a rollback.
+        sync_to_disk(Path(f"{self.path}-wal"))
+        point = self._seal(*self._verified)
+        written: list[str] = []
+        failed: list[tuple[str, str]] = []
+        for anchor in self.anchors:
+            try:
+                anchor.write(point)
+                written.append(anchor.name)
+            except AnchorError as exc:
+                failed.append((anchor.name, exc.message))
+        return Anchored(point.seq, point.hash, tuple(written), tuple(failed))
 
     def _head_mac(self, seq: int, digest: str) -> str:
         return self._mac(f"head:{seq}:{digest}".encode())
@@ -175,10 +272,17 @@ class Ledger:
             query += " WHERE " + " AND ".join(clauses)
         with closing(self._connect()) as db:  # its own: a reader may take its time
             db.row_factory = sqlite3.Row
-            for row in db.execute(query + " ORDER BY seq", args):
-                item = dict(row)
-                item["detail"] = json.loads(item["detail"])
-                yield item
+            try:
+                for row in db.execute(query + " ORDER BY seq", args):
+                    item = dict(row)
+                    item["detail"] = json.loads(item["detail"])
+                    yield item
+            except sqlite3.DatabaseError as exc:
+                raise LedgerMissingError(
+                    f"cannot read the entries of {self.path} ({exc})",
+                    remediation="Run `killswitch audit verify`: the ledger was tampered with "
+                    "or is not a ledger.",
+                ) from exc
 
     def export_jsonl(self, out: TextIO) -> int:
         count = 0
@@ -188,15 +292,42 @@ class Ledger:
         return count
 
     def verify(self) -> Verification:
-        """Recompute the chain: find any edit, deletion, insertion, reordering or truncation."""
-        return self._verify_from(0, GENESIS)
+        """Recompute the chain (any edit, deletion, insertion, reordering or truncation) and
+        compare it with the newest checkpoint of the head file and of every anchor."""
+        problems: list[str] = []
+        unchecked: list[str] = []
+        notes: list[str] = []
+        points: list[tuple[str, Checkpoint]] = []
+        # Anchors first: the database can then only be ahead of them, never falsely behind.
+        for anchor in (self.head_file, *self.anchors):
+            try:
+                point, found = anchor.newest(self._genuine)
+            except AnchorError as exc:
+                unchecked.append(
+                    f"{exc.message}: anchor unreadable, a rollback of the newest entries "
+                    "cannot be ruled out"
+                )
+                continue
+            problems.extend(f"{anchor.name}: {p}" for p in found)
+            if point is None:
+                notes.append(f"{anchor.name}: no checkpoint yet")
+            else:
+                points.append((anchor.name, point))
+        chain, hashes = self._chain(0, GENESIS, {p.seq for _, p in points})
+        problems[:0] = chain.problems
+        for name, point in points:
+            problem, note = judge(name, point, hashes.get(point.seq), chain.entries)
+            problems.extend([problem] if problem else [])
+            notes.extend([note] if note else [])
+        ok = not problems and not unchecked
+        return Verification(ok, chain.entries, tuple(problems), tuple(unchecked), tuple(notes))
 
     def verify_new(self) -> Verification:
         """The hot path's check: entries appended since this process last verified the whole
         chain continue it intact (the first call verifies everything). `audit verify` is the
         full check of every entry."""
         if self._verified is None:
-            return self.verify()
+            return self._verify_from(0, GENESIS)
         seq, digest = self._verified
         with self._lock:
             row = self._db.execute(
@@ -208,8 +339,24 @@ class Ledger:
         return self._verify_from(seq - 1, str(row[0]))
 
     def _verify_from(self, after: int, prev: str) -> Verification:
-        """Check the entries after `after` against the head, in one consistent snapshot."""
+        return self._chain(after, prev, set())[0]
+
+    def _chain(
+        self, after: int, prev: str, wanted: set[int]
+    ) -> tuple[Verification, dict[int, str]]:
+        """Check the entries after `after` against the head, in one consistent snapshot;
+        also returns the hashes of the `wanted` entries."""
+        try:
+            return self._read_chain(after, prev, wanted)
+        except sqlite3.DatabaseError as exc:
+            problem = f"the ledger's tables cannot be read ({exc}): dropped, or not a ledger"
+            return Verification(False, after, (problem,)), {}
+
+    def _read_chain(
+        self, after: int, prev: str, wanted: set[int]
+    ) -> tuple[Verification, dict[int, str]]:
         problems: list[str] = []
+        hashes: dict[int, str] = {}
         expected, count = after + 1, 0
         with closing(self._connect()) as db:
             db.execute("BEGIN")  # entries and head read from one snapshot
@@ -231,6 +378,8 @@ class Ledger:
                 recomputed = self._mac(_canonical(seq, ts, values, detail, prev_hash))
                 if not hmac.compare_digest(recomputed, digest):
                     problems.append(f"entry {seq}: content does not match its HMAC (edited)")
+                if seq in wanted:
+                    hashes[seq] = str(digest)
                 prev, expected = digest, seq + 1
             db.execute("COMMIT")
         last = expected - 1
@@ -246,14 +395,4 @@ class Ledger:
             )
         if not problems:
             self._verified = (last, prev) if last else None
-        return Verification(ok=not problems, entries=count + after, problems=tuple(problems))
-
-
-def ledger_key_from(value: str | None) -> bytes | None:
-    """A configured key (hex or text) as bytes; None means the key file beside the ledger."""
-    if not value:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return value.encode()
+        return Verification(not problems, count + after, tuple(problems)), hashes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from killswitch.recorder import Recorder, refuse
 from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.verdicts import check_alive
+
+log = logging.getLogger(__name__)
 
 
 def pending(runtime: Runtime, request: Request) -> tuple[Agent, list[UndoRecord]]:
@@ -161,4 +164,6 @@ def restore(
         failed=len(failed),
         checks={c.key: v.status.value for c, v in checks},
     )
+    for name, problem in runtime.ledger.anchor().failed:  # the head, checkpointed outside
+        log.warning("ledger anchor %s failed: %s", name, problem)
     return report

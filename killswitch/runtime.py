@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from killswitch.errors import ConfigurationError
 from killswitch.execution import Timing
 from killswitch.inventory import Inventory
-from killswitch.ledger import Ledger, ledger_key_from
+from killswitch.ledger import Ledger
+from killswitch.ledger_key import open_ledger
 from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
 from killswitch.settings import Settings
 from revokers.base import Revoker, build
@@ -49,11 +50,10 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, providers: Sequence[str] | None = None) -> Runtime:
-        key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
         return cls(
             settings=settings,
-            inventory=Inventory(settings.inventory_file),
-            ledger=Ledger(settings.ledger_file, ledger_key_from(key)),
+            inventory=Inventory(settings.inventory_file, private=settings.target != "sandbox"),
+            ledger=open_ledger(settings),
             secrets=ChainedSource(secret_sources(settings)),
             revokers=build(list(settings.providers if providers is None else providers), settings),
         )

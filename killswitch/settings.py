@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from killswitch.anchors import AnchorSettings
 from killswitch.errors import ConfigurationError
 
 DEFAULT_PROTECTED_AGENTS = ("killswitch", "breakglass")
@@ -128,6 +129,7 @@ class Settings(BaseSettings):
     ledger_key: SecretStr | None = Field(
         None, description="HMAC key of the ledger chain; default: a 0600 file beside the ledger"
     )
+    ledger_anchors: AnchorSettings = AnchorSettings()
     keyring_path: Path | None = Field(None, description="a local probe-material file")
     secret_sources: tuple[str, ...] = Field(
         ("keyring",),

@@ -1,4 +1,6 @@
-"""`killswitch audit verify | show | export | unfinished`: the tamper-evident record."""
+"""`killswitch audit verify | anchor | show | export | unfinished`: the tamper-evident record.
+
+Audit commands open the ledger as it is: they never create a ledger, a key or a table."""
 
 from __future__ import annotations
 
@@ -8,45 +10,106 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from killswitch.cli.common import EXIT_OK, emit_json, errors_handled, out
-from killswitch.ledger import Ledger, ledger_key_from
+from killswitch.cli.common import EXIT_FAILED, EXIT_OK, JSON, emit_json, errors_handled, out
+from killswitch.errors import ConfigurationError
+from killswitch.ledger import Ledger
+from killswitch.ledger_key import open_ledger
 from killswitch.settings import load_settings
 
 app = typer.Typer(
     help="The ledger: verify its hash chain, show or export entries.", no_args_is_help=True
 )
-JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 LEDGER = typer.Option(None, "--ledger", help="A ledger file (default: the configured one).")
 
 
+NO_ANCHOR = "no external anchor configured: a rollback of the newest entries cannot be detected"
+
+
 def _open(path: Path | None) -> Ledger:
-    settings = load_settings()
-    key = settings.ledger_key.get_secret_value() if settings.ledger_key else None
-    return Ledger(path or settings.ledger_file, ledger_key_from(key))
+    return open_ledger(load_settings(), path, create=False)
 
 
 @app.command()
 def verify(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
-    """Exit 0 if and only if the ledger's hash chain is intact (no edit, deletion, reorder)."""
+    """Exit 0 if and only if the chain is intact and no anchor says it once held more; exit 1
+    on tampering; exit 3 when an anchor cannot be read (a rollback cannot be ruled out)."""
     with errors_handled(as_json):
         opened = _open(ledger)
         result = opened.verify()
+    code = 1 if result.problems else EXIT_FAILED if result.unchecked else EXIT_OK
     if as_json:
         emit_json(
             {
                 "ok": result.ok,
                 "entries": result.entries,
                 "problems": list(result.problems),
+                "unchecked": list(result.unchecked),
+                "anchors": list(result.notes),
+                "external_anchors": [a.name for a in opened.anchors],
                 "ledger": str(opened.path),
             }
         )
-    elif result.ok:
-        out.print(f"[green]ledger intact[/]: {result.entries} entries ({opened.path})")
-    else:
-        out.print(f"[bold red]ledger BROKEN[/] ({opened.path}):")
+        raise typer.Exit(code)
+    if result.problems:
+        out.print(f"[bold red]ledger BROKEN[/] ({escape(str(opened.path))}):")
         for problem in result.problems:
             out.print(f"  {escape(problem)}")
-    raise typer.Exit(EXIT_OK if result.ok else 1)
+    elif result.unchecked:
+        out.print(
+            f"[bold yellow]ledger NOT VERIFIED[/]: the chain of {result.entries} entries holds, "
+            "but an anchor could not be read:"
+        )
+    else:
+        out.print(f"[green]ledger intact[/]: {result.entries} entries ({escape(str(opened.path))})")
+    for line in result.unchecked:
+        out.print(f"  [bold]{escape(line)}[/]")
+    for note in result.notes:
+        out.print(f"  [dim]{escape(note)}[/]")
+    if not opened.anchors:
+        out.print(f"  [yellow]{NO_ANCHOR}[/]")
+    raise typer.Exit(code)
+
+
+@app.command()
+def anchor(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
+    """Verify the whole chain, then checkpoint its head to every configured anchor (cron it;
+    runs anchor by themselves). Exit 1 if the chain is broken (nothing is anchored), 3 if an
+    anchor could not be written."""
+    with errors_handled(as_json):
+        opened = _open(ledger)
+        if not opened.anchors:
+            raise ConfigurationError(
+                NO_ANCHOR,
+                remediation="Set ledger_anchors.stream_path and/or ledger_anchors.s3_bucket in "
+                "the profile (runbooks/audit.md).",
+            )
+        checked = opened.verify()
+        done = opened.anchor() if not checked.problems else None
+    if done is None:
+        if as_json:
+            emit_json({"ok": False, "problems": list(checked.problems)})
+        else:
+            out.print("[bold red]ledger BROKEN[/]: not anchored (that would bless the damage):")
+            for problem in checked.problems:
+                out.print(f"  {escape(problem)}")
+        raise typer.Exit(1)
+    if as_json:
+        emit_json(
+            {
+                "ok": done.ok,
+                "seq": done.seq,
+                "written": list(done.written),
+                "failed": [{"anchor": n, "error": e} for n, e in done.failed],
+            }
+        )
+    else:
+        for name in done.written:
+            out.print(f"[green]anchored[/] entry {done.seq} to {escape(name)}")
+        for name, error in done.failed:
+            out.print(f"[bold red]NOT anchored[/] to {escape(name)}: {escape(error)}")
+        if not done.seq:
+            out.print("the ledger is empty: nothing to anchor")
+    raise typer.Exit(EXIT_OK if done.ok else EXIT_FAILED)
 
 
 @app.command()

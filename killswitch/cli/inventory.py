@@ -10,6 +10,8 @@ import typer
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
+    JSON,
+    QUIET,
     emit_json,
     err,
     errors_handled,
@@ -23,34 +25,50 @@ app = typer.Typer(
     help="The inventory: the declared fleet (import), what providers hold (discover), list.",
     no_args_is_help=True,
 )
-JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr.")
 
 
 @app.command("import")
 def import_(
     path: Path = typer.Argument(..., help="agents.yaml: `agents:` with id, owner, credentials…"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate only; write nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Validate and show what would change; write nothing."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Import the declared fleet. Every malformed entry is reported with its line, and
-    nothing is imported unless the whole file is valid (exit 2)."""
+    nothing is imported unless the whole file is valid (exit 2). Only what the file states
+    changes: a lifecycle status it leaves out stays; protected agents are refused."""
     from killswitch import fleet_file
+    from killswitch.inventory import Inventory
     from killswitch.ledger import Entry
     from killswitch.runtime import Runtime
     from killswitch.settings import load_settings
     from revokers.base import registered
 
     with errors_handled(as_json):
+        settings = load_settings()
         kinds = {
             name: (*cls.credential_kinds, *cls.principal_kinds)
             for name, cls in registered().items()
         }
-        entries = fleet_file.load(path, kinds)
+        entries = fleet_file.load(path, kinds, protected=settings.protected_agents)
         if dry_run:
-            result = fleet_file.Imported(len(entries), sum(len(e.credentials) for e in entries), ())
+            inventory = None
+            if settings.inventory_file.exists():
+                inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
+            try:
+                changes = fleet_file.plan(inventory, entries)
+            finally:
+                if inventory is not None:
+                    inventory.close()
+            result = fleet_file.Imported(
+                len(entries),
+                sum(len(e.credentials) for e in entries),
+                tuple(c.agent for c in changes if c.change == "created"),
+                tuple(changes),
+            )
         else:
-            runtime = Runtime.open(load_settings(), providers=[])
+            runtime = Runtime.open(settings, providers=[])
             try:
                 result = fleet_file.apply(runtime.inventory, entries)
                 runtime.ledger.append(
@@ -66,6 +84,11 @@ def import_(
                             "agents": result.agents,
                             "credentials": result.credentials,
                             "new_agents": list(result.new_agents),
+                            "changed": {
+                                c.agent: {f: {"old": o, "new": n} for f, o, n in c.fields}
+                                for c in result.changes
+                                if c.change == "changed"
+                            },
                         },
                     )
                 )
@@ -77,14 +100,31 @@ def import_(
         "agents": result.agents,
         "credentials": result.credentials,
         "new_agents": list(result.new_agents),
+        "changes": [
+            {
+                "agent": c.agent,
+                "change": c.change,
+                "fields": {f: {"old": o, "new": n} for f, o, n in c.fields},
+                "new_credentials": c.new_credentials,
+            }
+            for c in result.changes
+        ],
     }
     if as_json:
         emit_json(summary)
         return
+    from rich.markup import escape
+
+    for c in result.changes:
+        fields = ", ".join(f"{f} {o!r} → {n!r}" for f, o, n in c.fields)
+        refs = f" (+{c.new_credentials} credential reference(s))" if c.new_credentials else ""
+        out.print(escape(f"{c.agent}: {c.change}" + (f" {fields}" if fields else "") + refs))
     verb = "valid: would import" if dry_run else "imported"
     out.print(
-        f"{path}: {verb} {result.agents} agent(s), {result.credentials} credential reference(s)"
-        + (f"; new: {', '.join(result.new_agents)}" if result.new_agents else "")
+        escape(
+            f"{path}: {verb} {result.agents} agent(s), {result.credentials} credential "
+            "reference(s)" + (f"; new: {', '.join(result.new_agents)}" if result.new_agents else "")
+        )
     )
 
 
@@ -157,7 +197,7 @@ def list_(
 
     with errors_handled(as_json):
         settings = load_settings()
-        inventory = Inventory(settings.inventory_file)
+        inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
         agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
         if agent is not None and not agents:
             raise UnknownAgentError(f"agent {agent!r} is not in the inventory")

@@ -7,13 +7,20 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-from killswitch.cli.common import EXIT_OK, emit_json, err, errors_handled, out, progress_to_stderr
+from killswitch.cli.common import (
+    EXIT_OK,
+    JSON,
+    emit_json,
+    err,
+    errors_handled,
+    out,
+    progress_to_stderr,
+)
 from killswitch.settings import default_home
 
 app = typer.Typer(
     help="Local stand-ins for every provider, seeded with a demo fleet.", no_args_is_help=True
 )
-JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
 def fault_targets() -> str:

@@ -67,6 +67,7 @@ def profile(paths: Paths, home: Path, seeding: Seeding, prefect_api: str | None)
         "target": "sandbox",
         "inventory_path": str(paths.inventory),
         "ledger_path": str(paths.ledger),
+        "ledger_anchors": {"stream_path": str(paths.root / "ledger-anchors.jsonl")},
         "keyring_path": str(paths.keyring),
         "secret_sources": list(seeding.secret_sources),
         "protected_agents": list(DEFAULT_PROTECTED_AGENTS),

@@ -122,3 +122,179 @@ def test_the_cli_refuses_a_bad_file_and_writes_nothing(tmp_path: Path) -> None:
     listed = run_cli(home, "inventory", "list", "--json", KILLSWITCH_PROFILE=str(profile))
     ids = [a["id"] for a in json.loads(listed.stdout)["agents"]]
     assert ids == ["old-bot", "report-writer"]
+
+
+ALIAS_BOMB = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+agents:
+  - id: *h
+    owner: *h
+"""
+
+
+def refused(tmp_path: Path, text: str | bytes, *, protected: tuple[str, ...] = ()) -> str:
+    path = tmp_path / "agents.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(fleet_file.FleetFileError) as raised:
+        fleet_file.load(path, KINDS, protected=protected)
+    return raised.value.message
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(tmp_path: Path) -> None:
+    message = refused(tmp_path, ALIAS_BOMB)
+    assert "alias" in message and len(message) < 500
+    assert "lol" not in message
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    message = refused(tmp_path, "agents: []\n" + "#" * (fleet_file.MAX_BYTES + 1))
+    assert "MiB" in message and "larger" in message
+
+
+def test_dev_zero_and_non_utf8_are_refused_with_a_message(tmp_path: Path) -> None:
+    with pytest.raises(fleet_file.FleetFileError, match="larger"):
+        fleet_file.load(Path("/dev/zero"), KINDS)
+    message = refused(tmp_path, b"agents:\n  - id: caf\xe9\n    owner: x\n")
+    assert "agents.yaml:2" in message and "UTF-8" in message
+    home = tmp_path / "home"
+    for target in ("/dev/zero", str(tmp_path / "agents.yaml")):
+        done = run_cli(home, "inventory", "import", target, "--dry-run")
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_deep_nesting_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    message = refused(tmp_path, "agents: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert "agents.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("agents:\n  - id: a\n    owner: x\n    owner: y\n", 4),
+        ("agents: []\nagents:\n  - id: a\n    owner: x\n", 2),
+    ],
+)
+def test_a_duplicate_key_is_an_error_with_its_line(tmp_path: Path, text: str, line: int) -> None:
+    message = refused(tmp_path, text)
+    assert f"agents.yaml:{line}:" in message and "duplicate key" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ref", " sk-proj-abcdefghijklmnop1234"),
+        ("ref", "XOXB-1234567890-abcdefghijkl"),
+        ("ref", "token: ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        ("ref", "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDexampleexampleexample"),
+        ("ref", "abc8Q~Zx9.Yk_Lm-Np4Qr7St2Uv5Wx8Yz1Ab3Cd6"),
+        ("owner", "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
+        ("purpose", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ],
+)
+def test_secret_material_is_found_in_any_field_and_never_echoed(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    agent = {"id": "leaky", "owner": "team", "purpose": "p"}
+    agent[field] = value
+    credential = {"provider": "aws", "kind": "aws.access-key", "ref": "AKIAEXAMPLEKEY000001"}
+    if field == "ref":
+        credential["ref"] = value
+    ref = json.dumps(credential["ref"])
+    lines = [
+        "agents:",
+        f"  - id: {agent['id']}",
+        f"    owner: {json.dumps(agent['owner'])}",
+        f"    purpose: {json.dumps(agent['purpose'])}",
+        "    credentials:",
+        f"      - {{provider: aws, kind: aws.access-key, ref: {ref}}}",
+    ]
+    text = "\n".join(lines) + "\n"
+    message = refused(tmp_path, text)
+    line = {"owner": 3, "purpose": 4, "ref": 6}[field]
+    assert f"agents.yaml:{line}:" in message and field in message
+    assert "looks like secret material" in message
+    assert value.strip() not in message and value.strip()[:12] not in message
+
+
+def test_unknown_values_are_not_echoed(tmp_path: Path) -> None:
+    message = refused(
+        tmp_path,
+        "agents:\n  - id: a\n    owner: x\n    credentials:\n"
+        "      - {provider: 'SECRETVALUE_with spaces', kind: aws.user, ref: x}\n",
+    )
+    assert "SECRETVALUE" not in message and "agents.yaml:5" in message
+
+
+def test_a_protected_agent_is_refused(tmp_path: Path) -> None:
+    message = refused(
+        tmp_path, "agents:\n  - id: breakglass\n    owner: mallory\n", protected=("breakglass",)
+    )
+    assert "agents.yaml:2:" in message and "protected" in message
+
+
+def test_an_import_without_status_never_changes_a_lifecycle_state(tmp_path: Path) -> None:
+    from killswitch.models import Agent, AgentStatus
+
+    inventory = Inventory(tmp_path / "inventory.db")
+    inventory.upsert_agent(Agent("held", "team", AgentStatus.CONTAINED, purpose="p"))
+    inventory.upsert_agent(Agent("gone", "team", AgentStatus.DECOMMISSIONED))
+    path = tmp_path / "agents.yaml"
+    path.write_text(
+        "agents:\n  - id: held\n    owner: team\n  - id: gone\n    owner: new-team\n"
+        "  - id: fresh\n    owner: team\n"
+    )
+    entries = fleet_file.load(path, KINDS)
+    changes = {c.agent: c for c in fleet_file.plan(inventory, entries)}
+    assert changes["held"].change == "unchanged"
+    assert changes["gone"].change == "changed"
+    assert changes["gone"].fields == (("owner", "team", "new-team"),)
+    assert changes["fresh"].change == "created"
+    fleet_file.apply(inventory, entries)
+    assert inventory.get_agent("held").status is AgentStatus.CONTAINED  # type: ignore[union-attr]
+    assert inventory.get_agent("held").purpose == "p"  # type: ignore[union-attr]
+    gone = inventory.get_agent("gone")
+    assert gone is not None and gone.status is AgentStatus.DECOMMISSIONED
+    assert gone.owner == "new-team"
+    fresh = inventory.get_agent("fresh")
+    assert fresh is not None and fresh.status is AgentStatus.ACTIVE
+
+
+def test_the_cli_refuses_a_protected_agent_and_dry_run_shows_the_diff(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    profile = tmp_path / "profile.json"
+    profile.write_text("{}")
+    path = tmp_path / "agents.yaml"
+    path.write_text("agents:\n  - id: breakglass\n    owner: mallory\n")
+    done = run_cli(home, "inventory", "import", str(path), KILLSWITCH_PROFILE=str(profile))
+    assert done.returncode == 2 and "protected" in done.stderr, done.stderr
+    path.write_text(GOOD)
+    run_cli(home, "inventory", "import", str(path), KILLSWITCH_PROFILE=str(profile))
+    path.write_text(GOOD.replace("owner: platform", "owner: new-team"))
+    done = run_cli(
+        home,
+        "inventory",
+        "import",
+        str(path),
+        "--dry-run",
+        "--json",
+        KILLSWITCH_PROFILE=str(profile),
+    )
+    assert done.returncode == 0, done.stderr
+    changes = {c["agent"]: c for c in json.loads(done.stdout)["changes"]}
+    assert changes["report-writer"]["change"] == "unchanged"
+    assert changes["old-bot"]["fields"] == {"owner": {"old": "platform", "new": "new-team"}}
+    shown = run_cli(
+        home, "inventory", "import", str(path), "--dry-run", KILLSWITCH_PROFILE=str(profile)
+    )
+    assert "old-bot: changed owner 'platform' → 'new-team'" in shown.stdout, shown.stdout

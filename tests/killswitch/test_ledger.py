@@ -157,3 +157,99 @@ def test_verify_while_others_append_sees_one_consistent_snapshot(tmp_path: Path)
     finally:
         stop.set()
         thread.join()
+
+
+def test_an_older_head_row_put_back_after_deleting_the_newest_entries_is_found(
+    tmp_path: Path,
+) -> None:
+    ledger = filled(tmp_path, 3)
+    with sqlite3.connect(ledger.path) as db:
+        old_head = db.execute("SELECT seq, hash, mac FROM head").fetchone()
+    for i in range(3):
+        ledger.append(Entry("r2", "bob", "cli", f"agent-{i}", "probe", "dead"))
+    sql(ledger, "DELETE FROM entries WHERE seq > 3")
+    sql(ledger, "UPDATE head SET seq = ?, hash = ?, mac = ?", *old_head)
+    result = ledger.verify()
+    assert not result.ok and any("head file" in p and "6" in p for p in result.problems)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        ("DELETE FROM entries", "DELETE FROM head"),
+        ("DROP TABLE entries", "DROP TABLE head"),
+    ],
+    ids=["emptied", "dropped"],
+)
+def test_an_emptied_ledger_or_dropped_tables_are_not_intact(
+    tmp_path: Path, tamper: tuple[str, str]
+) -> None:
+    ledger = filled(tmp_path)
+    for statement in tamper:
+        sql(ledger, statement)
+    result = Ledger(ledger.path, create=False).verify()
+    assert not result.ok and result.problems
+    done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    shown = run_cli(tmp_path / "home", "audit", "show", "--ledger", str(ledger.path))
+    assert shown.returncode in (0, 3) and "Traceback" not in shown.stderr
+
+
+def test_verify_of_a_missing_ledger_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "ledger.db"
+    done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(missing), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "ledger-missing"
+    assert not missing.parent.exists()
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("ledger*"))
+
+
+def test_a_deleted_ledger_file_is_an_error_not_an_empty_intact_ledger(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    ledger.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(ledger.path) + suffix).unlink(missing_ok=True)
+    done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "intact" not in done.stdout and "6 entries" in done.stderr
+    assert not ledger.path.exists()
+
+
+def test_a_missing_key_is_never_regenerated(tmp_path: Path) -> None:
+    from killswitch.ledger_key import LedgerKeyError
+
+    ledger = filled(tmp_path)
+    key_file = tmp_path / "ledger.db.key"
+    key_file.unlink()
+    done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert json.loads(done.stdout)["error"]["code"] == "ledger-key"
+    assert not key_file.exists()
+    with pytest.raises(LedgerKeyError):
+        Ledger(ledger.path).append(Entry("r", "a", "t", "agent-x", "probe", "dead"))
+    assert not key_file.exists()
+
+
+def test_a_malformed_key_is_a_clear_error(tmp_path: Path) -> None:
+    ledger = filled(tmp_path)
+    (tmp_path / "ledger.db.key").write_text("not hex at all\n")
+    done = run_cli(tmp_path / "home", "audit", "verify", "--ledger", str(ledger.path))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "error[ledger-key]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_outside_the_sandbox_state_is_private(tmp_path: Path) -> None:
+    from killswitch.runtime import Runtime
+    from killswitch.settings import load_settings
+
+    home = tmp_path / "state"
+    runtime = Runtime.open(load_settings(home=home, target="live"), providers=[])
+    runtime.ledger.append(Entry("r", "a", "t", "agent-x", "probe", "dead"))
+    runtime.close()
+    assert home.stat().st_mode & 0o777 == 0o700
+    files = [p for p in home.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"ledger.db", "ledger.db.key", "inventory.db"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files), [
+        (p.name, oct(p.stat().st_mode)) for p in files
+    ]
