@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -198,16 +199,18 @@ class HeadFile:
 
     def newest(self, genuine: Genuine) -> tuple[Checkpoint | None, list[str]]:
         """The checkpoint in the file; a missing file holds none."""
-        try:
-            raw = self.path.read_bytes()[: MAX_RECORD + 1]
-        except FileNotFoundError:
-            return None, []
-        except OSError as exc:
-            raise AnchorError(f"{self.name}: cannot read: {exc.strerror}") from exc
-        point = Checkpoint.parse(raw)
-        if point is None or not genuine(point):
-            return None, ["does not match its HMAC (altered, or written with another key)"]
-        return point, []
+        for _ in range(3):  # a read can meet another process's write half-way: read again
+            try:
+                raw = self.path.read_bytes()[: MAX_RECORD + 1]
+            except FileNotFoundError:
+                return None, []
+            except OSError as exc:
+                raise AnchorError(f"{self.name}: cannot read: {exc.strerror}") from exc
+            point = Checkpoint.parse(raw)
+            if point is not None and genuine(point):
+                return point, []
+            time.sleep(0.01)
+        return None, ["does not match its HMAC (altered, or written with another key)"]
 
 
 class StreamAnchor:
@@ -237,8 +240,8 @@ class StreamAnchor:
         try:
             with self.path.open("rb") as handle:
                 for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
+                    if not line.strip() or not line.endswith(b"\n"):
+                        continue  # blank, or a line another process is still appending
                     point = Checkpoint.parse(line)
                     if point is None or not genuine(point):
                         problems.append(f"line {number} does not match its HMAC (forged?)")

@@ -12,34 +12,28 @@ import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from re import Pattern
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
 
-# Our providers' prefixes and shapes, searched anywhere in a value, any case.
-OWN_SHAPES = re.compile(
-    r"(?<![a-z0-9])(?:"
-    r"sk-(?:proj-|ant-|svcacct-|admin-)?[a-z0-9_-]{16,}"  # OpenAI, Anthropic
-    r"|xox[a-z]-[a-z0-9-]{6,}|xapp-\d-[a-z0-9-]{6,}"  # Slack
-    r"|gh[pousr]_[a-z0-9]{16,}|github_pat_[a-z0-9_]{16,}"  # GitHub
-    r"|hv[sbr]\.[a-z0-9_-]{16,}|s\.[a-z0-9]{20,}"  # Vault / OpenBao tokens
-    r"|-----begin[a-z ]*private key|\"private_key\"|aiza[0-9a-z_-]{30,}"  # GCP
-    r"|(?:iqojb3jpz2lu|fwogzxivyxdz)[a-z0-9/+=]{16,}"  # AWS STS session tokens
-    r"|[a-z0-9_.-]{3}\dq~[a-z0-9_~.-]{31,34}"  # Entra client secrets
-    r")",
-    re.IGNORECASE,
-)
-# An AWS secret access key: 40 characters of base64, mixed case and digits.
-AWS_SECRET = re.compile(r"(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*\d)")
+# A 40-character base64 token of mixed case and digits: the shape of a cloud secret key.
+MIXED_40 = re.compile(r"(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*\d)")
 TOKEN_SPLIT = re.compile(r"[\s:=,;'\"`()<>\[\]{}]+")
 HIGH_ENTROPY_LIMIT = 4.5
-# detect-secrets patterns that match references, not secrets: AWS access key *ids* are how
-# the inventory names a key; Artifactory's `AP…` password shape matches ordinary names.
-NOT_SECRETS = (
-    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}",
-    r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)',
-)
+# A detect-secrets pattern that matches ordinary names rather than secrets (Artifactory's
+# `AP…` password shape). Patterns matching a provider's *identifiers* (an access key id is
+# how the inventory names a key) are dropped too: each plug-in declares those.
+NOT_SECRETS = (r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)',)
+
+
+@cache
+def _own_shapes() -> Pattern[str]:
+    """Every provider plug-in's secret shapes, searched anywhere in a value, any case."""
+    from revokers.registry import plugins
+
+    shapes = [shape for p in plugins() for shape in p.secret_shapes]
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(shapes) + ")", re.IGNORECASE)
 
 
 _SCOPED = (("i", re.IGNORECASE), ("s", re.DOTALL), ("x", re.VERBOSE))
@@ -48,53 +42,24 @@ _SCOPED = (("i", re.IGNORECASE), ("s", re.DOTALL), ("x", re.VERBOSE))
 @cache
 def _detectors() -> tuple[Pattern[str], Base64HighEntropyString]:
     """detect-secrets' regex plugins (their patterns only: no baseline, no git, no network)."""
-    from detect_secrets.plugins.artifactory import ArtifactoryDetector
-    from detect_secrets.plugins.aws import AWSKeyDetector
-    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-    from detect_secrets.plugins.basic_auth import BasicAuthDetector
-    from detect_secrets.plugins.discord import DiscordBotTokenDetector
-    from detect_secrets.plugins.github_token import GitHubTokenDetector
-    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
-    from detect_secrets.plugins.jwt import JwtTokenDetector
-    from detect_secrets.plugins.mailchimp import MailchimpDetector
-    from detect_secrets.plugins.npm import NpmDetector
-    from detect_secrets.plugins.openai import OpenAIDetector
-    from detect_secrets.plugins.private_key import PrivateKeyDetector
-    from detect_secrets.plugins.pypi_token import PypiTokenDetector
-    from detect_secrets.plugins.sendgrid import SendGridDetector
-    from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-    from detect_secrets.plugins.stripe import StripeDetector
-    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-    from detect_secrets.plugins.twilio import TwilioKeyDetector
+    import importlib
+    import pkgutil
 
-    plugins = (
-        ArtifactoryDetector,
-        AWSKeyDetector,
-        AzureStorageKeyDetector,
-        BasicAuthDetector,
-        DiscordBotTokenDetector,
-        GitHubTokenDetector,
-        GitLabTokenDetector,
-        JwtTokenDetector,
-        MailchimpDetector,
-        NpmDetector,
-        OpenAIDetector,
-        PrivateKeyDetector,
-        PypiTokenDetector,
-        SendGridDetector,
-        SlackDetector,
-        SquareOAuthDetector,
-        StripeDetector,
-        TelegramBotTokenDetector,
-        TwilioKeyDetector,
-    )
+    import detect_secrets.plugins
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+
+    from revokers.registry import plugins as providers
+
+    for module in pkgutil.iter_modules(detect_secrets.plugins.__path__):
+        importlib.import_module(f"detect_secrets.plugins.{module.name}")
+    detectors = sorted(_subclasses(RegexBasedDetector), key=lambda c: c.__name__)
+    skip = set(NOT_SECRETS) | {i for p in providers() for i in p.identifier_shapes}
     alternatives: list[str] = []
-    for plugin in plugins:
-        denylist: Iterable[Pattern[str]] = plugin.denylist
+    for detector in detectors:
+        denylist: Iterable[Pattern[str]] = detector.denylist
         for pattern in denylist:
-            if pattern.pattern in NOT_SECRETS:
+            if pattern.pattern in skip:
                 continue
             flags = "".join(f for f, bit in _SCOPED if pattern.flags & bit)
             alternatives.append(f"(?{flags}:{pattern.pattern})" if flags else pattern.pattern)
@@ -103,12 +68,20 @@ def _detectors() -> tuple[Pattern[str], Base64HighEntropyString]:
     return combined, Base64HighEntropyString(limit=HIGH_ENTROPY_LIMIT)
 
 
+def _subclasses(cls: type[Any]) -> list[type[Any]]:
+    """Every concrete subclass of `cls` that is loaded (detect-secrets' detectors)."""
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return [c for c in found if getattr(c, "denylist", None)]
+
+
 @lru_cache(maxsize=8192)
 def looks_secret(value: str) -> bool:
     """True when `value` holds something shaped like secret material anywhere in it."""
     if not value or not value.strip():
         return False
-    if OWN_SHAPES.search(value):
+    if _own_shapes().search(value):
         return True
     patterns, plugin = _detectors()
     charset = set(plugin.charset)
@@ -116,7 +89,7 @@ def looks_secret(value: str) -> bool:
     if patterns.search(value):
         return True
     for token in TOKEN_SPLIT.split(value):
-        if len(token) == 40 and AWS_SECRET.match(token) and re.fullmatch(r"[A-Za-z0-9/+]+", token):
+        if len(token) == 40 and MIXED_40.match(token) and re.fullmatch(r"[A-Za-z0-9/+]+", token):
             return True
         if len(token) >= 32 and set(token) <= charset and entropy(token) > HIGH_ENTROPY_LIMIT:
             return True

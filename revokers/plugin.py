@@ -33,7 +33,9 @@ class HttpProviderSettings(ProviderSettings):
     verify: bool | str = True
 
 
-def http_plugin(name: str, revoker: str, base_url: str) -> Plugin:
+def http_plugin(
+    name: str, revoker: str, base_url: str, secret_shapes: tuple[str, ...] = ()
+) -> Plugin:
     """The plug-in of a token provider reached over HTTPS: settings with its real API root."""
     settings = create_model(
         f"{name.capitalize()}Settings",
@@ -41,7 +43,9 @@ def http_plugin(name: str, revoker: str, base_url: str) -> Plugin:
         __doc__=f"Where the {name} API is (set `base_url` only to reach a proxy).",
         base_url=(str, Field(base_url, description="the API root")),
     )
-    return Plugin(name, settings, revoker, stand_in=f"killswitch.sandbox.{name}")
+    return Plugin(
+        name, settings, revoker, f"killswitch.sandbox.{name}", secret_shapes=secret_shapes
+    )
 
 
 def load(path: str) -> Any:
@@ -62,6 +66,10 @@ class Plugin:
     stand_in: str
     # Probe-material fields that name rather than prove (they may appear in reports).
     identifier_fields: frozenset[str] = field(default_factory=frozenset)
+    # Regexes of the provider's secret material (searched anywhere, any case) and of its
+    # identifiers that look like secrets but are not (an access key id).
+    secret_shapes: tuple[str, ...] = ()
+    identifier_shapes: tuple[str, ...] = ()
     # A cloud or secrets platform (a zombie there weighs more than a SaaS token).
     infrastructure: bool = False
     # `module:Class` of a secret source this provider offers (`secret_sources: [<name>]`);

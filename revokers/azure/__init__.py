@@ -9,5 +9,6 @@ PLUGIN = Plugin(
     revoker="revokers.azure.revoker:AzureRevoker",
     stand_in="killswitch.sandbox.azure",
     identifier_fields=frozenset({"client_id", "tenant_id"}),
+    secret_shapes=(r"[a-z0-9_.-]{3}\dq~[a-z0-9_~.-]{31,34}",),  # Entra client secrets
     infrastructure=True,
 )

@@ -3,5 +3,8 @@
 from revokers.plugin import http_plugin
 
 PLUGIN = http_plugin(
-    "github", "revokers.github.revoker:GitHubRevoker", base_url="https://api.github.com"
+    "github",
+    "revokers.github.revoker:GitHubRevoker",
+    base_url="https://api.github.com",
+    secret_shapes=(r"gh[pousr]_[a-z0-9]{16,}", r"github_pat_[a-z0-9_]{16,}"),
 )

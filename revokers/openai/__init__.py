@@ -3,5 +3,8 @@
 from revokers.plugin import http_plugin
 
 PLUGIN = http_plugin(
-    "openai", "revokers.openai.revoker:OpenAIRevoker", base_url="https://api.openai.com/v1"
+    "openai",
+    "revokers.openai.revoker:OpenAIRevoker",
+    base_url="https://api.openai.com/v1",
+    secret_shapes=(r"sk-(?:proj-|svcacct-|admin-)?[a-z0-9_-]{16,}",),
 )

@@ -3,5 +3,8 @@
 from revokers.plugin import http_plugin
 
 PLUGIN = http_plugin(
-    "slack", "revokers.slack.revoker:SlackRevoker", base_url="https://slack.com/api/"
+    "slack",
+    "revokers.slack.revoker:SlackRevoker",
+    base_url="https://slack.com/api/",
+    secret_shapes=(r"xox[a-z]-[a-z0-9-]{6,}", r"xapp-\d-[a-z0-9-]{6,}"),
 )

@@ -46,13 +46,15 @@ class Slack:
         body = self.command_body(text, user, channel)
         return self.post(body, self.sign(body))
 
-    def click(self, action_id: str, value: str, user: str, message_ts: str) -> httpx.Response:
+    def click(
+        self, action_id: str, value: str, user: str, message_ts: str, channel: str | None = None
+    ) -> httpx.Response:
         payload = {
             "type": "block_actions",
             "team": {"id": "T0SANDBOX"},
             "api_app_id": "A0KILLSWITCH",
             "user": {"id": user},
-            "channel": {"id": self.channel},
+            "channel": {"id": channel or self.channel},
             "message": {"ts": message_ts},
             "container": {"type": "message", "message_ts": message_ts},
             "trigger_id": "1.2.3",

@@ -196,6 +196,50 @@ def test_restore_asks_for_a_button_only_the_requester_may_press(
     assert alive(settings, agent_id) == {VerdictStatus.ALIVE}
 
 
+def test_a_restore_button_acts_only_on_the_state_it_was_posted_for(
+    slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
+) -> None:
+    agent_id = seed_agent()
+    slack.command(f"contain {agent_id} drill", ONCALL)
+    slack.wait_for(f"contain {agent_id}", "PROVEN")
+    slack.command(f"restore {agent_id} false positive", ONCALL)
+    replies = slack.wait_for(f"restore {agent_id}", "confirm restore")
+    ask = next(m for m in replies if "confirm restore" in (m["text"] or ""))
+    pending = slack.blocks(ask)[1]["elements"][0]["value"]
+    # Meanwhile: restored from a terminal, then contained again (a real incident this time).
+    for argv in (("restore", agent_id, "--reason", "fp"), ("contain", agent_id, "--reason", "x")):
+        done = subprocess.run(  # noqa: S603
+            [KILLSWITCH, *argv, "--break-glass", "--quiet"],
+            env=cli_env(sandbox_home),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    # The old button must not undo the newer containment.
+    assert slack.click("killswitch_confirm", pending, ONCALL, ask["ts"]).status_code == 200
+    time.sleep(1.0)
+    assert alive(settings, agent_id) == {VerdictStatus.DEAD}
+    assert "state-moved-on" in [r["detail"]["code"] for r in refusals(sandbox_home, agent_id)]
+
+
+def test_a_click_from_outside_the_incident_channels_is_refused(
+    slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
+) -> None:
+    agent_id = seed_agent()
+    slack.command(f"contain {agent_id} drill", ONCALL)
+    slack.wait_for(f"contain {agent_id}", "PROVEN")
+    slack.command(f"restore {agent_id} false positive", ONCALL)
+    replies = slack.wait_for(f"restore {agent_id}", "confirm restore")
+    ask = next(m for m in replies if "confirm restore" in (m["text"] or ""))
+    pending = slack.blocks(ask)[1]["elements"][0]["value"]
+    slack.click("killswitch_confirm", pending, ONCALL, ask["ts"], channel="C0RANDOM01")
+    time.sleep(1.0)
+    assert alive(settings, agent_id) == {VerdictStatus.DEAD}
+    codes = [r["detail"]["code"] for r in refusals(sandbox_home, agent_id)]
+    assert "channel-not-allowed" in codes
+
+
 def test_status_and_help_need_no_on_call(slack: Slack, seed_agent: SeedAgent) -> None:
     agent_id = seed_agent(aws={"role": False})
     assert "status *active*" in slack.command(f"status {agent_id}", OUTSIDER).text

@@ -212,6 +212,7 @@ def test_the_first_sweep_is_a_dry_run_and_notices_go_out_once(
         assert notices and all(s.ok for s in notices)
         third = run(runtime, SweepRequest(actor="test"), no_containment)
         assert [s for s in third.steps if s.action == "notify"] == []
-        assert runtime.ledger.verify().ok
+        verified = runtime.ledger.verify()
+        assert verified.ok, verified
     finally:
         runtime.close()
