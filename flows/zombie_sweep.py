@@ -107,5 +107,6 @@ def zombie_sweep(
 
 
 if __name__ == "__main__":
-    with handover.fast():
+    # A local run by whoever holds the profile: in-process, with the runtime handed over.
+    with handover.fast(), handover.current() as opened, handover.using(opened):
         print(zombie_sweep(actor="flows.zombie_sweep", trigger="manual").run_id)

@@ -43,7 +43,8 @@ os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))}
-    env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200", **extra)
+    env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200")
+    env.update(extra)
     return env
 
 
