@@ -88,23 +88,17 @@ def test_a_contain_ticket_must_name_who_made_the_plan(runtime: Runtime) -> None:
     request = Request("agent-1", "leak", "cli:bob")
     Plans(runtime.inventory).save(request, a_plan(request.run_id))
     args = {"run_id": request.run_id, "agent_id": "agent-1", "check_untouched": False}
-    for actor, ok in (("cli:mallory", False), ("cli:bob", True)):
+
+    def run_as(actor: str) -> str | None:
         signed = ticket(runtime, "contain", args, actor)
-        if ok:
-            admitted = admit(
-                runtime, flow="contain", args=args, ticket=signed, facts=API_RUN, plan=request.run_id
-            )
-            assert admitted.actor == "cli:bob"
-        else:
-            with pytest.raises(UnverifiedRunError, match="not the one who made the plan"):
-                admit(
-                    runtime,
-                    flow="contain",
-                    args=args,
-                    ticket=signed,
-                    facts=API_RUN,
-                    plan=request.run_id,
-                )
+        facts, plan = API_RUN, request.run_id
+        return admit(
+            runtime, flow="contain", args=args, ticket=signed, facts=facts, plan=plan
+        ).actor
+
+    with pytest.raises(UnverifiedRunError, match="not the one who made the plan"):
+        run_as("cli:mallory")
+    assert run_as("cli:bob") == "cli:bob"
     with pytest.raises(UnverifiedRunError, match="needs a ticket"):
         admit(runtime, flow="contain", args=args, ticket=None, facts=API_RUN, plan=request.run_id)
 
