@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from killswitch import run_admission
@@ -101,7 +102,11 @@ def _facts() -> run_admission.RunFacts:
         flow_run_id=str(run.id),
         deployment_id=str(run.deployment_id) if run.deployment_id else None,
         auto_scheduled=bool(run.auto_scheduled),
-        expected_start=run.expected_start_time,
+        expected_start=(
+            datetime.fromtimestamp(run.expected_start_time.timestamp(), UTC)
+            if run.expected_start_time
+            else None
+        ),
     )
 
 

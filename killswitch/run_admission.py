@@ -147,7 +147,8 @@ def slot_problem(cron: str | None, timezone: str, expected: datetime, now: datet
     zone = ZoneInfo(timezone)
     if expected.tzinfo is None:
         return "the run's expected start has no time zone"
-    local = expected.astimezone(zone)
+    # A plain datetime: Prefect hands over pendulum's, which cronsim compares as naive.
+    local = datetime.fromtimestamp(expected.timestamp(), tz=zone)
     try:
         following = next(CronSim(cron, local - timedelta(seconds=1)))
     except (CronSimError, StopIteration):

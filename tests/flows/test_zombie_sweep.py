@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from flows.zombie_sweep import zombie_sweep
 from killswitch.ledger_key import derived_key
 from killswitch.run_tickets import PURPOSE, arguments, mint
 from killswitch.runtime import Runtime
+from killswitch.settings import SWEEP_ACTIONS
 from tests.conftest import run_cli
 from tests.killswitch.slack_app.test_app import serving
 
@@ -168,3 +170,54 @@ def test_serve_schedules_the_sweep_and_only_ticketed_runs_act(
     ).json()
     assert artifacts and artifacts[0]["type"] == "table"
     assert "DRY RUN" in artifacts[0]["description"]
+
+
+def test_the_schedules_own_runs_are_admitted_as_the_schedule(
+    sandbox: dict[str, Any],
+    sandbox_home: Path,
+    saas_url: str,
+    tmp_path: Path,
+    prefect_http: httpx.Client,
+    runtime: Runtime,
+) -> None:
+    # Every minute, report-only (the session's sandbox is shared): Prefect's scheduler
+    # creates the runs, the runner of `killswitch serve` executes them, with no ticket.
+    report_only = json.dumps({category: "report" for category in SWEEP_ACTIONS})
+    env = {
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "KILLSWITCH_SWEEP__CRON": "* * * * *",
+        "KILLSWITCH_SWEEP__ACTIONS": report_only,
+    }
+    started = datetime.now(UTC)
+    log = tmp_path / "serve.log"
+    with serving(sandbox, sandbox_home, saas_url, log, **env):
+        deadline = time.monotonic() + 180
+        done: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not done:
+            time.sleep(1)
+            runs = prefect_http.post(
+                "flow_runs/filter",
+                json={
+                    "flow_runs": {
+                        "expected_start_time": {"after_": started.isoformat()},
+                        "state": {"type": {"any_": list(FINAL)}},
+                    },
+                    "deployments": {"name": {"any_": ["scheduled"]}},
+                },
+                timeout=10,
+            ).json()
+            done = [r for r in runs if r["auto_scheduled"]]
+        assert done, log.read_text()
+    [scheduled] = done[:1]
+    assert scheduled["state"]["type"] == "COMPLETED", log.read_text()
+    assert not [
+        r
+        for r in runtime.ledger.rows()
+        if r["action"] == "flow-run" and r["detail"].get("flow_run") == scheduled["id"]
+    ]
+    swept = [
+        r
+        for r in runtime.ledger.rows()
+        if r["action"] == "sweep" and datetime.fromisoformat(r["ts"]) >= started
+    ]
+    assert swept and {r["actor"] for r in swept} == {"schedule"}

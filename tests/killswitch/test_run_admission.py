@@ -13,7 +13,7 @@ import pytest
 from killswitch.ledger_key import derived_key
 from killswitch.plans import Plans
 from killswitch.request import Request
-from killswitch.run_admission import SCHEDULE_PARAMETERS, RunFacts, admit
+from killswitch.run_admission import SCHEDULE_PARAMETERS, RunFacts, admit, slot_problem
 from killswitch.run_tickets import PURPOSE, UnverifiedRunError, mint
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings, SweepSettings
@@ -127,3 +127,12 @@ def test_the_schedules_own_run_is_admitted_once_per_slot(runtime: Runtime) -> No
             facts=RunFacts("fr-6", "dep-1", True, slot),
         )
     assert len(refusals(runtime)) == 5
+
+
+def test_a_slot_is_recognised_whatever_datetime_class_prefect_hands_over() -> None:
+    import pendulum
+
+    slot = pendulum.datetime(2026, 12, 2, 6, 0, tz="UTC")
+    assert slot_problem("0 6 * * *", "UTC", slot, slot + timedelta(seconds=5)) is None
+    assert slot_problem("0 7 * * *", "Europe/Berlin", slot, slot) is None
+    assert "not a slot" in str(slot_problem("0 6 * * *", "Europe/Berlin", slot, slot))
