@@ -82,9 +82,9 @@ def admit(
             return _scheduled(runtime, flow, args, facts)
         raise UnverifiedRunError(f"a {flow} flow run started through the API needs a ticket")
     except UnverifiedRunError as exc:
-        claimed = claimed_actor(ticket) or str(given_actor or "?")[:64]
+        claimed = claimed_actor(ticket) or _printable(given_actor or "?")
         refusal = Request(
-            agent_id=agent_id,
+            agent_id=_printable(agent_id),
             reason=f"{flow} flow run {facts.flow_run_id}",
             actor=f"prefect:unverified:{claimed}",
             trigger=f"prefect:{flow}",
@@ -101,6 +101,11 @@ def admit(
             plan=str(args.get("run_id") or ""),
         )
         raise
+
+
+def _printable(value: object) -> str:
+    """An unverified value for the ledger line of a refusal: printable, cut to size."""
+    return "".join(c for c in str(value) if c.isprintable())[:64] or "?"
 
 
 def _ticketed(
