@@ -104,11 +104,22 @@ def run_in_flow(
 
 @flow(name="contain", flow_run_name="contain-{agent_id}", persist_result=False, log_prints=False)
 def contain(
-    run_id: str, agent_id: str, check_untouched: bool = False, plan_s: float = 0.0
+    run_id: str,
+    agent_id: str,
+    check_untouched: bool = False,
+    plan_s: float = 0.0,
+    ticket: str | None = None,
 ) -> ContainmentReport:
     """Contain one agent everywhere, as its kept plan says, and prove every credential dead;
-    fail loudly otherwise."""
-    return run_in_flow(run_id, agent_id, check_untouched=check_untouched, plan_s=plan_s)
+    fail loudly otherwise. Started through the API, it needs a ticket from the plan's actor."""
+    args = {
+        "run_id": run_id,
+        "agent_id": agent_id,
+        "check_untouched": check_untouched,
+        "plan_s": plan_s,
+    }
+    with handover.admitted("contain", args, ticket, agent_id=agent_id, plan=run_id):
+        return run_in_flow(run_id, agent_id, check_untouched=check_untouched, plan_s=plan_s)
 
 
 def run_kept(

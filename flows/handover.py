@@ -11,7 +11,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+from killswitch import run_admission
 from killswitch.models import Plan, UndoRecord
 from killswitch.request import Request
 from killswitch.runtime import Runtime
@@ -57,6 +60,54 @@ def current() -> Iterator[Runtime]:
         yield runtime
     finally:
         runtime.close()
+
+
+@contextmanager
+def admitted(
+    flow: str,
+    args: dict[str, Any],
+    ticket: str | None,
+    *,
+    agent_id: str = "-",
+    plan: str | None = None,
+) -> Iterator[tuple[Runtime, run_admission.Admitted]]:
+    """The runtime (handed over, or opened) once this flow run is admitted: in-process when
+    our own process handed its runtime over (that hand-over is the proof), else by its
+    ticket or as the schedule's run (`killswitch.run_admission`); refused before anything
+    else is done otherwise. Nested flows and steps inside the block use the same runtime."""
+    handed = _current.get() is not None
+    with current() as runtime:
+        admission = run_admission.admit(
+            runtime,
+            flow=flow,
+            args=args,
+            ticket=ticket,
+            facts=None if handed else _facts(),
+            agent_id=agent_id,
+            plan=plan,
+        )
+        with using(runtime):
+            yield runtime, admission
+
+
+def _facts() -> run_admission.RunFacts:
+    """What Prefect says of the flow run this process is running."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None:
+        return run_admission.RunFacts(flow_run_id="?")
+    return run_admission.RunFacts(
+        flow_run_id=str(run.id),
+        deployment_id=str(run.deployment_id) if run.deployment_id else None,
+        auto_scheduled=bool(run.auto_scheduled),
+        expected_start=(
+            datetime.fromtimestamp(run.expected_start_time.timestamp(), UTC)
+            if run.expected_start_time
+            else None
+        ),
+    )
 
 
 @contextmanager

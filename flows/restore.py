@@ -37,22 +37,32 @@ def restore(
     actor: str = "prefect",
     trigger: str = "prefect",
     run_id: str | None = None,
+    ticket: str | None = None,
 ) -> RestoreReport:
-    """Undo a containment of one agent (a false positive); irreversible changes are refused."""
-    request = Request(
-        agent_id=agent_id,
-        reason=reason,
-        actor=actor,
-        trigger=trigger,
-        run_id=run_id or uuid.uuid4().hex,
-        workflow=Workflow.RESTORE,
-    )
+    """Undo a containment of one agent (a false positive); irreversible changes are refused.
+    Started through the API, it needs a ticket (the actor recorded is the ticket's)."""
+    args = {
+        "agent_id": agent_id,
+        "reason": reason,
+        "actor": actor,
+        "trigger": trigger,
+        "run_id": run_id,
+    }
+    with handover.admitted("restore", args, ticket, agent_id=agent_id) as (runtime, admission):
+        request = Request(
+            agent_id=agent_id,
+            reason=reason,
+            actor=admission.actor or actor,
+            trigger=admission.trigger or trigger,
+            run_id=run_id or uuid.uuid4().hex,
+            workflow=Workflow.RESTORE,
+        )
 
-    def reverse(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionResult]:
-        with handover.handing(request.run_id, handover.Handed(runtime, request, records=records)):
-            return restore_changes(request.run_id)
+        def reverse(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionResult]:
+            handed = handover.Handed(runtime, request, records=records)
+            with handover.handing(request.run_id, handed):
+                return restore_changes(request.run_id)
 
-    with handover.current() as runtime:
         report = restoration.restore(runtime, request, reverse=reverse)
     if not report.ok:
         raise RestoreIncomplete(report)

@@ -66,25 +66,37 @@ def zombie_sweep(
     providers: list[str] | None = None,
     agents: list[str] | None = None,
     run_id: str | None = None,
+    ticket: str | None = None,
 ) -> sweep.SweepReport:
     """Find zombies, orphans, stale, expired, long-lived and reused credentials; act per
-    the `sweep` settings; fail the run loudly when something could not be done or proven."""
+    the `sweep` settings; fail the run loudly when something could not be done or proven.
+    Started through the API, it needs a `ticket` (or to be the schedule's own run)."""
     logger = get_run_logger()
-    request = sweep.SweepRequest(
-        actor=actor,
-        trigger=trigger,
-        dry_run=dry_run,
-        providers=tuple(providers or ()),
-        agents=tuple(agents or ()),
-    )
-    if run_id:
-        request = replace(request, run_id=run_id)
-    with handover.current() as runtime:
+    args = {
+        "dry_run": dry_run,
+        "actor": actor,
+        "trigger": trigger,
+        "providers": providers,
+        "agents": agents,
+        "run_id": run_id,
+    }
+    with handover.admitted("zombie-sweep", args, ticket) as (runtime, admission):
+        request = sweep.SweepRequest(
+            actor=admission.actor or actor,
+            trigger=admission.trigger or trigger,
+            dry_run=dry_run,
+            providers=tuple(providers or ()),
+            agents=tuple(agents or ()),
+        )
+        if run_id:
+            request = replace(request, run_id=run_id)
         report = sweep.run(runtime, request, _contain_here(runtime))
     _artifact(report)
     logger.info(
-        "sweep %s: %d finding(s), %d step(s)%s",
+        "sweep %s (%s, admitted %s): %d finding(s), %d step(s)%s",
         report.run_id,
+        request.actor,
+        admission.how,
         len(report.findings),
         len(report.steps),
         " (dry run)" if report.dry_run else "",
@@ -95,5 +107,6 @@ def zombie_sweep(
 
 
 if __name__ == "__main__":
-    with handover.fast():
+    # A local run by whoever holds the profile: in-process, with the runtime handed over.
+    with handover.fast(), handover.current() as opened, handover.using(opened):
         print(zombie_sweep(actor="flows.zombie_sweep", trigger="manual").run_id)

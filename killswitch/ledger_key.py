@@ -3,6 +3,8 @@ again), the errors of a missing ledger or key, and the configured ledger with it
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -91,3 +93,15 @@ def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = 
         private=settings.target != "sandbox",
         create=create,
     )
+
+
+def derived_key(settings: Settings, purpose: str) -> bytes:
+    """A key for one purpose (run tickets…), HMAC-SHA256(ledger key, purpose): the ledger's
+    own key is never used raw outside the chain, and one purpose's key says nothing of it."""
+    configured = ledger_key_from(
+        settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    )
+    path = settings.ledger_file.with_name(settings.ledger_file.name + ".key")
+    # create_key is exclusive: a ledger opened since reads the same key when it first appends.
+    key = configured or load_key(path) or create_key(path)
+    return hmac.new(key, f"killswitch {purpose}".encode(), hashlib.sha256).digest()

@@ -18,6 +18,10 @@ def prefect_environment(settings: Settings, *, verbose: bool = False) -> None:
     break-glass remedy) when the API does not answer."""
     if settings.prefect_api_url:
         os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+    if settings.prefect_api_auth is not None:
+        # Prefect's clients send it as HTTP basic auth; the flow runs our runner starts
+        # inherit it. Never logged.
+        os.environ["PREFECT_API_AUTH_STRING"] = settings.prefect_api_auth.get_secret_value()
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect-client"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_API_REQUEST_TIMEOUT", "10")

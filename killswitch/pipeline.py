@@ -105,6 +105,50 @@ def sweep(
             return exc.report
 
 
+def sweep_via_deployment(
+    runtime: Runtime,
+    request: sweeping.SweepRequest,
+    *,
+    deployment: str = "zombie-sweep/scheduled",
+    timeout_s: float = 600.0,
+    verbose: bool = False,
+) -> tuple[str, str]:
+    """The `zombie-sweep` flow as a run of its deployment (the runner of `killswitch serve`
+    executes it), carrying a ticket signed for this request; (flow run id, final state)."""
+    prefect_environment(runtime.settings, verbose=verbose)
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+
+    from flows.zombie_sweep import zombie_sweep
+    from killswitch.ledger_key import derived_key
+    from killswitch.run_tickets import PURPOSE, arguments, mint
+
+    args = arguments(
+        zombie_sweep.fn,
+        {
+            "dry_run": request.dry_run,
+            "actor": request.actor,
+            "trigger": request.trigger,
+            "providers": list(request.providers) or None,
+            "agents": list(request.agents) or None,
+            "run_id": request.run_id,
+        },
+    )
+    ticket = mint(
+        derived_key(runtime.settings, PURPOSE),
+        flow="zombie-sweep",
+        args=args,
+        actor=request.actor,
+        trigger=request.trigger,
+    )
+    flow_run = run_deployment(
+        deployment, parameters={**args, "ticket": ticket}, timeout=timeout_s, tags=["killswitch"]
+    )
+    assert isinstance(flow_run, FlowRun)  # noqa: S101  (called synchronously)
+    state = flow_run.state.type.value if flow_run.state else "UNKNOWN"
+    return str(flow_run.id), state
+
+
 def restore(runtime: Runtime, request: Request, *, verbose: bool = False) -> RestoreReport:
     """Authorize and list what would be reversed (refusing when nothing), then reverse it:
     the `restore` flow in this process, or break-glass."""

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from killswitch.errors import KillSwitchError
 from killswitch.recorder import refuse
 from killswitch.request import Request
+from killswitch.run_admission import SCHEDULE_PARAMETERS
 from killswitch.runtime import Runtime
 from killswitch.settings import Settings
 from killswitch.slack_app import command
@@ -143,7 +144,8 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
 
 def schedule_sweep(settings: Settings) -> threading.Thread | None:
     """Serve the `zombie-sweep` deployment on `sweep.cron` from a Prefect runner in a thread
-    of this process; each scheduled run is a subprocess of it (its own runtime)."""
+    of this process; each scheduled run is a subprocess of it (its own runtime), admitted
+    as the schedule's own run (`killswitch.run_admission`); other runs need a ticket."""
     cron = settings.sweep.cron
     if not cron:
         log.info("sweep.cron is not set: no scheduled sweep")
@@ -162,7 +164,8 @@ def schedule_sweep(settings: Settings) -> threading.Thread | None:
                 zombie_sweep,
                 name=SWEEP_DEPLOYMENT,
                 schedule=Cron(cron, timezone=settings.sweep.timezone),
-                parameters={"actor": "schedule", "trigger": "schedule"},
+                # Exactly what admits an unticketed run as the schedule's (run_admission).
+                parameters=dict(SCHEDULE_PARAMETERS),
                 tags=["killswitch", "sweep"],
                 description="killswitch zombie sweep (settings: sweep.*)",
                 entrypoint_type=EntrypointType.MODULE_PATH,

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     probe_interval_s: float = Field(1.0, gt=0)
     action_deadline_s: float = Field(60.0, gt=0)
     prefect_api_url: str | None = None
+    prefect_api_auth: SecretStr | None = Field(
+        None,
+        description="the Prefect server's basic-auth string (`user:password`, the server's "
+        "PREFECT_SERVER_API_AUTH_STRING), sent by every Prefect client the kill switch starts",
+    )
     slack_app: SlackAppSettings = SlackAppSettings()
     sweep: SweepSettings = SweepSettings()
 

@@ -7,6 +7,7 @@ each other's order.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from killswitch.inventory import Inventory
@@ -41,7 +43,8 @@ os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))}
-    env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200", **extra)
+    env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200")
+    env.update(extra)
     return env
 
 
@@ -83,6 +86,21 @@ def sandbox(sandbox_home: Path) -> Iterator[dict[str, Any]]:
         # moto, OpenBao and Prefect are gone, whatever happened in the session.
         for name, proc in running.get("processes", {}).items():
             assert not pid_alive(int(proc["pid"]), proc["marker"]), f"{name} still runs"
+
+
+def prefect_headers(sandbox: Mapping[str, Any]) -> dict[str, str]:
+    """The basic-auth header the sandbox's Prefect API wants (`sandbox status --json`)."""
+    auth = str(sandbox["prefect"]["auth_string"])
+    return {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
+
+
+@pytest.fixture(scope="session")
+def prefect_http(sandbox: dict[str, Any]) -> Iterator[httpx.Client]:
+    """An httpx client of the sandbox's Prefect API, authenticated."""
+    with httpx.Client(
+        base_url=str(sandbox["prefect"]["api_url"]) + "/", headers=prefect_headers(sandbox)
+    ) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,12 @@ def sweep(
     break_glass: bool = typer.Option(
         False, "--break-glass", help="Run without Prefect (same sweep, same ledger)."
     ),
+    via_deployment: bool = typer.Option(
+        False,
+        "--via-deployment",
+        help="Run it as a flow run of the `zombie-sweep/scheduled` deployment that "
+        "`killswitch serve` serves, with a signed ticket; wait for it and say how it ended.",
+    ),
     limit: int = typer.Option(50, "--limit", help="Findings shown in the table (JSON: all)."),
     as_json: bool = JSON,
     quiet: bool = QUIET,
@@ -60,9 +66,19 @@ def sweep(
                 providers=tuple(provider),
                 agents=tuple(validate_agent_id(a) for a in agent),
             )
-            report = pipeline.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
+            if via_deployment:
+                flow_run, state = pipeline.sweep_via_deployment(runtime, request, verbose=verbose)
+            else:
+                report = pipeline.sweep(runtime, request, break_glass=break_glass, verbose=verbose)
         finally:
             runtime.close()
+    if via_deployment:
+        ran = {"flow_run_id": flow_run, "state": state, "run_id": request.run_id}
+        if as_json:
+            emit_json(ran)
+        else:
+            out.print(f"flow run {flow_run}: {state} (sweep run {request.run_id})")
+        raise typer.Exit(EXIT_OK if state == "COMPLETED" else EXIT_NOT_PROVEN)
     if as_json:
         emit_json(sweep_to_dict(report))
     else:

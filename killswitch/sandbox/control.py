@@ -38,7 +38,10 @@ from killswitch.settings import DEFAULT_PROTECTED_AGENTS
 
 def _seed(home: Path, paths: Paths, state: dict[str, Any]) -> None:
     stand_ins = json.loads(paths.stand_ins.read_text())["stand_ins"]
-    state.update(seeding.seed(paths, home, stand_ins, state["prefect"]["api_url"]))
+    prefect = state["prefect"]
+    state.update(
+        seeding.seed(paths, home, stand_ins, prefect["api_url"], prefect.get("auth_string"))
+    )
     state["seeded_at"] = datetime.now(UTC).isoformat()
     write_private(paths.state, state)
     if not link_profile(home):
@@ -83,16 +86,16 @@ def up(
         paths.logs / "stand-ins.log",
     )
     running: dict[str, Any] = {"stand-ins": {"pid": pid, "marker": MARKER}}
-    prefect_api = None
+    prefect_api = prefect_auth = None
     if prefect:
-        prefect_pid, prefect_api = processes.start_prefect(paths)
+        prefect_pid, prefect_api, prefect_auth = processes.start_prefect(paths)
         running["prefect"] = {"pid": prefect_pid, "marker": PREFECT_MARKER}
     state = {
         "version": 1,
         "started_at": datetime.now(UTC).isoformat(),
         "dir": str(paths.root),
         "processes": running,
-        "prefect": {"api_url": prefect_api},
+        "prefect": {"api_url": prefect_api, "auth_string": prefect_auth},
     }
     write_private(paths.state, state)
     try:
@@ -126,6 +129,7 @@ def status(home: Path) -> dict[str, Any]:
         for name, proc in {**state.get("processes", {}), **_children(paths)}.items()
     }
     api_url = state.get("prefect", {}).get("api_url")
+    auth_string = state.get("prefect", {}).get("auth_string")
     return {
         "running": running,
         "dir": str(paths.root),
@@ -157,6 +161,9 @@ def status(home: Path) -> dict[str, Any]:
         "prefect": {
             "api_url": api_url,
             "ui_url": api_url[: -len("/api")] if api_url else None,
+            # Basic auth (`user:password`) for its API and UI: a sandbox secret, like the
+            # admin credentials above; clients send PREFECT_API_AUTH_STRING.
+            "auth_string": auth_string,
             "running": bool(described.get("prefect", {}).get("running")),
         },
         "processes": described,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -76,18 +77,26 @@ def prefect_healthy(api_url: str) -> bool:
         return False
 
 
-def start_prefect(paths: Paths) -> tuple[int, str]:
-    """`prefect server start` on a free port, its home inside the sandbox; (pid, API URL)."""
+def start_prefect(paths: Paths) -> tuple[int, str, str]:
+    """`prefect server start` on a free port, its home inside the sandbox, its API behind a
+    basic-auth string of its own (a sandbox secret); (pid, API URL, auth string)."""
     port = free_port()
+    auth = f"killswitch:{secrets.token_urlsafe(24)}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(paths.prefect_home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(
+        PREFECT_HOME=str(paths.prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_API_AUTH_STRING=auth,
+        # The server's own clients (its services) call its API too.
+        PREFECT_API_AUTH_STRING=auth,
+    )
     prefect = str(Path(sys.executable).parent / "prefect")
     pid = spawn(
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         paths.logs / "prefect.log",
         env,
     )
-    return pid, f"http://127.0.0.1:{port}/api"
+    return pid, f"http://127.0.0.1:{port}/api", auth
 
 
 def _leads_group(pid: int) -> bool:

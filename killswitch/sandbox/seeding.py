@@ -57,7 +57,13 @@ def _sweep_seeded(sweep: SweepSeeds) -> dict[str, Any]:
     }
 
 
-def profile(paths: Paths, home: Path, seeding: Seeding, prefect_api: str | None) -> dict[str, Any]:
+def profile(
+    paths: Paths,
+    home: Path,
+    seeding: Seeding,
+    prefect_api: str | None,
+    prefect_auth: str | None = None,
+) -> dict[str, Any]:
     """The kill switch's settings while the sandbox runs: the core, then each provider's."""
     sections: dict[str, Any] = {}
     for seeder in seeding.seeders.values():
@@ -76,12 +82,17 @@ def profile(paths: Paths, home: Path, seeding: Seeding, prefect_api: str | None)
         "probe_interval_s": 0.25,
         "action_deadline_s": 20.0,
         "prefect_api_url": prefect_api,
+        "prefect_api_auth": prefect_auth,
         **sections,
     }
 
 
 def seed(
-    paths: Paths, home: Path, stand_ins: Mapping[str, Any], prefect_api: str | None
+    paths: Paths,
+    home: Path,
+    stand_ins: Mapping[str, Any],
+    prefect_api: str | None,
+    prefect_auth: str | None = None,
 ) -> dict[str, Any]:
     """A fresh fleet in fresh stand-ins; writes the profile and `sweep-seeded.json`. Returns
     `providers` (status entries) and `seeded` (agent -> provider -> counts)."""
@@ -104,7 +115,7 @@ def seed(
             mine = seeded.setdefault(agent_id, {})
             mine[name] = mine[name] + more if name in mine else more
     write_private(paths.root / "sweep-seeded.json", _sweep_seeded(sweep))
-    write_private(paths.profile, profile(paths, home, seeding, prefect_api))
+    write_private(paths.profile, profile(paths, home, seeding, prefect_api, prefect_auth))
     providers: dict[str, Any] = {}
     for seeder in seeders.values():
         providers.update(seeder.status())

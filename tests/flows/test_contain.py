@@ -26,12 +26,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.flow]
 
 
 @pytest.fixture
-def prefect_api(sandbox: dict[str, Any]) -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def prefect_api(sandbox: dict[str, Any], prefect_http: httpx.Client) -> Iterator[httpx.Client]:
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     api = str(sandbox["prefect"]["api_url"])
-    with temporary_settings(updates={PREFECT_API_URL: api}), handover.fast():
-        yield api
+    auth = str(sandbox["prefect"]["auth_string"])
+    updates = {PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: auth}
+    with temporary_settings(updates=updates), handover.fast():
+        yield prefect_http
 
 
 def kept(runtime: Runtime, agent_id: str) -> str:
@@ -39,15 +41,15 @@ def kept(runtime: Runtime, agent_id: str) -> str:
     return pipeline.plan(runtime, Request(agent_id, "flow test", "test")).run_id
 
 
-def flow_runs(api: str, name: str) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = httpx.post(
-        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}
+def flow_runs(api: httpx.Client, name: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = api.post(
+        "flow_runs/filter", json={"flow_runs": {"name": {"any_": [name]}}}
     ).json()
     return runs
 
 
 def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
-    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, sandbox: dict[str, Any]
+    prefect_api: httpx.Client, runtime: Runtime, seed_agent: SeedAgent, sandbox: dict[str, Any]
 ) -> None:
     agent_id = seed_agent()
     run_id = kept(runtime, agent_id)
@@ -57,21 +59,21 @@ def test_contain_flow_proves_every_credential_dead_and_publishes_an_artifact(
     assert {c.verdict.status for c in report.credentials} == {VerdictStatus.DEAD}
     [run] = flow_runs(prefect_api, f"contain-{agent_id}")
     assert run["state_type"] == "COMPLETED"
-    tasks = httpx.post(
-        f"{prefect_api}/task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
+    tasks = prefect_api.post(
+        "task_runs/filter", json={"flow_runs": {"id": {"any_": [run["id"]]}}}
     ).json()
     # One task per provider, however many credentials: bookkeeping grows with providers.
     assert sorted(t["name"] for t in tasks) == sorted(f"contain-{p.name}" for p in plugins())
     assert len(report.credentials) == seeded_counts(sandbox)[0]
-    artifacts = httpx.post(
-        f"{prefect_api}/artifacts/filter",
+    artifacts = prefect_api.post(
+        "artifacts/filter",
         json={"artifacts": {"key": {"any_": [f"containment-{agent_id}"]}}},
     ).json()
     assert artifacts and artifacts[0]["type"] == "table"
 
 
 def test_contain_flow_fails_when_a_credential_stays_alive(
-    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent, keyring: KeyringFile
+    prefect_api: httpx.Client, runtime: Runtime, seed_agent: SeedAgent, keyring: KeyringFile
 ) -> None:
     agent_id, bystander = seed_agent(aws={"role": False}), seed_agent(aws={"role": False})
     [victim] = [r for r in runtime.inventory.declared(agent_id) if r.kind == "aws.access-key"][:1]
@@ -100,7 +102,7 @@ def test_contain_flow_fails_when_a_credential_stays_alive(
 
 
 def test_a_kept_plan_runs_once_and_only_for_its_agent(
-    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+    prefect_api: httpx.Client, runtime: Runtime, seed_agent: SeedAgent
 ) -> None:
     agent_id, other = seed_agent(), seed_agent()
     run_id = kept(runtime, agent_id)
@@ -115,7 +117,7 @@ def test_a_kept_plan_runs_once_and_only_for_its_agent(
 
 
 def test_restore_flow_undoes_the_containment(
-    prefect_api: str, runtime: Runtime, seed_agent: SeedAgent
+    prefect_api: httpx.Client, runtime: Runtime, seed_agent: SeedAgent
 ) -> None:
     agent_id = seed_agent()
     with handover.using(runtime):

@@ -13,7 +13,7 @@ from killswitch.inventory import Inventory
 from killswitch.sandbox import fleet
 from killswitch.sandbox.aws import fleet as aws_fleet
 from killswitch.secrets import KeyringFile
-from tests.conftest import SeedAgent, keyring_material, run_cli, seeded_counts
+from tests.conftest import SeedAgent, keyring_material, prefect_headers, run_cli, seeded_counts
 from tests.revokers.test_aws import snapshot
 
 pytestmark = pytest.mark.integration
@@ -165,7 +165,9 @@ def test_a_credential_that_stays_alive_fails_the_run_loudly(
     assert human.returncode == 1 and "NOT PROVEN" in human.stdout
     api = sandbox["prefect"]["api_url"]
     runs = httpx.post(
-        f"{api}/flow_runs/filter", json={"flow_runs": {"name": {"any_": [f"contain-{agent_id}"]}}}
+        f"{api}/flow_runs/filter",
+        json={"flow_runs": {"name": {"any_": [f"contain-{agent_id}"]}}},
+        headers=prefect_headers(sandbox),
     ).json()
     assert runs and {r["state_type"] for r in runs} == {"FAILED"}
 

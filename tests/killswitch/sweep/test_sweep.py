@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from killswitch.anchors import AnchorSettings
 from killswitch.execution import materials_for
 from killswitch.inventory import Inventory
 from killswitch.models import AgentStatus, Credential, VerdictStatus
@@ -193,12 +192,14 @@ def test_the_first_sweep_is_a_dry_run_and_notices_go_out_once(
     settings: Settings, tmp_path: Path, saas_url: str
 ) -> None:
     # A fresh inventory knows no agent: everything the providers hold is an orphan.
-    # Its own ledger too, so not the sandbox ledger's anchor stream either.
+    # Its own ledger, with its own anchor stream: the sandbox's stream ends with checkpoints
+    # of the sandbox's ledger whenever a containment ran earlier in the session.
+    anchors = settings.ledger_anchors.model_copy(update={"stream_path": tmp_path / "anchors.jsonl"})
     fresh = settings.model_copy(
         update={
             "inventory_path": tmp_path / "inventory.db",
             "ledger_path": tmp_path / "ledger.db",
-            "ledger_anchors": AnchorSettings(stream_path=tmp_path / "anchors.jsonl"),
+            "ledger_anchors": anchors,
         }
     )
     runtime = Runtime.open(fresh)
