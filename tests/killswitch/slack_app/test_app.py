@@ -196,16 +196,21 @@ def test_restore_asks_for_a_button_only_the_requester_may_press(
     assert alive(settings, agent_id) == {VerdictStatus.ALIVE}
 
 
-def test_a_restore_button_acts_only_on_the_state_it_was_posted_for(
-    slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
-) -> None:
+def restore_button(slack: Slack, seed_agent: SeedAgent) -> tuple[str, str, dict[str, Any]]:
+    """A contained agent and the restore button posted for it: (agent, button value, message)."""
     agent_id = seed_agent()
     slack.command(f"contain {agent_id} drill", ONCALL)
     slack.wait_for(f"contain {agent_id}", "PROVEN")
     slack.command(f"restore {agent_id} false positive", ONCALL)
     replies = slack.wait_for(f"restore {agent_id}", "confirm restore")
     ask = next(m for m in replies if "confirm restore" in (m["text"] or ""))
-    pending = slack.blocks(ask)[1]["elements"][0]["value"]
+    return agent_id, slack.blocks(ask)[1]["elements"][0]["value"], ask
+
+
+def test_a_restore_button_acts_only_on_the_state_it_was_posted_for(
+    slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
+) -> None:
+    agent_id, pending, ask = restore_button(slack, seed_agent)
     # Meanwhile: restored from a terminal, then contained again (a real incident this time).
     for argv in (("restore", agent_id, "--reason", "fp"), ("contain", agent_id, "--reason", "x")):
         done = subprocess.run(  # noqa: S603
@@ -226,13 +231,7 @@ def test_a_restore_button_acts_only_on_the_state_it_was_posted_for(
 def test_a_click_from_outside_the_incident_channels_is_refused(
     slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
 ) -> None:
-    agent_id = seed_agent()
-    slack.command(f"contain {agent_id} drill", ONCALL)
-    slack.wait_for(f"contain {agent_id}", "PROVEN")
-    slack.command(f"restore {agent_id} false positive", ONCALL)
-    replies = slack.wait_for(f"restore {agent_id}", "confirm restore")
-    ask = next(m for m in replies if "confirm restore" in (m["text"] or ""))
-    pending = slack.blocks(ask)[1]["elements"][0]["value"]
+    agent_id, pending, ask = restore_button(slack, seed_agent)
     slack.click("killswitch_confirm", pending, ONCALL, ask["ts"], channel="C0RANDOM01")
     time.sleep(1.0)
     assert alive(settings, agent_id) == {VerdictStatus.DEAD}
