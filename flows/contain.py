@@ -75,7 +75,7 @@ def run_in_flow(
         request, plan, _ = Plans(runtime.inventory).load(run_id)
         if plan.agent.id != agent_id:
             raise RefusedError(f"plan {run_id[:12]} is for {plan.agent.id!r}, not {agent_id!r}")
-        engine.begin(runtime, request, plan)
+        age_s = engine.begin(runtime, request, plan)
         logger.info(
             "%s plan %s for %s: %d credentials, %d actions, providers %s",
             request.workflow,
@@ -90,9 +90,18 @@ def run_in_flow(
                 contain_provider.submit(run_id, p) for p in engine.providers_of(runtime, plan)
             ]
             outcomes = [f.result() for f in futures]
+        late = engine.appeared_since(runtime, plan, age_s)
         untouched = engine.check_untouched(runtime, agent_id) if check_untouched else []
         report = assemble(
-            runtime, request, plan, outcomes, started=started, plan_s=plan_s, untouched=untouched
+            runtime,
+            request,
+            plan,
+            outcomes,
+            started=started,
+            plan_s=plan_s,
+            untouched=untouched,
+            late=late,
+            plan_age_s=age_s,
         )
     _artifact(report)
     if not report.ok:

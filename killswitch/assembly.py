@@ -52,8 +52,11 @@ def assemble(
     started: float,
     plan_s: float,
     untouched: Sequence[UntouchedCheck] = (),
+    late: Sequence[Credential] = (),
+    plan_age_s: float = 0.0,
 ) -> ContainmentReport:
-    """Assemble the report, mark the agent, close the run in the ledger and verify the chain."""
+    """Assemble the report, mark the agent, close the run in the ledger and verify the chain.
+    `late`: credentials that appeared after the plan was made — named, never contained."""
     dry = request.mode is Mode.DRY_RUN
     order = {a.key: i for i, a in enumerate(plan.actions)}
     results = sorted(
@@ -70,6 +73,19 @@ def assemble(
                 verdicts.get(c.key, Verdict(VerdictStatus.UNKNOWN, "provider step did not run")),
             )
             for c in plan.credentials
+        )
+        + tuple(
+            CredentialReport(
+                c,
+                (),
+                Verdict(
+                    VerdictStatus.UNKNOWN,
+                    f"appeared after the plan was made ({plan_age_s:.0f}s before the run): "
+                    "not in the plan, not contained",
+                    to_prove="run the command again: a new plan includes it",
+                ),
+            )
+            for c in late
         )
     )
     claimed = {id(r) for c in credentials for r in c.actions}
@@ -110,6 +126,8 @@ def assemble(
         ),
     )
     if not dry:
+        for late_one in credentials[len(plan.credentials) :]:
+            Recorder(runtime, request).verdict(late_one.credential, late_one.verdict)
         Recorder(runtime, request).write(
             str(request.workflow),
             "proven" if report.ok else "not-proven",

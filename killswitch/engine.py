@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from killswitch import progress
 from killswitch.assembly import assemble
@@ -28,9 +29,13 @@ from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.verdicts import check_alive
 
+# A plan older than this when its run starts (a confirmation button, a queued flow run) is
+# checked again after the run for credentials that appeared since it was made.
+STALE_PLAN_S = 5.0
 
-def begin(runtime: Runtime, request: Request, plan: Plan) -> None:
-    """Claim the kept plan (it runs once) and open the run in the ledger."""
+
+def begin(runtime: Runtime, request: Request, plan: Plan) -> float:
+    """Claim the kept plan (it runs once) and open the run in the ledger; the plan's age."""
     Plans(runtime.inventory).claim(request.run_id)
     Recorder(runtime, request).write(
         str(request.workflow),
@@ -41,6 +46,26 @@ def begin(runtime: Runtime, request: Request, plan: Plan) -> None:
         credentials=len(plan.credentials),
         actions=len(plan.actions),
     )
+    return (datetime.now(UTC) - plan.created_at).total_seconds()
+
+
+def appeared_since(runtime: Runtime, plan: Plan, age_s: float) -> tuple[Credential, ...]:
+    """Credentials of the agent that a stale plan does not know (minted after it was made,
+    by an attacker, say): they were not contained, and the report must name them."""
+    if age_s < STALE_PLAN_S:
+        return ()
+    known = {c.key for c in plan.credentials}
+    late: list[Credential] = []
+    for found in discover(runtime, plan.agent).values():
+        if not isinstance(found, KillSwitchError):
+            late += [c for c in found.credentials if c.key not in known]
+    if late:
+        progress.emit(
+            "plan",
+            f"{len(late)} credential(s) appeared after the plan was made: not contained",
+            run_id=plan.run_id,
+        )
+    return tuple(late)
 
 
 def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> ProviderOutcome:
@@ -145,9 +170,18 @@ def run_plan(
 ) -> ContainmentReport:
     """Run a kept plan without Prefect (break-glass): claim, every provider, report."""
     started = time.monotonic() - plan_s
-    begin(runtime, request, plan)
+    age_s = begin(runtime, request, plan)
     outcomes = runner(runtime, request, plan)
+    late = appeared_since(runtime, plan, age_s)
     checks = check_untouched(runtime, request.agent_id) if untouched else []
     return assemble(
-        runtime, request, plan, outcomes, started=started, plan_s=plan_s, untouched=checks
+        runtime,
+        request,
+        plan,
+        outcomes,
+        started=started,
+        plan_s=plan_s,
+        untouched=checks,
+        late=late,
+        plan_age_s=age_s,
     )

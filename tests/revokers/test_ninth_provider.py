@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from killswitch import pipeline, restoration
+from killswitch import engine, pipeline, restoration
 from killswitch.errors import ConfigurationError
 from killswitch.models import Agent, AgentStatus, CredentialRef, VerdictStatus
 from killswitch.request import Mode, Request
@@ -92,5 +92,33 @@ def test_contain_prove_and_restore_a_ninth_provider(acme_registered: None, tmp_p
             runtime, Request("agent-9", "false positive", "test", mode=Mode.BREAK_GLASS)
         )
         assert restored.ok and stand_in.authenticate("acme-secret-t-1") == "200 ok"
+    finally:
+        runtime.close()
+
+
+def test_a_credential_minted_after_the_plan_is_named_not_hidden(
+    acme_registered: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan shown on a button runs as shown; what appeared since is reported `unknown`."""
+    monkeypatch.setattr(engine, "STALE_PLAN_S", 0.0)  # as if the button waited a while
+    settings = load_settings(profile(tmp_path))
+    runtime = Runtime.open(settings)
+    try:
+        runtime.inventory.upsert_agent(Agent("agent-10", "team-10", AgentStatus.ACTIVE))
+        keyring = KeyringFile(tmp_path / "keyring.json")
+        stand_in.mint("agent-10", "t-10", "acme-secret-t-10")
+        keyring.add("acme.token", "t-10", {"token_id": "t-10", "secret": "acme-secret-t-10"})
+        request = Request("agent-10", "leak", "test", mode=Mode.BREAK_GLASS)
+        plan = pipeline.plan(runtime, request)
+        stand_in.mint("agent-10", "t-late", "acme-secret-t-late")  # the attacker's new one
+
+        report = pipeline.run(runtime, plan.run_id)
+
+        verdicts = {c.credential.ref: c.verdict for c in report.credentials}
+        assert verdicts["t-10"].status is VerdictStatus.DEAD
+        assert verdicts["t-late"].status is VerdictStatus.UNKNOWN
+        assert "appeared after the plan" in verdicts["t-late"].evidence
+        assert not report.ok  # the run says so loudly: exit 1, page
+        assert stand_in.authenticate("acme-secret-t-late") == "200 ok"  # the plan ran as shown
     finally:
         runtime.close()
