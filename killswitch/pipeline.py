@@ -14,18 +14,15 @@ from dataclasses import replace
 from killswitch import engine, planning, restoration
 from killswitch import sweep as sweeping
 from killswitch.assembly import assemble
-from killswitch.models import Agent, ContainmentReport, Plan, RestoreReport
+from killswitch.models import ContainmentReport, RestoreReport
 from killswitch.orchestrator import prefect_environment
 from killswitch.plans import PlanNotRunnableError, Plans, PlanState
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 
+# The first two steps, as every entry point calls them.
 authorize = planning.authorize
-
-
-def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan:
-    """The plan of a containment or decommission, kept under `request.run_id`."""
-    return planning.plan(runtime, request, agent)
+plan = planning.plan
 
 
 def contain(

@@ -13,7 +13,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
@@ -31,6 +31,7 @@ from killswitch.models import (
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import Material
+from killswitch.settings import Settings
 from revokers.base import Discovery, ProbeAttempt, Revoker
 from revokers.plugin import HttpProviderSettings
 
@@ -87,6 +88,11 @@ class HttpRevoker(Revoker):
         self.max_workers = config.max_workers
         self._loop = LoopThread(f"{self.provider}-loop")
         self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The revoker for the provider's section of the settings (its plug-in's model)."""
+        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     def _http(self) -> httpx.AsyncClient:
         """The provider's connection pool, created on (and bound to) the revoker's loop."""

@@ -21,10 +21,8 @@ from killswitch.models import (
     VerdictStatus,
 )
 from killswitch.secrets import Material
-from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
-from revokers.plugin import HttpProviderSettings
 
 VERSION = "2023-06-01"
 # (HTTP status, error.type) answers to GET /models that mean the key is dead; any other
@@ -60,10 +58,6 @@ class AnthropicRevoker(HttpRevoker):
         "probe": ("GET /models with the key itself", "admin key: GET /organizations/api_keys"),
         "restore": ("admin key: POST /organizations/api_keys/{id} status=active",),
     }
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AnthropicRevoker:
-        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -11,10 +11,8 @@ from typing import Any
 
 from killswitch.models import Action, Credential, Verdict, VerdictStatus
 from killswitch.secrets import Material
-from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
-from revokers.plugin import HttpProviderSettings
 
 HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # HTTP statuses of GET /user that mean the token is dead; any other answer is inconclusive.
@@ -50,10 +48,6 @@ class GitHubRevoker(HttpRevoker):
         "probe": ("GET /user with the token itself",),
         "restore": (),
     }
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GitHubRevoker:
-        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -14,10 +14,8 @@ import httpx
 
 from killswitch.models import Action, Credential, Nhi, Verdict, VerdictStatus
 from killswitch.secrets import Material
-from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
-from revokers.plugin import HttpProviderSettings
 
 # (HTTP status, error.code) answers to GET /models that mean the key is dead; any other
 # answer is inconclusive. Only the code is kept: the message repeats part of the key.
@@ -59,10 +57,6 @@ class OpenAIRevoker(HttpRevoker):
         "probe": ("GET /models with the key itself", "admin key: api.management.read (read-back)"),
         "restore": (),
     }
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAIRevoker:
-        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:

@@ -14,10 +14,8 @@ from typing import Any
 from killswitch.errors import ProviderError, TransientError
 from killswitch.models import Action, ActionResult, Credential, Outcome, Verdict, VerdictStatus
 from killswitch.secrets import Material
-from killswitch.settings import Settings
 from revokers.base import ProbeAttempt, ProbeOutcome, revoker
 from revokers.http import HttpRevoker
-from revokers.plugin import HttpProviderSettings
 
 
 class Counts(Enum):
@@ -83,10 +81,6 @@ class SlackRevoker(HttpRevoker):
         "probe": ("auth.test with the token itself",),
         "restore": (),
     }
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SlackRevoker:
-        return cls(settings.section(cls.provider, HttpProviderSettings))
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:
