@@ -67,7 +67,9 @@ def test_revoker_has_a_stand_in_a_runbook_page_and_tests(name: str) -> None:
         if callable(wanted):
             expected = list(inspect.signature(wanted).parameters)[1:]  # without self
             assert list(inspect.signature(getattr(stand_in, member)).parameters) == expected
-    assert (ROOT / "runbooks" / "providers" / f"{name}.md").is_file(), f"{name}: no runbook page"
+    page = ROOT / "runbooks" / "providers" / f"{name}.md"
+    assert page.is_file(), f"{name}: no runbook page"
+    assert "## What the sandbox does not show" in page.read_text(), f"{name}: gaps unsaid"
     assert (ROOT / "tests" / "revokers" / f"test_{name}.py").is_file(), f"{name}: no tests"
 
 
