@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from killswitch.alerts.settings import AlertSettings
 from killswitch.anchors import AnchorSettings
 from killswitch.errors import ConfigurationError
 
@@ -156,6 +157,7 @@ class Settings(BaseSettings):
     )
     slack_app: SlackAppSettings = SlackAppSettings()
     sweep: SweepSettings = SweepSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def settings_customise_sources(

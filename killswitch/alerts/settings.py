@@ -1,0 +1,114 @@
+"""The alert receiver's settings: one section per source, each with its secret.
+
+A source whose secret is not configured is disabled: its requests are refused with a
+reason (404), never accepted unauthenticated.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+# SNS signs with certificates served from its own regional endpoints only.
+SNS_CERT_HOSTS = (r"sns\.[a-z0-9-]+\.amazonaws\.com", r"sns\.[a-z0-9-]+\.amazonaws\.com\.cn")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsAlertSettings(_Section):
+    """EventBridge API destination: the connection's API-key authorization."""
+
+    header: str = Field(
+        "x-killswitch-key",
+        description="the header the EventBridge connection's API-key authorization sends",
+    )
+    api_key: SecretStr | None = Field(None, description="that header's value (None: disabled)")
+
+    @field_validator("header")
+    @classmethod
+    def _lower(cls, header: str) -> str:
+        if not header or not all(c.isalnum() or c in "-_" for c in header):
+            raise ValueError("a header name is letters, digits, '-' or '_'")
+        return header.lower()
+
+
+class SnsAlertSettings(_Section):
+    """An SNS HTTPS subscription: signed messages from allowed topics only."""
+
+    enabled: bool = Field(False, description="SNS has no shared secret: turn it on explicitly")
+    topic_arns: tuple[str, ...] = Field(
+        (), description="topics whose messages are accepted (empty: none)"
+    )
+    cert_hosts: tuple[str, ...] = Field(
+        SNS_CERT_HOSTS,
+        description="regular expressions (full match) of the hosts a SigningCertURL may name",
+    )
+    cert_scheme: str = Field(
+        "https", description="only https in production; the sandbox uses https too"
+    )
+    confirm_subscriptions: bool = Field(
+        True, description="confirm a SubscriptionConfirmation of an allowed topic (GET)"
+    )
+    cert_ca_file: str | None = Field(
+        None, description="a CA bundle for the certificate host (the sandbox's test CA)"
+    )
+
+    @field_validator("cert_scheme")
+    @classmethod
+    def _https(cls, scheme: str) -> str:
+        if scheme != "https":
+            raise ValueError("the signing certificate is fetched over https only")
+        return scheme
+
+    @property
+    def configured(self) -> bool:
+        return self.enabled and bool(self.topic_arns)
+
+
+class AlertmanagerAlertSettings(_Section):
+    """Prometheus Alertmanager's webhook receiver: `http_config.authorization` bearer."""
+
+    bearer_token: SecretStr | None = Field(None, description="None: disabled")
+    agent_label: str = Field("agent_id", description="the label that names the agent")
+    environment_label: str = Field("environment", description="the label naming its environment")
+    severity_label: str = Field("severity", description="critical/high/warning/… or a number")
+
+
+class GithubAlertSettings(_Section):
+    """GitHub organisation webhook (`secret_scanning_alert`): X-Hub-Signature-256."""
+
+    webhook_secret: SecretStr | None = Field(None, description="None: disabled")
+
+
+class GenericAlertSettings(_Section):
+    """Any detector: the Standard Webhooks scheme (webhook-id/-timestamp/-signature)."""
+
+    secret: SecretStr | None = Field(None, description="`whsec_…` (base64); None: disabled")
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+            raise ValueError("a Standard Webhooks secret starts with 'whsec_'")
+        return secret
+
+
+class AlertSettings(_Section):
+    """`POST /alerts/<source>`: size limit, replay window and one section per source."""
+
+    max_body: int = Field(256 * 1024, ge=1024, le=8 * 1024 * 1024, description="bytes")
+    replay_window_s: int = Field(
+        300, ge=30, le=3600, description="how old a signed timestamp may be, either way"
+    )
+    replay_retention_s: int = Field(
+        3 * 86400,
+        ge=3600,
+        description="how long an id is remembered by schemes without a timestamp (GitHub's "
+        "X-GitHub-Delivery, an EventBridge event id): longer than the sender retries",
+    )
+    aws: AwsAlertSettings = AwsAlertSettings()
+    sns: SnsAlertSettings = SnsAlertSettings()
+    alertmanager: AlertmanagerAlertSettings = AlertmanagerAlertSettings()
+    github: GithubAlertSettings = GithubAlertSettings()
+    generic: GenericAlertSettings = GenericAlertSettings()
