@@ -23,6 +23,7 @@ from killswitch.errors import RefusedError
 from killswitch.fleet_yaml import MAX_BYTES, FleetFileError, compose, construct, read, walk
 from killswitch.fleet_yaml import duplicate_keys as _duplicate_keys
 from killswitch.fleet_yaml import label as _label
+from killswitch.fleet_yaml import line_of
 from killswitch.guards import validate_agent_id
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef
@@ -124,7 +125,7 @@ def load(
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(_label(p) for p in error["loc"]) or "entry"
-                at = _line_of(nodes[index], error["loc"]) if index < len(nodes) else line
+                at = line_of(nodes[index], error["loc"]) if index < len(nodes) else line
                 problems.append(f"{path}:{at}: agent {name}: {field}: {error['msg']}")
             continue
         if entry.id in protected:
@@ -140,7 +141,7 @@ def load(
         seen.setdefault(entry.id, line)
         for i, credential in enumerate(entry.credentials):
             known = kinds.get(credential.provider)
-            at = _line_of(nodes[index], ("credentials", i)) if index < len(nodes) else line
+            at = line_of(nodes[index], ("credentials", i)) if index < len(nodes) else line
             if known is None:
                 problems.append(
                     f"{path}:{at}: agent {entry.id!r}: unknown provider "
@@ -259,20 +260,3 @@ def _agent_nodes(root: yaml.Node | None) -> list[yaml.Node]:
         if key.value == "agents" and isinstance(value, yaml.SequenceNode):
             return list(value.value)
     return []
-
-
-def _line_of(node: yaml.Node, loc: Sequence[Any]) -> int:
-    """The line of the deepest node a validation error's location reaches."""
-    for part in loc:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            match = next((v for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            node = match
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-        else:
-            break
-    return int(node.start_mark.line) + 1

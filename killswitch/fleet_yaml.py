@@ -9,7 +9,7 @@ errors with their line, and no error message ever carries a value from the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +147,22 @@ def duplicate_keys(root: yaml.Node | None, path: Path) -> list[str]:
                 )
             seen.setdefault(key.value, line)
     return problems
+
+
+def line_of(node: yaml.Node, loc: Sequence[Any]) -> int:
+    """The line of the deepest node a validation error's location reaches."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if k.value == part), None)
+                node = key or node
+                break
+            node = match
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+        else:
+            break
+    return int(node.start_mark.line) + 1

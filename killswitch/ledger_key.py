@@ -98,10 +98,13 @@ def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = 
 def derived_key(settings: Settings, purpose: str) -> bytes:
     """A key for one purpose (run tickets…), HMAC-SHA256(ledger key, purpose): the ledger's
     own key is never used raw outside the chain, and one purpose's key says nothing of it."""
-    configured = ledger_key_from(
-        settings.ledger_key.get_secret_value() if settings.ledger_key else None
-    )
-    path = settings.ledger_file.with_name(settings.ledger_file.name + ".key")
+    configured = settings.ledger_key.get_secret_value() if settings.ledger_key else None
+    return key_for(settings.ledger_file, configured, purpose)
+
+
+def key_for(ledger_file: Path, configured: str | None, purpose: str) -> bytes:
+    """`derived_key` from the ledger's path and its configured key (if any)."""
+    path = ledger_file.with_name(ledger_file.name + ".key")
     # create_key is exclusive: a ledger opened since reads the same key when it first appends.
-    key = configured or load_key(path) or create_key(path)
+    key = ledger_key_from(configured) or load_key(path) or create_key(path)
     return hmac.new(key, f"killswitch {purpose}".encode(), hashlib.sha256).digest()

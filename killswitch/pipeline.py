@@ -9,6 +9,7 @@ Prefect is imported only when a flow runs, after `prefect_environment` pointed i
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from killswitch import engine, planning, restoration
@@ -48,9 +49,11 @@ def run(
     check_untouched: bool = False,
     verbose: bool = False,
     plan_s: float = 0.0,
+    tags: Sequence[str] = (),
 ) -> ContainmentReport:
     """Run the plan kept under `run_id`, exactly: as the `contain` (or `decommission`) flow
-    in this process, or break-glass (`mode`, else the mode it was planned with)."""
+    in this process (its flow run tagged `tags`), or break-glass (`mode`, else the mode it
+    was planned with)."""
     request, kept, state = Plans(runtime.inventory).load(run_id)
     if state is not PlanState.PLANNED:
         raise PlanNotRunnableError(f"plan {run_id[:12]} cannot run: it is {state}")
@@ -59,10 +62,12 @@ def run(
     if request.mode is Mode.BREAK_GLASS:
         return engine.run_plan(runtime, request, kept, untouched=check_untouched, plan_s=plan_s)
     prefect_environment(runtime.settings, verbose=verbose)
+    from prefect import tags as tagged
+
     from flows import handover
     from flows.contain import ContainmentNotProven, run_kept
 
-    with handover.fast(), handover.using(runtime):
+    with handover.fast(), handover.using(runtime), tagged(*tags):
         try:
             return run_kept(request, check_untouched=check_untouched, plan_s=plan_s)
         except ContainmentNotProven as exc:

@@ -163,6 +163,15 @@ class Sightings:
                 return
             last = (rows[-1][0], rows[-1][1], rows[-1][2])
 
+    def by_ref(self, ref: str) -> list[Nhi]:
+        """The recorded NHIs whose reference (key id, accessor…) is `ref`."""
+        with self.inventory.transaction() as db:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM nhis WHERE ref = ? ORDER BY provider, kind",  # noqa: S608
+                (ref,),
+            ).fetchall()
+        return [_nhi(row) for row in rows]
+
     def count(self) -> dict[str, int]:
         with self.inventory.transaction() as db:
             rows = db.execute("SELECT provider, COUNT(*) FROM nhis GROUP BY provider").fetchall()

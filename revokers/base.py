@@ -147,6 +147,11 @@ class Revoker(ABC):
     def permission_policy(cls) -> dict[str, Any]:
         """The least-privilege policy the kill switch's own identity needs here."""
 
+    def owner_of(self, identifier: str) -> str | None:
+        """The agent a credential identifier (a key id, an accessor) belongs to, as the
+        provider says (its tag or metadata); None when it cannot tell. Read-only."""
+        return None
+
     def enumerate(self) -> Iterator[Nhi]:
         """Every NHI the provider holds, streamed page by page (memory stays flat however
         many there are); the kill switch's own identity is left out."""

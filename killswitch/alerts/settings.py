@@ -6,7 +6,11 @@ reason (404), never accepted unauthenticated.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from killswitch.alerts.guard import GuardSettings
 
 # SNS signs with certificates served from its own regional endpoints only.
 SNS_CERT_HOSTS = (r"sns\.[a-z0-9-]+\.amazonaws\.com", r"sns\.[a-z0-9-]+\.amazonaws\.com\.cn")
@@ -112,3 +116,10 @@ class AlertSettings(_Section):
     alertmanager: AlertmanagerAlertSettings = AlertmanagerAlertSettings()
     github: GithubAlertSettings = GithubAlertSettings()
     generic: GenericAlertSettings = GenericAlertSettings()
+    playbooks_dir: Path | None = Field(
+        None, description="the playbooks (*.yaml); None: the defaults shipped in playbooks/"
+    )
+    incident_channel: str = Field(
+        "C0INCIDENTS", description="where alerts are told, asked about and narrated (Slack)"
+    )
+    guards: GuardSettings = GuardSettings()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import typer
 
-from killswitch.cli import audit, inventory, sandbox, sweep
+from killswitch.cli import audit, inventory, playbook, sandbox, sweep
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
@@ -46,6 +46,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(audit.app, name="audit")
 app.command("sweep")(sweep.sweep)
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(playbook.app, name="playbook")
 
 
 @contextmanager

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from killswitch import progress
+from killswitch.alerts import fingerprints
 from killswitch.inventory import Inventory
 from killswitch.sandbox import fleet
 from killswitch.sandbox.plugin import Sandbox, Seeder, SweepSeeds
 from killswitch.sandbox.plugins import loaded
 from killswitch.sandbox.processes import write_private
 from killswitch.sandbox.state import Paths
-from killswitch.secrets import KeyringFile, MaterialStore, Stores
+from killswitch.ledger_key import key_for
+from killswitch.secrets import KeyringFile, MaterialStore, Stores, identifier_fields
 from killswitch.settings import DEFAULT_PROTECTED_AGENTS
 from killswitch.sightings import Sightings
 
@@ -30,18 +32,30 @@ class Seeding:
 
 
 def _sandbox(
-    stand_ins: Mapping[str, Any], inventory: Inventory, keyring: KeyringFile
+    stand_ins: Mapping[str, Any],
+    inventory: Inventory,
+    keyring: KeyringFile,
+    paths: Paths,
+    *,
+    fresh: bool = False,
 ) -> tuple[Sandbox, tuple[str, ...]]:
     stores: dict[str, MaterialStore] = {}
     for plugin in loaded().values():
         stores.update(plugin.material(stand_ins))
-    sandbox = Sandbox(stand_ins, inventory, Stores([keyring, *stores.values()]))
+    # Every secret seeded is fingerprinted, so a leaked value in an alert finds its agent.
+    key = key_for(paths.ledger, None, fingerprints.PURPOSE)
+    known = fingerprints.Fingerprints(inventory, key, identifier_fields())
+    if fresh:
+        known.clear()
+    sandbox = Sandbox(stand_ins, inventory, Stores([keyring, *stores.values(), known]))
     return sandbox, (*stores, "keyring")
 
 
 def attach(stand_ins: Mapping[str, Any], providers: Mapping[str, Any], paths: Paths) -> Seeding:
     """Seeders for a seeded, running sandbox (tests and benchmarks seed agents of their own)."""
-    sandbox, sources = _sandbox(stand_ins, Inventory(paths.inventory), KeyringFile(paths.keyring))
+    sandbox, sources = _sandbox(
+        stand_ins, Inventory(paths.inventory), KeyringFile(paths.keyring), paths
+    )
     seeders = {name: p.attach(sandbox, providers) for name, p in loaded().items()}
     return Seeding(sandbox, seeders, sources)
 
@@ -103,7 +117,7 @@ def seed(
     keyring.clear()
     plugins = loaded()
     progress.emit("sandbox", f"seeding the demo fleet ({', '.join(plugins)})")
-    sandbox, sources = _sandbox(stand_ins, inventory, keyring)
+    sandbox, sources = _sandbox(stand_ins, inventory, keyring, paths, fresh=True)
     seeders = {name: plugin.bootstrap(sandbox) for name, plugin in plugins.items()}
     seeding = Seeding(sandbox, seeders, sources)
     seeded = fleet.seed(sandbox, seeders)

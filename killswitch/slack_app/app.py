@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 
 from killswitch import pipeline, progress, restoration
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
-from killswitch.models import Agent, VerdictStatus
+from killswitch.models import Agent, ContainmentReport, VerdictStatus
 from killswitch.recorder import refuse
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
@@ -191,6 +191,7 @@ class SlackCommands:
         with self._lock:
             self.pending[pending.id] = pending
         parsed = pending.parsed
+        actor = pending.request.actor
         thread.reply(
             f"confirm {parsed.subcommand} {parsed.agent_id}?",
             blocks.confirm(
@@ -198,10 +199,24 @@ class SlackCommands:
                 parsed.agent_id,
                 why,
                 pending.id,
-                pending.request.actor.removeprefix("slack:"),
+                "" if actor.startswith("alert:") else actor.removeprefix("slack:"),
                 self.config.two_person_rule,
             ),
         )
+
+    def ask_for_alert(self, request: Request, channel: str, why: str) -> None:
+        """An alert's kept plan waits for any on-call's button in the incident channel."""
+        thread = Thread(self.client, channel)
+        thread.start(
+            f"alert: contain {request.agent_id}?",
+            blocks.request("contain", request.agent_id, "", request.reason, request.run_id),
+        )
+        parsed = Parsed("contain", request.agent_id, request.reason)
+        self.ask(Pending(request, parsed, channel, thread.ts, self._expiry()), thread, why)
+
+    def tell(self, channel: str, text: str, *, resume: str | None = None) -> None:
+        """A message to a channel (with a resume button: the alert storm breaker)."""
+        Thread(self.client, channel).start(text, blocks.told(text, resume))
 
     def on_confirm(self, ack: Ack, body: dict[str, Any]) -> None:
         """Run exactly what the button was posted for, once, if the clicker may."""
@@ -216,7 +231,9 @@ class SlackCommands:
             thread.whisper(clicker, "This confirmation has expired or was already used.")
             return
         requester = pending.request.actor.removeprefix("slack:")
-        if self.config.two_person_rule:
+        if pending.request.actor.startswith("alert:"):  # an alert asked: any on-call decides
+            allowed = self.access.is_oncall(clicker)
+        elif self.config.two_person_rule:
             allowed = clicker != requester and self.access.is_oncall(clicker)
         else:
             allowed = clicker == requester
@@ -278,17 +295,25 @@ class SlackCommands:
             ],
         )
 
-    def run(self, request: Request, thread: Thread) -> None:
+    def run(
+        self,
+        request: Request,
+        thread: Thread,
+        *,
+        runtime: Runtime | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> ContainmentReport | None:
         """The kept plan as a flow in this warm process; if Prefect is unreachable, the same
-        plan break-glass — said so."""
+        plan break-glass — said so. `runtime`: this one with more secrets (an alert's)."""
+        runtime = runtime or self.runtime
         board = Board(thread, request.run_id)
         with progress.listening(board):
             try:
                 if request.workflow is Workflow.RESTORE:
                     self.finish_restore(thread, request)
-                    return
+                    return None
                 try:
-                    report = pipeline.run(self.runtime, request.run_id)
+                    report = pipeline.run(runtime, request.run_id, tags=tags)
                 except ConfigurationError as exc:
                     thread.reply(
                         "orchestrator unreachable",
@@ -299,10 +324,10 @@ class SlackCommands:
                             )
                         ],
                     )
-                    report = pipeline.run(self.runtime, request.run_id, mode=Mode.BREAK_GLASS)
+                    report = pipeline.run(runtime, request.run_id, mode=Mode.BREAK_GLASS)
             except KillSwitchError as exc:
                 self.failed(thread, exc)
-                return
+                return None
             finally:
                 board.close()
         counts = ", ".join(f"{report.count(s)} {s.value}" for s in VerdictStatus)
@@ -310,6 +335,7 @@ class SlackCommands:
             f"{'PROVEN' if report.ok else 'NOT PROVEN'}: {counts}",
             blocks.report(report, self.config.oncall_mention),
         )
+        return report
 
     def finish_restore(self, thread: Thread, request: Request) -> None:
         try:

@@ -28,7 +28,8 @@ def context(text: str) -> dict[str, Any]:
 def request(subcommand: str, agent_id: str, user_id: str, reason: str, run_id: str) -> Blocks:
     return [
         section(
-            f":rotating_light: *{subcommand} `{agent_id}`* requested by <@{user_id}>\n>{reason}"
+            f":rotating_light: *{subcommand} `{agent_id}`* requested by "
+            f"{f'<@{user_id}>' if user_id else 'an alert'}\n>{reason}"
         ),
         context(f"run `{run_id[:12]}` · progress and the final report in this thread"),
     ]
@@ -131,7 +132,10 @@ def restored(report_: RestoreReport) -> Blocks:
 def confirm(
     subcommand: str, agent_id: str, why: str, pending_id: str, user_id: str, second_person: bool
 ) -> Blocks:
-    who = "a second on-call engineer" if second_person else f"<@{user_id}>"
+    if not user_id:  # an alert asked: whoever is on call
+        who = "an on-call engineer"
+    else:
+        who = "a second on-call engineer" if second_person else f"<@{user_id}>"
     return [
         section(
             f":warning: *{subcommand} `{agent_id}`* needs a confirmation: {why}.\n"
@@ -157,3 +161,25 @@ def confirm(
             ],
         },
     ]
+
+
+def told(text: str, resume_action: str | None = None) -> Blocks:
+    """A message to a channel; with `resume_action`, a button that resumes (the storm breaker)."""
+    message: Blocks = [section(text)]
+    if resume_action:
+        message.append(
+            {
+                "type": "actions",
+                "block_id": resume_action,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": resume_action,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": "Resume automatic containment"},
+                        "value": "resume",
+                    }
+                ],
+            }
+        )
+    return message

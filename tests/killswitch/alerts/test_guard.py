@@ -1,0 +1,58 @@
+"""Dedup and the storm breaker keep their state in the inventory database: shared by
+replicas (two Inventory handles on one file here) and kept across a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from killswitch.alerts.fingerprints import Fingerprints
+from killswitch.alerts.guard import Dedup, SourceRate, StormBreaker
+from killswitch.inventory import Inventory
+
+
+def test_the_same_alert_inside_the_window_is_one_run(tmp_path: Path) -> None:
+    one, other = Inventory(tmp_path / "i.db"), Inventory(tmp_path / "i.db")
+    assert Dedup(one, 60).first("aws:e-1", now=1000).first
+    Dedup(one, 60).link("aws:e-1", "run-1")
+    copy = Dedup(other, 60).first("aws:e-1", now=1030)  # another replica, same database
+    assert not copy.first and copy.run_ids == ("run-1",)
+    assert Dedup(other, 60).first("aws:e-1", now=1100).first  # the window passed
+
+
+def test_the_breaker_contains_m_agents_then_holds_and_tells_once(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    breaker = StormBreaker(Inventory(path), max_agents=2, window_s=600)
+    assert breaker.admit("a", "r1", now=10).contain
+    assert breaker.admit("a", "r1b", now=11).contain  # the same agent is not a second one
+    assert breaker.admit("b", "r2", now=12).contain
+    third = breaker.admit("c", "r3", now=13)
+    fourth = breaker.admit("d", "r4", now=14)
+    assert not third.contain and third.tell
+    assert not fourth.contain and not fourth.tell  # one message per trip
+    restarted = StormBreaker(Inventory(path), max_agents=2, window_s=600)
+    assert restarted.state(now=15).tripped and not restarted.admit("a", "r5", now=15).contain
+    restarted.resume("slack:U1", now=20)
+    assert restarted.admit("e", "r6", now=21).contain  # counting starts afresh
+    assert restarted.state(now=21).contained == 1
+
+
+def test_a_source_over_its_rate_is_refused_per_minute() -> None:
+    rate = SourceRate(2)
+    assert rate.admit("aws", now=0) and rate.admit("aws", now=1)
+    assert not rate.admit("aws", now=2)
+    assert rate.admit("github", now=2)
+    assert rate.admit("aws", now=61)
+
+
+def test_fingerprints_find_the_credential_but_never_hold_the_secret(tmp_path: Path) -> None:
+    inventory = Inventory(tmp_path / "i.db")
+    known = Fingerprints(inventory, b"k" * 32, {"access_key_id"})
+    known.add("aws.access-key", "AKIA1", {"access_key_id": "AKIA1", "secret": "s3cr3t-canary"},
+              agent_id="agent-1")
+    found = known.lookup("s3cr3t-canary")
+    assert found is not None and found.agent_id == "agent-1" and found.key == "aws.access-key:AKIA1"
+    assert found.material("s3cr3t-canary") == {"access_key_id": "AKIA1", "secret": "s3cr3t-canary"}
+    assert known.lookup("AKIA1") is None  # identifiers are not fingerprinted
+    assert Fingerprints(inventory, b"x" * 32, ()).lookup("s3cr3t-canary") is None  # keyed
+    inventory.close()
+    assert b"s3cr3t-canary" not in (tmp_path / "i.db").read_bytes()
