@@ -6,6 +6,9 @@ reason (404), never accepted unauthenticated.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -46,28 +49,32 @@ class SnsAlertSettings(_Section):
     )
     cert_hosts: tuple[str, ...] = Field(
         SNS_CERT_HOSTS,
-        description="regular expressions (full match) of the hosts a SigningCertURL may name",
-    )
-    cert_scheme: str = Field(
-        "https", description="only https in production; the sandbox uses https too"
+        description="regular expressions (full match of host[:port]) a SigningCertURL or "
+        "SubscribeURL may name; always over https",
     )
     confirm_subscriptions: bool = Field(
         True, description="confirm a SubscriptionConfirmation of an allowed topic (GET)"
+    )
+    max_age_s: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description="how old a message's Timestamp may be: SNS resends a failed delivery with "
+        "its original Timestamp, so this must outlast the topic's delivery policy",
     )
     cert_ca_file: str | None = Field(
         None, description="a CA bundle for the certificate host (the sandbox's test CA)"
     )
 
-    @field_validator("cert_scheme")
+    @field_validator("cert_hosts")
     @classmethod
-    def _https(cls, scheme: str) -> str:
-        if scheme != "https":
-            raise ValueError("the signing certificate is fetched over https only")
-        return scheme
-
-    @property
-    def configured(self) -> bool:
-        return self.enabled and bool(self.topic_arns)
+    def _patterns(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            try:
+                re.compile(host)
+            except re.error as exc:
+                raise ValueError(f"cert_hosts {host!r} is not a regular expression: {exc}") from exc
+        return hosts
 
 
 class AlertmanagerAlertSettings(_Section):
@@ -93,8 +100,17 @@ class GenericAlertSettings(_Section):
     @field_validator("secret")
     @classmethod
     def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+        if secret is None:
+            return None
+        value = secret.get_secret_value()
+        if not value.startswith("whsec_"):
             raise ValueError("a Standard Webhooks secret starts with 'whsec_'")
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_") + "==", validate=False)
+        except (binascii.Error, ValueError):
+            raise ValueError("a Standard Webhooks secret is whsec_ and base64") from None
+        if len(key) < 16:
+            raise ValueError("a Standard Webhooks secret holds at least 16 bytes")
         return secret
 
 
