@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from killswitch.errors import KillSwitchError
@@ -27,7 +27,7 @@ from killswitch.models import (
     Verdict,
 )
 from killswitch.retry import retrying_transient
-from killswitch.secrets import Material, SecretSource
+from killswitch.secrets import CARRIED, Material, SecretSource
 from killswitch.verdicts import prove_dead, take_baselines
 from revokers.base import Revoker
 
@@ -164,6 +164,10 @@ def run_provider(
                     r for r in done if r.action.target in (credential.ref, credential.principal)
                 ],
             )
+            if any(m.source == CARRIED for m in prefetched[credential.key].result()):
+                verdict = replace(
+                    verdict, evidence=f"{verdict.evidence} (probed with the leaked value itself)"
+                )
             on_verdict(credential, verdict)
             return credential, verdict
 

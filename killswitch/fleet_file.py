@@ -20,10 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from killswitch.errors import RefusedError
-from killswitch.fleet_yaml import MAX_BYTES, FleetFileError, compose, construct, read, walk
+from killswitch.fleet_yaml import MAX_BYTES, FleetFileError, compose, construct, line_of, read, walk
 from killswitch.fleet_yaml import duplicate_keys as _duplicate_keys
 from killswitch.fleet_yaml import label as _label
-from killswitch.fleet_yaml import line_of
 from killswitch.guards import validate_agent_id
 from killswitch.inventory import Inventory
 from killswitch.models import Agent, AgentStatus, CredentialRef

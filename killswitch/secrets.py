@@ -33,6 +33,10 @@ def identifier_fields() -> frozenset[str]:
     return frozenset().union(*(p.identifier_fields for p in plugins()))
 
 
+# The name of material a trigger carried (a leaked value in an alert), not read from a store.
+CARRIED = "carried by the alert"
+
+
 class Secret:
     """A secret value that does not print itself."""
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from killswitch.errors import KillSwitchError
+from killswitch.errors import ConfigurationError, KillSwitchError
 from killswitch.recorder import refuse
 from killswitch.request import Request
 from killswitch.run_admission import SCHEDULE_PARAMETERS
@@ -35,18 +37,96 @@ from killswitch.slack_app.gate import (
     claimed,
 )
 
+if TYPE_CHECKING:
+    from killswitch.alerts.handling import AlertDesk
+    from killswitch.slack_app.app import SlackCommands
+
 log = logging.getLogger(__name__)
 SWEEP_DEPLOYMENT = "scheduled"
 
 
-def build(runtime: Runtime) -> Starlette:
-    """The service's HTTP app."""
+def build(runtime: Runtime, *, desk: list[AlertDesk] | None = None) -> Starlette:
+    """The service's HTTP app: the Slack endpoint (when Slack is configured) and the alert
+    receiver (when a source is); `desk` receives the alert desk (tests wait on its runs)."""
+    settings = runtime.settings
+    routes: list[BaseRoute] = [Route("/healthz", _health(runtime), methods=["GET"])]
+    commands = None
+    if settings.slack_app.signing_secret is not None or settings.slack_app.bot_token is not None:
+        from killswitch.slack_app.app import SlackCommands
+
+        commands = SlackCommands(runtime)
+        routes.append(Route("/slack/events", _slack_endpoint(runtime, commands), methods=["POST"]))
+    from killswitch.alerts.settings import enabled_sources
+
+    if enabled_sources(settings.alerts):
+        desk_ = alert_desk(runtime, commands)
+        if desk is not None:
+            desk.append(desk_)
+        routes += alert_routes(runtime, desk_)
+    if len(routes) == 1:
+        raise ConfigurationError(
+            "nothing to serve: configure slack_app (signing_secret, bot_token) or an alert "
+            "source (alerts.<source>)"
+        )
+    return Starlette(routes=routes)
+
+
+def _health(runtime: Runtime) -> Callable[[HttpRequest], Awaitable[Response]]:
+    async def health(request: HttpRequest) -> Response:
+        return JSONResponse({"ok": True, "target": runtime.settings.target})
+
+    return health
+
+
+def alert_desk(runtime: Runtime, commands: SlackCommands | None) -> AlertDesk:
+    """The alert desk over the configured playbooks (refused when any is invalid)."""
+    from killswitch.alerts.handling import AlertDesk
+    from killswitch.alerts.playbooks import default_directory, load
+
+    book = load(runtime.settings.alerts.playbooks_dir or default_directory())
+    return AlertDesk(runtime, book, slack=commands)
+
+
+def alert_routes(runtime: Runtime, desk: AlertDesk) -> list[BaseRoute]:
+    """`POST /alerts/<source>`: authenticated by each source, handled by the desk; every
+    refusal ledgered (rate-limited per source and client)."""
+    from killswitch.alerts.receiver import routes
+    from killswitch.alerts.refusals import AlertRefusedError
+    from killswitch.alerts.replay import SeenAlerts
+
+    throttle = RefusalThrottle()
+
+    def refuse_alert(source: str, problem: AlertRefusedError, client: str, claimed: str) -> None:
+        suppressed = throttle.admit(f"alert:{source}:{client}")
+        if suppressed is None:
+            return
+        refusal = Request(
+            agent_id="-",
+            reason=claimed[:200] or "-",
+            actor=f"alert:unverified:{source}",
+            trigger=f"alert:{source}:{client}",
+        )
+        if suppressed:
+            problem = type(problem)(f"{problem.message} ({suppressed} more refused since)")
+        refuse(runtime, refusal, problem, "alert-request")
+
+    return list(
+        routes(
+            runtime.settings.alerts,
+            handle=desk,
+            refuse=refuse_alert,
+            replay=SeenAlerts(runtime.inventory),
+        )
+    )
+
+
+def _slack_endpoint(
+    runtime: Runtime, commands: SlackCommands
+) -> Callable[[HttpRequest], Awaitable[Response]]:
+    """`/slack/events`: checked here (size, signature, window, replay) before Bolt sees it."""
     from slack_bolt.adapter.starlette import SlackRequestHandler
 
-    from killswitch.slack_app.app import SlackCommands
-
     config = runtime.settings.slack_app
-    commands = SlackCommands(runtime)
     assert config.signing_secret is not None  # noqa: S101  (SlackCommands checked it)
     guard = RequestGuard(
         config.signing_secret.get_secret_value(),
@@ -98,15 +178,7 @@ def build(runtime: Runtime) -> Starlette:
             await run_in_threadpool(refuse_request, "not a /killswitch request", body, client)
         return answer
 
-    async def health(request: HttpRequest) -> Response:
-        return JSONResponse({"ok": True, "target": runtime.settings.target})
-
-    return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", health, methods=["GET"]),
-        ]
-    )
+    return slack_events
 
 
 def _dispatch(handler: object, request: HttpRequest, body: bytes) -> Response:

@@ -20,7 +20,7 @@ from killswitch.errors import KillSwitchError, RefusedError
 from killswitch.guards import validate_agent_id
 from killswitch.retry import retrying_transient
 from killswitch.runtime import Runtime
-from killswitch.secrets import MappingSource
+from killswitch.secrets import CARRIED, MappingSource
 from killswitch.sightings import Sightings
 
 
@@ -39,7 +39,7 @@ class Attribution:
     def secrets_for(self, agent_id: str) -> MappingSource | None:
         """The leaked values of this agent's credentials, as a secret source for its run."""
         entries = self.material.get(agent_id)
-        return MappingSource("alert", entries) if entries else None
+        return MappingSource(CARRIED, entries) if entries else None
 
     @property
     def leaked_keys(self) -> dict[str, list[str]]:

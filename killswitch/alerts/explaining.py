@@ -19,7 +19,7 @@ from killswitch.alerts.guard import StormBreaker
 from killswitch.alerts.handling import decide
 from killswitch.alerts.models import Alert
 from killswitch.alerts.playbooks import Book
-from killswitch.alerts.sources import unsigned
+from killswitch.alerts.unsigned import unsigned
 from killswitch.errors import KillSwitchError, RefusedError
 from killswitch.fleet_yaml import read
 from killswitch.guards import resolve_agent
@@ -107,7 +107,6 @@ def _plan(runtime: Runtime, agent_id: str) -> dict[str, str]:
             continue
         acting = sum(not a.in_place for a in found.actions)
         shown[name] = (
-            f"{len(found.credentials)} credentials, {len(found.grants)} grants, "
-            f"{acting} actions"
+            f"{len(found.credentials)} credentials, {len(found.grants)} grants, {acting} actions"
         )
     return shown

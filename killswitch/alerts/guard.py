@@ -82,13 +82,17 @@ class Dedup:
             ).rowcount
             if inserted:
                 return Seen(True)
-            row = db.execute("SELECT run_ids FROM alert_seen WHERE dedup_key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT run_ids FROM alert_seen WHERE dedup_key = ?", (key,)
+            ).fetchone()
         return Seen(False, tuple(json.loads(row[0])) if row else ())
 
     def link(self, key: str, run_id: str) -> None:
         """Name a run the alert started (its copies are linked to it)."""
         with self.inventory.transaction() as db:
-            row = db.execute("SELECT run_ids FROM alert_seen WHERE dedup_key = ?", (key,)).fetchone()
+            row = db.execute(
+                "SELECT run_ids FROM alert_seen WHERE dedup_key = ?", (key,)
+            ).fetchone()
             runs = [*json.loads(row[0]), run_id] if row else [run_id]
             db.execute(
                 "UPDATE alert_seen SET run_ids = ? WHERE dedup_key = ?", (json.dumps(runs), key)

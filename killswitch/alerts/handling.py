@@ -26,6 +26,7 @@ from killswitch.alerts.attribution import Attribution, attribute
 from killswitch.alerts.guard import Dedup, SourceRate, StormBreaker
 from killswitch.alerts.models import Alert
 from killswitch.alerts.playbooks import Book, Loaded, Playbook
+from killswitch.alerts.refusals import AlertRefusedError
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
 from killswitch.models import Agent, AgentStatus, ContainmentReport
 from killswitch.recorder import Recorder
@@ -39,8 +40,9 @@ log = logging.getLogger(__name__)
 RESUME_ACTION = "killswitch_resume_alerts"
 
 
-class RateLimitedError(RefusedError):
+class RateLimitedError(AlertRefusedError):
     code = "alert-rate-limited"
+    status = 429
     remediation = "The source sent more alerts than `alerts.guards.rate_per_minute`; it retries."
 
 
@@ -54,8 +56,12 @@ class AgentDecision:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent_id, "decision": self.decision, "why": self.why,
-                "run_id": self.run_id}
+        return {
+            "agent": self.agent_id,
+            "decision": self.decision,
+            "why": self.why,
+            "run_id": self.run_id,
+        }
 
 
 @dataclass
@@ -101,6 +107,8 @@ class AlertDesk:
             runtime.inventory, config.guards.storm_max_agents, config.guards.storm_window_s
         )
         self.rate = SourceRate(config.guards.rate_per_minute)
+        allowed = runtime.settings.slack_app.allowed_channels
+        self.channel = config.incident_channel or (allowed[0] if allowed else "C0INCIDENTS")
         self.fingerprints = prints.opened(runtime.settings, runtime.inventory)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert-run")
         self.runs: dict[str, Future[ContainmentReport | None]] = {}
@@ -134,13 +142,19 @@ class AlertDesk:
         seen = self.dedup.first(alert.dedup_key)
         if not seen.first:
             record.write("alert", "duplicate", dedup_key=alert.dedup_key, runs=list(seen.run_ids))
-            return Outcome(ref, "duplicate", note="a copy of an alert already handled",
-                           linked_runs=seen.run_ids)
+            return Outcome(
+                ref,
+                "duplicate",
+                note="a copy of an alert already handled",
+                linked_runs=seen.run_ids,
+            )
         matched = self.book.match(alert)
         if matched is None:
             record.write("alert", "unmatched", playbooks=len(self.book.entries))
-            self.tell(f":grey_question: alert {alert.source}/{alert.event}: no playbook "
-                      f"matches — told only. {alert.summary}")
+            self.tell(
+                f":grey_question: alert {alert.source}/{alert.event}: no playbook "
+                f"matches — told only. {alert.summary}"
+            )
             return Outcome(ref, "notify", note="no playbook matches this alert")
         attribution = attribute(self.runtime, alert, self.fingerprints)
         record.write(
@@ -161,8 +175,12 @@ class AlertDesk:
                 "be traced to an agent — nothing was contained. Tried:\n• "
                 + "\n• ".join(attribution.untraced or ["nothing to trace"])
             )
-            return Outcome(ref, "unattributed", matched.playbook.name,
-                           note="no agent found: " + "; ".join(attribution.untraced))
+            return Outcome(
+                ref,
+                "unattributed",
+                matched.playbook.name,
+                note="no agent found: " + "; ".join(attribution.untraced),
+            )
         outcome = Outcome(ref, matched.playbook.do, matched.playbook.name)
         for agent_id in attribution.agents:
             decided = self._one(alert, matched, attribution, agent_id)
@@ -190,19 +208,25 @@ class AlertDesk:
             return AgentDecision(agent_id, "refused", exc.message)
         if agent.status is not AgentStatus.ACTIVE:
             record.write("alert-decision", "already-contained", status=agent.status.value)
-            return AgentDecision(agent_id, "already-contained", f"the agent is {agent.status.value}")
+            return AgentDecision(
+                agent_id, "already-contained", f"the agent is {agent.status.value}"
+            )
         do, why = decide(playbook, agent, len(attribution.agents))
         if do == "notify":
             record.write("alert-decision", "notify", why=why)
-            self.tell(f":bell: alert {alert.source}/{alert.event} for `{agent_id}` ({why}): "
-                      f"{alert.summary}")
+            self.tell(
+                f":bell: alert {alert.source}/{alert.event} for `{agent_id}` ({why}): "
+                f"{alert.summary}"
+            )
             return AgentDecision(agent_id, "notify", why)
         if do == "contain":
             admission = self.breaker.admit(agent_id, request.run_id)
             if not admission.contain:
                 do = "held"
-                why = (f"storm breaker open: {admission.contained} agents contained by alerts "
-                       f"in {self.config.guards.storm_window_s}s")
+                why = (
+                    f"storm breaker open: {admission.contained} agents contained by alerts "
+                    f"in {self.config.guards.storm_window_s}s"
+                )
                 if admission.tell:
                     self.tell_storm(admission.contained)
         try:
@@ -211,8 +235,9 @@ class AlertDesk:
             record.write("alert-decision", "failed", code=exc.code, message=exc.message)
             self.tell(f":rotating_light: alert for `{agent_id}`: planning failed: {exc.message}")
             return AgentDecision(agent_id, "failed", exc.message)
-        record.write("alert-decision", do, why=why, run=request.run_id,
-                     credentials=len(plan.credentials))
+        record.write(
+            "alert-decision", do, why=why, run=request.run_id, credentials=len(plan.credentials)
+        )
         if do == "contain":
             self.start(request, attribution, alert)
             return AgentDecision(agent_id, "contain", why, request.run_id)
@@ -236,7 +261,7 @@ class AlertDesk:
             if self.slack is not None:
                 from killswitch.slack_app.thread import Thread
 
-                thread = Thread(self.slack.client, self.config.incident_channel)
+                thread = Thread(self.slack.client, self.channel)
                 thread.start(
                     f"alert {alert.source}/{alert.event}: containing {request.agent_id}",
                     _alert_blocks(alert, request),
@@ -254,15 +279,17 @@ class AlertDesk:
     def ask(self, request: Request, alert: Alert, why: str) -> None:
         """A button for the on-call in the incident channel, bound to the kept plan."""
         if self.slack is None:
-            log.warning("alert for %s held for a human (%s): Slack is not configured",
-                        request.agent_id, why)
+            log.warning(
+                "alert for %s held for a human (%s): Slack is not configured", request.agent_id, why
+            )
             return
-        self.slack.ask_for_alert(request, self.config.incident_channel,
-                                 f"alert {alert.source}/{alert.event}: {why}")
+        self.slack.ask_for_alert(
+            request, self.channel, f"alert {alert.source}/{alert.event}: {why}"
+        )
 
     def tell(self, text: str) -> None:
         if self.slack is not None:
-            self.slack.tell(self.config.incident_channel, text)
+            self.slack.tell(self.channel, text)
         else:
             log.warning("%s", text)
 
@@ -276,7 +303,7 @@ class AlertDesk:
             "alert-breaker", "open", contained=contained
         )
         if self.slack is not None:
-            self.slack.tell(self.config.incident_channel, text, resume=RESUME_ACTION)
+            self.slack.tell(self.channel, text, resume=RESUME_ACTION)
         else:
             log.warning("%s", text)
 
@@ -285,9 +312,10 @@ class AlertDesk:
         ack()
         assert self.slack is not None  # noqa: S101  (registered only with Slack)
         clicker = str(body["user"]["id"])
-        channel = str(body.get("channel", {}).get("id") or self.config.incident_channel)
-        request = Request("-", "resume automatic containment", f"slack:{clicker}",
-                          f"slack:{channel}")
+        channel = str(body.get("channel", {}).get("id") or self.channel)
+        request = Request(
+            "-", "resume automatic containment", f"slack:{clicker}", f"slack:{channel}"
+        )
         try:
             self.slack.access.check(clicker, channel)
         except RefusedError as exc:
@@ -316,8 +344,10 @@ def decide(playbook: Playbook, agent: Agent, agents: int) -> tuple[str, str]:
             f"the alert resolves to {agents} agents (playbook {playbook.name} allows "
             f"{guards.max_agents})"
         )
-    if playbook.do == "contain" and guards.environments and (
-        agent.environment not in guards.environments
+    if (
+        playbook.do == "contain"
+        and guards.environments
+        and (agent.environment not in guards.environments)
     ):
         return "ask", (
             f"{agent.id} is in environment {agent.environment or '(none)'}, not one of "
@@ -362,4 +392,3 @@ def _alert_blocks(alert: Alert, request: Request) -> list[dict[str, Any]]:
             f"`{request.agent_id}` (run `{request.run_id[:12]}`)\n{alert.summary}"
         )
     ]
-

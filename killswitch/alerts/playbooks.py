@@ -19,21 +19,27 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic import field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from killswitch.alerts.models import Alert
 from killswitch.errors import RefusedError
-from killswitch.fleet_yaml import compose, construct, read
+from killswitch.fleet_yaml import compose, construct, line_of, read
 from killswitch.fleet_yaml import duplicate_keys as _duplicate_keys
 from killswitch.fleet_yaml import label as _label
-from killswitch.fleet_yaml import line_of
 
 SOURCES = ("aws", "sns", "alertmanager", "github", "generic")
 Source = Literal["aws", "sns", "alertmanager", "github", "generic"]
@@ -217,8 +223,9 @@ def load(directory: Path) -> Book:
         for entry in _load_file(path, problems):
             name = entry.playbook.name
             if name in seen:
-                problems.append(f"{entry.where}: playbook {name!r} is defined twice (first at "
-                                f"{seen[name]})")
+                problems.append(
+                    f"{entry.where}: playbook {name!r} is defined twice (first at {seen[name]})"
+                )
             seen.setdefault(name, entry.where)
             entries.append(entry)
     if problems:

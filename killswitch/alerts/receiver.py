@@ -130,6 +130,12 @@ def routes(
         try:
             for alert in outcome.alerts:
                 answers.append(await handle(alert))
+        except AlertRefusedError as problem:  # the handler's own refusal (a rate limit)
+            if outcome.replay_key is not None:
+                await run_in_threadpool(replay.forget, outcome.replay_key)
+            if not answers:
+                return await refused(name, problem, client, claimed)
+            answers.append({"error": problem.message, "code": problem.code})
         except Exception:
             log.exception("the alert handler failed (%s)", name)
             if outcome.replay_key is not None:

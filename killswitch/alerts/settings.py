@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -135,7 +136,34 @@ class AlertSettings(_Section):
     playbooks_dir: Path | None = Field(
         None, description="the playbooks (*.yaml); None: the defaults shipped in playbooks/"
     )
-    incident_channel: str = Field(
-        "C0INCIDENTS", description="where alerts are told, asked about and narrated (Slack)"
+    incident_channel: str | None = Field(
+        None,
+        description="the Slack channel where alerts are told, asked about and narrated "
+        "(None: the first of slack_app.allowed_channels)",
     )
     guards: GuardSettings = GuardSettings()
+
+
+def enabled_sources(settings: AlertSettings) -> list[str]:
+    """The sources that are configured (a secret, or SNS enabled with a topic)."""
+    enabled = {
+        "aws": settings.aws.api_key is not None,
+        "sns": settings.sns.enabled and bool(settings.sns.topic_arns),
+        "alertmanager": settings.alertmanager.bearer_token is not None,
+        "github": settings.github.webhook_secret is not None,
+        "generic": settings.generic.secret is not None,
+    }
+    return [name for name, on in enabled.items() if on]
+
+
+def fresh_secrets() -> dict[str, Any]:
+    """A profile's `alerts` section with a new secret for every source but SNS (which signs
+    with certificates): what the sandbox writes, and a template for production."""
+    import secrets
+
+    return {
+        "aws": {"api_key": secrets.token_urlsafe(32)},
+        "alertmanager": {"bearer_token": secrets.token_urlsafe(32)},
+        "github": {"webhook_secret": secrets.token_urlsafe(32)},
+        "generic": {"secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()},
+    }

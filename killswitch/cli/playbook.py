@@ -90,8 +90,9 @@ def _print(result: dict[str, Any]) -> None:
         out.print(f"alert {alert['source']}/{alert['event']}: {alert['summary']}", markup=False)
         match = alert["playbook"]
         if match is None:
-            out.print("  no playbook matches: the incident channel is told, nothing else",
-                      markup=False)
+            out.print(
+                "  no playbook matches: the incident channel is told, nothing else", markup=False
+            )
             continue
         out.print(f"  playbook {match['name']} ({match['where']}): do {match['do']}", markup=False)
         for line in alert["traced"]:

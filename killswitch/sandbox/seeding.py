@@ -10,13 +10,14 @@ from typing import Any
 
 from killswitch import progress
 from killswitch.alerts import fingerprints
+from killswitch.alerts.settings import fresh_secrets
 from killswitch.inventory import Inventory
+from killswitch.ledger_key import key_for
 from killswitch.sandbox import fleet
 from killswitch.sandbox.plugin import Sandbox, Seeder, SweepSeeds
 from killswitch.sandbox.plugins import loaded
 from killswitch.sandbox.processes import write_private
 from killswitch.sandbox.state import Paths
-from killswitch.ledger_key import key_for
 from killswitch.secrets import KeyringFile, MaterialStore, Stores, identifier_fields
 from killswitch.settings import DEFAULT_PROTECTED_AGENTS
 from killswitch.sightings import Sightings
@@ -97,6 +98,8 @@ def profile(
         "action_deadline_s": 20.0,
         "prefect_api_url": prefect_api,
         "prefect_api_auth": prefect_auth,
+        # A fresh secret for every alert source; a storm breaker small enough to see.
+        "alerts": {**fresh_secrets(), "guards": {"storm_max_agents": 3}},
         **sections,
     }
 

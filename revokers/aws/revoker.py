@@ -138,6 +138,18 @@ class AwsRevoker(Revoker):
             tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
         )
 
+    def owner_of(self, identifier: str) -> str | None:
+        """iam:GetAccessKeyLastUsed names the key's user; iam:ListUserTags its agent."""
+        owners = discovery.key_owners(self.iam, [identifier], workers=1)
+        if not owners:
+            return None
+        user = next(iter(owners))
+        try:
+            tags = self.iam.list_user_tags(UserName=user).get("Tags", [])
+        except Exception as exc:
+            raise translate(exc, doing=f"iam:ListUserTags {user}") from exc
+        return next((t["Value"] for t in tags if t["Key"] == self.config.tag_key), None)
+
     def enumerate(self) -> Iterator[Nhi]:
         own = self.own_identity()
         return enumeration.enumerate_account(

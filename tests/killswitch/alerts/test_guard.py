@@ -47,8 +47,12 @@ def test_a_source_over_its_rate_is_refused_per_minute() -> None:
 def test_fingerprints_find_the_credential_but_never_hold_the_secret(tmp_path: Path) -> None:
     inventory = Inventory(tmp_path / "i.db")
     known = Fingerprints(inventory, b"k" * 32, {"access_key_id"})
-    known.add("aws.access-key", "AKIA1", {"access_key_id": "AKIA1", "secret": "s3cr3t-canary"},
-              agent_id="agent-1")
+    known.add(
+        "aws.access-key",
+        "AKIA1",
+        {"access_key_id": "AKIA1", "secret": "s3cr3t-canary"},
+        agent_id="agent-1",
+    )
     found = known.lookup("s3cr3t-canary")
     assert found is not None and found.agent_id == "agent-1" and found.key == "aws.access-key:AKIA1"
     assert found.material("s3cr3t-canary") == {"access_key_id": "AKIA1", "secret": "s3cr3t-canary"}

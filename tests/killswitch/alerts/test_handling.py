@@ -1,0 +1,230 @@
+"""`POST /alerts/<source>` against `killswitch serve` as its own process, on the sandbox:
+a signed alert of the real shape for a leaked credential contains its agent and proves every
+credential dead (the leaked one with its own value when the alert carries it); copies start
+no second run; a storm is held for a human with one message; bad input changes nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from killswitch import planning
+from killswitch.alerts.guard import StormBreaker
+from killswitch.inventory import Inventory
+from killswitch.ledger import Ledger
+from killswitch.runtime import Runtime
+from killswitch.sandbox import senders
+from killswitch.settings import Settings
+from tests.conftest import SeedAgent
+from tests.killswitch.slack_app.slack import Slack
+from tests.killswitch.slack_app.test_app import serving
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TOPIC = "arn:aws:sns:us-east-1:123456789012:killswitch-alerts"
+
+
+@pytest.fixture(scope="module")
+def sns_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[senders.SnsCertificateHost]:
+    host = senders.SnsCertificateHost(tmp_path_factory.mktemp("sns"))
+    host.start()
+    yield host
+    host.stop()
+
+
+@pytest.fixture(autouse=True)
+def calm(settings: Settings) -> None:
+    """Each test starts with the storm breaker closed (an operator's resume): the module's
+    tests together contain more agents than the sandbox's breaker allows."""
+    guards = settings.alerts.guards
+    inventory = Inventory(settings.inventory_file)
+    StormBreaker(inventory, guards.storm_max_agents, guards.storm_window_s).resume("test-suite")
+    inventory.close()
+
+
+@pytest.fixture(scope="module")
+def service(
+    sandbox: dict[str, Any],
+    sandbox_home: Path,
+    saas_url: str,
+    sns_host: senders.SnsCertificateHost,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Slack]:
+    log = tmp_path_factory.mktemp("serve-alerts") / "serve.log"
+    env = {
+        "KILLSWITCH_ALERTS__SNS__ENABLED": "true",
+        "KILLSWITCH_ALERTS__SNS__TOPIC_ARNS": f'["{TOPIC}"]',
+        "KILLSWITCH_ALERTS__SNS__CERT_HOSTS": '["' + sns_host.host_pattern.replace("\\", "\\\\")
+        + '"]',
+        "KILLSWITCH_ALERTS__SNS__CERT_CA_FILE": str(sns_host.ca_path),
+    }
+    with serving(sandbox, sandbox_home, saas_url, log, **env) as slack:
+        yield slack
+
+
+def post(service: Slack, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{service.service}/alerts/{source}", content=body, headers=headers,
+                      timeout=30)
+
+
+def finished(settings: Settings, run_id: str, timeout: float = 90) -> dict[str, Any]:
+    """The run's closing ledger entry (`contain` proven / not-proven)."""
+    deadline = time.monotonic() + timeout
+    ledger = Ledger(settings.ledger_file)
+    try:
+        while time.monotonic() < deadline:
+            for row in ledger.rows(run_id=run_id):
+                if row["action"] == "contain" and row["outcome"] in ("proven", "not-proven"):
+                    return row
+            time.sleep(0.3)
+    finally:
+        ledger.close()
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def probes(settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    ledger = Ledger(settings.ledger_file)
+    try:
+        return [r for r in ledger.rows(run_id=run_id) if r["action"] == "probe"]
+    finally:
+        ledger.close()
+
+
+def credentials(runtime: Runtime, agent_id: str, provider: str) -> list[str]:
+    agent = runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    found = planning.discover(runtime, agent)[provider]
+    assert not isinstance(found, Exception)
+    return [c.ref for c in found.credentials]
+
+
+def one_run(answer: httpx.Response) -> str:
+    assert answer.status_code == 202, answer.text
+    said = answer.json()
+    assert said["decision"] == "contain", said
+    [agent] = said["agents"]
+    assert agent["decision"] == "contain" and agent["run_id"], said
+    return str(agent["run_id"])
+
+
+def access_key(runtime: Runtime, agent_id: str) -> str:
+    return next(r for r in credentials(runtime, agent_id, "aws") if r.startswith("AKIA"))
+
+
+def test_an_aws_exposed_key_event_contains_the_keys_agent(
+    service: Slack, settings: Settings, runtime: Runtime, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent("al-aws", only=("aws",))
+    event = senders.health_exposed_event(access_key(runtime, agent_id))
+    body = senders.encode(event)
+    key = settings.alerts.aws.api_key
+    assert key is not None
+    run_id = one_run(post(service, "aws", body, senders.aws_headers(key.get_secret_value())))
+    closing = finished(settings, run_id)
+    assert closing["outcome"] == "proven", closing
+    assert {p["outcome"] for p in probes(settings, run_id)} == {"dead"}
+    copy = post(service, "aws", body, senders.aws_headers(key.get_secret_value()))
+    assert copy.status_code == 409  # EventBridge's retry of the same event id: a replay
+
+
+def test_the_same_event_through_sns_is_verified_and_contains(
+    service: Slack,
+    settings: Settings,
+    runtime: Runtime,
+    seed_agent: SeedAgent,
+    sns_host: senders.SnsCertificateHost,
+) -> None:
+    agent_id = seed_agent("al-sns", only=("aws",))
+    event = senders.health_exposed_event(access_key(runtime, agent_id))
+    message = sns_host.signer.notification(TOPIC, event, version="1")
+    body = senders.encode(message)
+    run_id = one_run(post(service, "sns", body, senders.sns_headers(message)))
+    assert finished(settings, run_id)["outcome"] == "proven"
+
+
+def test_a_github_secret_scanning_alert_proves_the_leaked_token_with_its_own_value(
+    service: Slack, settings: Settings, runtime: Runtime, seed_agent: SeedAgent, keyring: Any
+) -> None:
+    agent_id = seed_agent("al-gh", only=("github",))
+    ref = credentials(runtime, agent_id, "github")[0]
+    [material] = keyring.materials(_credential(runtime, agent_id, "github", ref))
+    token = next(v.reveal() for k, v in material.fields.items() if k == "token")
+    payload = senders.secret_scanning_alert(secret=token, number=int(time.time()) % 100000)
+    body = senders.encode(payload)
+    secret = settings.alerts.github.webhook_secret
+    assert secret is not None
+    answer = post(service, "github", body, senders.github_headers(secret.get_secret_value(), body))
+    run_id = one_run(answer)
+    assert token not in answer.text
+    assert finished(settings, run_id)["outcome"] == "proven"
+    leaked = [p for p in probes(settings, run_id) if p["credential"] == ref]
+    assert leaked and leaked[0]["outcome"] == "dead"
+    assert "leaked value itself" in str(leaked[0]["detail"]["evidence"])
+
+
+def test_alertmanager_and_generic_name_the_agent_and_copies_start_one_run(
+    service: Slack, settings: Settings, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent("al-am", only=("aws",))
+    webhook = senders.alertmanager_webhook(agent_id, alertname="AgentExfiltration")
+    webhook["alerts"][0]["labels"]["killswitch"] = "contain"
+    body = senders.encode(webhook)
+    token = settings.alerts.alertmanager.bearer_token
+    assert token is not None
+    headers = senders.alertmanager_headers(token.get_secret_value())
+    run_id = one_run(post(service, "alertmanager", body, headers))
+    copy = post(service, "alertmanager", body, headers)  # Alertmanager re-sends while firing
+    assert copy.status_code == 202 and copy.json()["decision"] == "duplicate"
+    assert copy.json()["linked_runs"] == [run_id]
+    assert finished(settings, run_id)["outcome"] == "proven"
+
+    other = seed_agent("al-gen", only=("aws",))
+    generic = senders.encode(senders.generic_alert(agent_id=other))
+    secret = settings.alerts.generic.secret
+    assert secret is not None
+    run_id = one_run(
+        post(service, "generic", generic, senders.generic_headers(secret.get_secret_value(),
+                                                                 generic))
+    )
+    assert finished(settings, run_id)["outcome"] == "proven"
+
+
+def test_a_storm_contains_m_agents_and_holds_the_rest_with_one_message(
+    service: Slack, settings: Settings, seed_agent: SeedAgent
+) -> None:
+    limit = settings.alerts.guards.storm_max_agents
+    secret = settings.alerts.generic.secret
+    assert secret is not None
+    agents = [seed_agent("al-storm", only=("github",)) for _ in range(limit + 1)]
+    before = len(told(service))
+    answers = []
+    for agent_id in agents:
+        alert = senders.generic_alert(agent_id=agent_id, alert_id=f"storm-{uuid.uuid4().hex}")
+        body = senders.encode(alert)
+        headers = senders.generic_headers(secret.get_secret_value(), body)
+        answers.append(post(service, "generic", body, headers).json()["agents"][0])
+    assert [a["decision"] for a in answers] == ["contain"] * limit + ["held"], answers
+    assert "storm breaker" in answers[-1]["why"]
+    assert len(told(service)) == before + 1  # one message, with the resume button
+    held = agents[-1]
+    asked = [m for m in service.messages() if f"alert: contain {held}" in (m["text"] or "")]
+    assert len(asked) == 1  # held for a human: a button in the incident channel
+    for answer in answers[:limit]:
+        assert finished(settings, answer["run_id"])["outcome"] == "proven"
+
+
+def told(service: Slack) -> list[dict[str, Any]]:
+    return [m for m in service.messages() if "storm breaker open" in (m["text"] or "")]
+
+
+def _credential(runtime: Runtime, agent_id: str, provider: str, ref: str) -> Any:
+    agent = runtime.inventory.get_agent(agent_id)
+    assert agent is not None
+    found = planning.discover(runtime, agent)[provider]
+    assert not isinstance(found, Exception)
+    return next(c for c in found.credentials if c.ref == ref)
