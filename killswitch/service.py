@@ -204,6 +204,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
 
     from killswitch.orchestrator import prefect_environment
 
+    app = build(runtime)  # refuses to start on an invalid playbook or nothing to serve
     try:
         prefect_environment(runtime.settings)
     except KillSwitchError as exc:  # runs fall back to break-glass and say so in the thread
@@ -211,7 +212,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         log.warning("the scheduled sweep needs Prefect: not scheduled")
     else:
         schedule_sweep(runtime.settings)
-    uvicorn.run(build(runtime), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def schedule_sweep(settings: Settings) -> threading.Thread | None:

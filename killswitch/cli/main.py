@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
@@ -162,11 +163,22 @@ def demo(
     via_slack: bool = typer.Option(
         False, "--via-slack", help="Go through `/killswitch` in Slack (the sandbox's stand-in)."
     ),
+    via_alert: bool = typer.Option(
+        False,
+        "--via-alert",
+        help="Go through the alert receiver: an AWS exposed-key event, as EventBridge sends it.",
+    ),
+    save_alert: Path | None = typer.Option(
+        None, "--save-alert", help="With --via-alert: write the alert's body here (no secrets)."
+    ),
     quiet: bool = QUIET,
 ) -> None:
     """Start the sandbox (fresh fleet), contain its compromised agent, and prove it."""
     if via_slack:
         _demo_via_slack(as_json, quiet)
+        return
+    if via_alert:
+        _demo_via_alert(as_json, quiet, save_alert)
         return
     from killswitch import pipeline
     from killswitch.sandbox import control, fleet
@@ -232,12 +244,46 @@ def _demo_via_slack(as_json: bool, quiet: bool) -> None:
     raise typer.Exit(EXIT_OK if run.proven else EXIT_NOT_PROVEN)
 
 
+def _demo_via_alert(as_json: bool, quiet: bool, save: Path | None) -> None:
+    from killswitch.sandbox import alert_demo, control, fleet
+    from killswitch.sandbox.state import Paths
+    from killswitch.settings import default_home
+
+    with errors_handled(as_json), progress_to_stderr(quiet):
+        home = default_home()
+        control.up(home, reset=True)
+        with opened(load_settings(profile=Paths.under(home).profile)) as runtime:
+            run = alert_demo.drive(runtime, fleet.DEMO_AGENT, save=save)
+    report = run.report
+    if as_json:
+        emit_json(
+            {
+                "alert": run.answer,
+                "answered_s": round(run.answered_s, 4),
+                "proven_s": round(run.proven_s, 4),
+                "report": report_to_dict(report),
+            }
+        )
+    else:
+        out.print(
+            f"POST /alerts/aws (AWS Health AWS_RISK_CREDENTIALS_EXPOSED) → 202 in "
+            f"{run.answered_s:.2f}s: {run.answer['decision']} by playbook {run.answer['playbook']}"
+        )
+        render_containment(out, report)
+        out.print(f"from the alert's arrival to the last verdict: {run.proven_s:.2f}s")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_NOT_PROVEN)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8787, "--port", help="Port (Slack's request URL: /slack/events)."),
+    port: int = typer.Option(
+        8787, "--port", help="Port (Slack's request URL /slack/events; alerts /alerts/<source>)."
+    ),
 ) -> None:
-    """The warm service: `/killswitch` in Slack at /slack/events (signed requests only)."""
+    """The warm service: `/killswitch` in Slack at /slack/events and the alert receiver at
+    /alerts/<source> (signed or authenticated requests only), and the scheduled sweep.
+    Refuses to start when a playbook is invalid."""
     import logging
 
     from killswitch import service
@@ -245,8 +291,12 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per Prefect API call
     with errors_handled(False), opened() as runtime:
+        from killswitch.alerts.settings import enabled_sources
+
+        sources = ", ".join(enabled_sources(runtime.settings.alerts)) or "none"
         err.print(
-            f"killswitch serve: target {runtime.settings.target}, http://{host}:{port}/slack/events"
+            f"killswitch serve: target {runtime.settings.target}, http://{host}:{port} "
+            f"(/slack/events; /alerts/<source>, enabled: {sources})"
         )
         service.serve(runtime, host, port)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from killswitch.alerts.models import SOURCES
 from killswitch.cli.common import EXIT_REFUSED, JSON, emit_json, err, errors_handled, out
 
 app = typer.Typer(
@@ -64,7 +65,7 @@ def validate(directory: Path | None = DIR, as_json: bool = JSON) -> None:
 def explain(
     alert_file: Path = typer.Argument(..., help="An alert body as its source sends it (JSON)."),
     source: str = typer.Option(
-        ..., "--source", "-s", help="aws | sns | alertmanager | github | generic"
+        ..., "--source", "-s", help="The receiver path it would arrive on: " + " | ".join(SOURCES)
     ),
     directory: Path | None = typer.Option(None, "--playbooks", help="A playbook directory."),
     as_json: bool = JSON,
@@ -100,9 +101,8 @@ def _print(result: dict[str, Any]) -> None:
         for line in alert["untraced"]:
             out.print(f"  not traced: {line}", markup=False)
         for agent in alert["agents"]:
-            out.print(
-                f"  {agent['agent']}: would {agent['decision']} — {agent['why']}", markup=False
-            )
+            verb = "nothing to do" if agent["decision"] == "nothing" else f"would {agent['decision']}"
+            out.print(f"  {agent['agent']}: {verb} — {agent['why']}", markup=False)
             for provider, count in agent.get("plan", {}).items():
                 out.print(f"    {provider}: {count}", markup=False)
     out.print("nothing was changed (explain never contains, asks or ledgers)", markup=False)

@@ -6,10 +6,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
+
+if TYPE_CHECKING:
+    from killswitch.alerts.handling import AlertDesk
+    from killswitch.runtime import Runtime
 
 
 class ThreadedServer:
@@ -43,3 +51,22 @@ class ThreadedServer:
         if self.server is not None and self.thread is not None:
             self.server.should_exit = True
             self.thread.join(timeout=5)
+
+
+@contextmanager
+def service_on_a_port(runtime: Runtime, *, desks: list[AlertDesk] | None = None) -> Iterator[int]:
+    """`killswitch serve`'s app in this process until the block ends; yields its port (the
+    demos drive it as a sender would; `desks` receives the alert desk when alerts are on)."""
+    from killswitch import service
+
+    server = ThreadedServer("killswitch-serve")
+    server.start(service.build(runtime, desk=desks))
+    deadline = time.monotonic() + 20
+    while not (server.server and server.server.started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield server.port
+    finally:
+        server.stop()
+        for desk in desks or []:
+            desk.close()

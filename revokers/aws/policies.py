@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "iam:GetAccountAuthorizationDetails",
         "iam:ListAccessKeys",
         "iam:GetAccessKeyLastUsed",
+        "iam:GetUser",  # a leaked key's owner (an alert names only the key id)
         "sts:GetCallerIdentity",
     ),
     "contain": ("iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:PutRolePolicy"),

@@ -139,15 +139,15 @@ class AwsRevoker(Revoker):
         )
 
     def owner_of(self, identifier: str) -> str | None:
-        """iam:GetAccessKeyLastUsed names the key's user; iam:ListUserTags its agent."""
+        """iam:GetAccessKeyLastUsed names the key's user; iam:GetUser its tags, its agent."""
         owners = discovery.key_owners(self.iam, [identifier], workers=1)
         if not owners:
             return None
         user = next(iter(owners))
         try:
-            tags = self.iam.list_user_tags(UserName=user).get("Tags", [])
+            tags = self.iam.get_user(UserName=user)["User"].get("Tags", [])
         except Exception as exc:
-            raise translate(exc, doing=f"iam:ListUserTags {user}") from exc
+            raise translate(exc, doing=f"iam:GetUser {user}") from exc
         return next((t["Value"] for t in tags if t["Key"] == self.config.tag_key), None)
 
     def enumerate(self) -> Iterator[Nhi]:

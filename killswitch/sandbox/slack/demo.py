@@ -8,20 +8,16 @@ stand-in until the final report arrives.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 
-from killswitch import service
 from killswitch.errors import SandboxError
 from killswitch.runtime import Runtime
+from killswitch.sandbox.serving import service_on_a_port
 from killswitch.slack_app import signing
 
 
@@ -31,22 +27,6 @@ class SlackRun:
     ack_text: str
     thread: list[str]
     proven: bool
-
-
-def _serve(runtime: Runtime) -> tuple[uvicorn.Server, int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(service.build(runtime), log_level="warning"))
-    threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[sock])),
-        name="killswitch-serve",
-        daemon=True,
-    ).start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server, port
 
 
 def _thread(messages: list[dict[str, Any]], parent_ts: str) -> list[str]:
@@ -65,8 +45,7 @@ def drive(
     slack = status["providers"]["slack"]
     stand_in = str(slack["base_url"]).removesuffix("/slack/api/")
     user = slack["oncall_user_ids"][0]
-    server, port = _serve(runtime)
-    try:
+    with service_on_a_port(runtime) as port:
         body = urllib.parse.urlencode(
             {
                 "command": "/killswitch",
@@ -103,5 +82,3 @@ def drive(
                     return SlackRun(ack_s, ack.text, lines, final[-1].startswith("PROVEN"))
             time.sleep(0.2)
         raise SandboxError(f"no final report in the Slack thread within {timeout:.0f}s")
-    finally:
-        server.should_exit = True

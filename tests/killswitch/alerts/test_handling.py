@@ -5,6 +5,7 @@ no second run; a storm is held for a human with one message; bad input changes n
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from killswitch.ledger import Ledger
 from killswitch.runtime import Runtime
 from killswitch.sandbox import senders
 from killswitch.settings import Settings
-from tests.conftest import SeedAgent
+from tests.conftest import SeedAgent, run_cli
 from tests.killswitch.slack_app.slack import Slack
 from tests.killswitch.slack_app.test_app import serving
 
@@ -59,7 +60,8 @@ def service(
     env = {
         "KILLSWITCH_ALERTS__SNS__ENABLED": "true",
         "KILLSWITCH_ALERTS__SNS__TOPIC_ARNS": f'["{TOPIC}"]',
-        "KILLSWITCH_ALERTS__SNS__CERT_HOSTS": '["' + sns_host.host_pattern.replace("\\", "\\\\")
+        "KILLSWITCH_ALERTS__SNS__CERT_HOSTS": '["'
+        + sns_host.host_pattern.replace("\\", "\\\\")
         + '"]',
         "KILLSWITCH_ALERTS__SNS__CERT_CA_FILE": str(sns_host.ca_path),
     }
@@ -68,8 +70,9 @@ def service(
 
 
 def post(service: Slack, source: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{service.service}/alerts/{source}", content=body, headers=headers,
-                      timeout=30)
+    return httpx.post(
+        f"{service.service}/alerts/{source}", content=body, headers=headers, timeout=30
+    )
 
 
 def finished(settings: Settings, run_id: str, timeout: float = 90) -> dict[str, Any]:
@@ -188,8 +191,9 @@ def test_alertmanager_and_generic_name_the_agent_and_copies_start_one_run(
     secret = settings.alerts.generic.secret
     assert secret is not None
     run_id = one_run(
-        post(service, "generic", generic, senders.generic_headers(secret.get_secret_value(),
-                                                                 generic))
+        post(
+            service, "generic", generic, senders.generic_headers(secret.get_secret_value(), generic)
+        )
     )
     assert finished(settings, run_id)["outcome"] == "proven"
 
@@ -228,3 +232,42 @@ def _credential(runtime: Runtime, agent_id: str, provider: str, ref: str) -> Any
     found = planning.discover(runtime, agent)[provider]
     assert not isinstance(found, Exception)
     return next(c for c in found.credentials if c.ref == ref)
+
+
+def test_explain_traces_a_leaked_value_and_changes_nothing(
+    sandbox_home: Path,
+    settings: Settings,
+    runtime: Runtime,
+    seed_agent: SeedAgent,
+    keyring: Any,
+    tmp_path: Path,
+) -> None:
+    agent_id = seed_agent("al-explain", only=("github",))
+    ref = credentials(runtime, agent_id, "github")[0]
+    [material] = keyring.materials(_credential(runtime, agent_id, "github", ref))
+    token = next(v.reveal() for k, v in material.fields.items() if k == "token")
+    alert = senders.generic_alert(credentials=[{"provider": "github", "value": token}])
+    (tmp_path / "alert.json").write_bytes(senders.encode(alert))
+    ledger = Ledger(settings.ledger_file)
+    before = len(list(ledger.rows()))
+    done = run_cli(
+        sandbox_home,
+        "playbook",
+        "explain",
+        str(tmp_path / "alert.json"),
+        "--source",
+        "generic",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert token not in done.stdout + done.stderr
+    [said] = json.loads(done.stdout)["alerts"]
+    assert said["playbook"]["name"] == "generic-credential-leaked"
+    assert "fingerprint" in said["traced"][0]
+    [agent] = said["agents"]
+    assert agent["agent"] == agent_id and agent["decision"] == "contain"
+    assert "github" in agent["plan"]
+    assert [key.endswith(ref) for key in agent["proven_with_leaked_value"]] == [True]
+    assert len(list(ledger.rows())) == before  # nothing ledgered
+    ledger.close()
+    assert runtime.inventory.get_agent(agent_id).status.value == "active"  # type: ignore[union-attr]
