@@ -207,12 +207,19 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     app = build(runtime)  # refuses to start on an invalid playbook or nothing to serve
     try:
         prefect_environment(runtime.settings)
+        warm()
     except KillSwitchError as exc:  # runs fall back to break-glass and say so in the thread
         log.warning("%s — Slack runs will go break-glass until it answers", exc.message)
         log.warning("the scheduled sweep needs Prefect: not scheduled")
     else:
         schedule_sweep(runtime.settings)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def warm() -> None:
+    """Import the flows (and Prefect) now: the first alert or command must not pay for it."""
+    import flows.contain  # noqa: F401
+    import flows.restore  # noqa: F401
 
 
 def schedule_sweep(settings: Settings) -> threading.Thread | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +55,7 @@ class AgentDecision:
     decision: str  # contain | ask | notify | held | already-contained | refused
     why: str = ""
     run_id: str | None = None
+    plan_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +63,7 @@ class AgentDecision:
             "decision": self.decision,
             "why": self.why,
             "run_id": self.run_id,
+            "plan_s": round(self.plan_s, 4),
         }
 
 
@@ -74,10 +77,12 @@ class Outcome:
     agents: list[AgentDecision] = field(default_factory=list)
     note: str = ""
     linked_runs: tuple[str, ...] = ()
+    attribution_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "alert": self.alert_ref,
+            "attribution_s": round(self.attribution_s, 4),
             "decision": self.decision,
             "playbook": self.playbook,
             "agents": [a.as_dict() for a in self.agents],
@@ -156,7 +161,9 @@ class AlertDesk:
                 f"matches — told only. {alert.summary}"
             )
             return Outcome(ref, "notify", note="no playbook matches this alert")
+        tracing = time.monotonic()
         attribution = attribute(self.runtime, alert, self.fingerprints)
+        traced_s = time.monotonic() - tracing
         record.write(
             "alert",
             "matched",
@@ -181,7 +188,7 @@ class AlertDesk:
                 matched.playbook.name,
                 note="no agent found: " + "; ".join(attribution.untraced),
             )
-        outcome = Outcome(ref, matched.playbook.do, matched.playbook.name)
+        outcome = Outcome(ref, matched.playbook.do, matched.playbook.name, attribution_s=traced_s)
         for agent_id in attribution.agents:
             decided = self._one(alert, matched, attribution, agent_id)
             outcome.agents.append(decided)
@@ -229,6 +236,7 @@ class AlertDesk:
                 )
                 if admission.tell:
                     self.tell_storm(admission.contained)
+        planning = time.monotonic()
         try:
             plan = pipeline.plan(self.runtime, request, agent)
         except KillSwitchError as exc:
@@ -238,24 +246,32 @@ class AlertDesk:
         record.write(
             "alert-decision", do, why=why, run=request.run_id, credentials=len(plan.credentials)
         )
+        plan_s = time.monotonic() - planning
         if do == "contain":
-            self.start(request, attribution, alert)
-            return AgentDecision(agent_id, "contain", why, request.run_id)
+            self.start(request, attribution, alert, plan_s)
+            return AgentDecision(agent_id, "contain", why, request.run_id, plan_s)
         self.ask(request, alert, why)
-        return AgentDecision(agent_id, do, why, request.run_id)
+        return AgentDecision(agent_id, do, why, request.run_id, plan_s)
 
-    def start(self, request: Request, attribution: Attribution, alert: Alert) -> None:
+    def start(
+        self, request: Request, attribution: Attribution, alert: Alert, plan_s: float = 0.0
+    ) -> None:
         """Run the kept plan in the background: a flow in this process, with the leaked values
         as the first secret source; narrated in the incident channel."""
         leaked = attribution.secrets_for(request.agent_id)
         runtime = self.runtime.with_secrets(leaked) if leaked is not None else self.runtime
         tags = (f"alert-source:{alert.source}", f"alert:{_alert_run(alert)[:24]}")
-        future = self.pool.submit(self._run, runtime, request, alert, tags)
+        future = self.pool.submit(self._run, runtime, request, alert, tags, plan_s)
         with self._lock:
             self.runs[request.run_id] = future
 
     def _run(
-        self, runtime: Runtime, request: Request, alert: Alert, tags: tuple[str, ...]
+        self,
+        runtime: Runtime,
+        request: Request,
+        alert: Alert,
+        tags: tuple[str, ...],
+        plan_s: float,
     ) -> ContainmentReport | None:
         try:
             if self.slack is not None:
@@ -266,9 +282,9 @@ class AlertDesk:
                     f"alert {alert.source}/{alert.event}: containing {request.agent_id}",
                     _alert_blocks(alert, request),
                 )
-                return self.slack.run(request, thread, runtime=runtime, tags=tags)
+                return self.slack.run(request, thread, runtime=runtime, tags=tags, plan_s=plan_s)
             try:
-                return pipeline.run(runtime, request.run_id, tags=tags)
+                return pipeline.run(runtime, request.run_id, tags=tags, plan_s=plan_s)
             except ConfigurationError as exc:
                 log.warning("%s — alert run %s goes break-glass", exc.message, request.run_id)
                 return pipeline.run(runtime, request.run_id, mode=Mode.BREAK_GLASS)

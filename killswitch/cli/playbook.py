@@ -101,7 +101,9 @@ def _print(result: dict[str, Any]) -> None:
         for line in alert["untraced"]:
             out.print(f"  not traced: {line}", markup=False)
         for agent in alert["agents"]:
-            verb = "nothing to do" if agent["decision"] == "nothing" else f"would {agent['decision']}"
+            verb = (
+                "nothing to do" if agent["decision"] == "nothing" else f"would {agent['decision']}"
+            )
             out.print(f"  {agent['agent']}: {verb} — {agent['why']}", markup=False)
             for provider, count in agent.get("plan", {}).items():
                 out.print(f"    {provider}: {count}", markup=False)

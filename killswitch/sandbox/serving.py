@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import uvicorn
 from starlette.applications import Starlette
 
+from killswitch.errors import KillSwitchError
+
 if TYPE_CHECKING:
     from killswitch.alerts.handling import AlertDesk
     from killswitch.runtime import Runtime
@@ -58,7 +60,13 @@ def service_on_a_port(runtime: Runtime, *, desks: list[AlertDesk] | None = None)
     """`killswitch serve`'s app in this process until the block ends; yields its port (the
     demos drive it as a sender would; `desks` receives the alert desk when alerts are on)."""
     from killswitch import service
+    from killswitch.orchestrator import prefect_environment
 
+    try:
+        prefect_environment(runtime.settings)
+        service.warm()
+    except KillSwitchError:  # runs go break-glass and say so
+        pass
     server = ThreadedServer("killswitch-serve")
     server.start(service.build(runtime, desk=desks))
     deadline = time.monotonic() + 20

@@ -302,6 +302,7 @@ class SlackCommands:
         *,
         runtime: Runtime | None = None,
         tags: tuple[str, ...] = (),
+        plan_s: float = 0.0,
     ) -> ContainmentReport | None:
         """The kept plan as a flow in this warm process; if Prefect is unreachable, the same
         plan break-glass — said so. `runtime`: this one with more secrets (an alert's)."""
@@ -313,7 +314,7 @@ class SlackCommands:
                     self.finish_restore(thread, request)
                     return None
                 try:
-                    report = pipeline.run(runtime, request.run_id, tags=tags)
+                    report = pipeline.run(runtime, request.run_id, tags=tags, plan_s=plan_s)
                 except ConfigurationError as exc:
                     thread.reply(
                         "orchestrator unreachable",
