@@ -120,7 +120,11 @@ def access_key(runtime: Runtime, agent_id: str) -> str:
 
 
 def test_an_aws_exposed_key_event_contains_the_keys_agent(
-    service: Slack, settings: Settings, runtime: Runtime, seed_agent: SeedAgent
+    service: Slack,
+    settings: Settings,
+    runtime: Runtime,
+    seed_agent: SeedAgent,
+    prefect_http: httpx.Client,
 ) -> None:
     agent_id = seed_agent("al-aws", only=("aws",))
     event = senders.health_exposed_event(access_key(runtime, agent_id))
@@ -131,6 +135,17 @@ def test_an_aws_exposed_key_event_contains_the_keys_agent(
     closing = finished(settings, run_id)
     assert closing["outcome"] == "proven", closing
     assert {p["outcome"] for p in probes(settings, run_id)} == {"dead"}
+    # Narrated in the incident channel like a Slack-started run: the board, then the report.
+    replies = service.wait_for(f"containing {agent_id}", "PROVEN")
+    assert replies[-1]["text"].startswith("PROVEN")
+    # The flow run carries the alert's source and id as tags.
+    runs = prefect_http.post(
+        "flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["alert-source:aws"]}}}
+    ).json()
+    assert any(
+        "alert-source:aws" in r["tags"] and any(t.startswith("alert:") for t in r["tags"])
+        for r in runs
+    )
     copy = post(service, "aws", body, senders.aws_headers(key.get_secret_value()))
     assert copy.status_code == 409  # EventBridge's retry of the same event id: a replay
 
@@ -271,3 +286,25 @@ def test_explain_traces_a_leaked_value_and_changes_nothing(
     assert len(list(ledger.rows())) == before  # nothing ledgered
     ledger.close()
     assert runtime.inventory.get_agent(agent_id).status.value == "active"  # type: ignore[union-attr]
+
+
+def test_bad_and_untraceable_alerts_change_nothing_and_say_why(
+    service: Slack, settings: Settings
+) -> None:
+    event = senders.health_exposed_event("AKIAUNKNOWN000000000")
+    body = senders.encode(event)
+    forged = post(service, "aws", body, senders.aws_headers("not-the-key"))
+    assert forged.status_code == 401 and forged.json()["code"] == "alert-forged"
+    unsigned = post(service, "aws", body, {"content-type": "application/json"})
+    assert unsigned.status_code == 401
+    ledger = Ledger(settings.ledger_file)
+    refused = [r for r in ledger.rows() if r["action"] == "alert-request"]
+    ledger.close()
+    assert refused and all(r["outcome"] == "refused" for r in refused)
+    key = settings.alerts.aws.api_key
+    assert key is not None
+    answer = post(service, "aws", body, senders.aws_headers(key.get_secret_value()))
+    assert answer.status_code == 202 and answer.json()["decision"] == "unattributed"
+    told = [m for m in service.messages() if "AKIAUNKNOWN000000000" in (m["text"] or "")]
+    assert told and "could not be traced" in told[-1]["text"]
+    assert "not declared in the inventory" in told[-1]["text"]
