@@ -15,8 +15,8 @@ from typing import Any
 from killswitch import planning
 from killswitch.alerts import fingerprints as prints
 from killswitch.alerts.attribution import attribute
+from killswitch.alerts.decisions import decide
 from killswitch.alerts.guard import StormBreaker
-from killswitch.alerts.handling import decide
 from killswitch.alerts.models import Alert
 from killswitch.alerts.playbooks import Book
 from killswitch.alerts.unsigned import unsigned

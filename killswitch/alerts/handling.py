@@ -13,10 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -24,12 +22,20 @@ from starlette.concurrency import run_in_threadpool
 from killswitch import pipeline
 from killswitch.alerts import fingerprints as prints
 from killswitch.alerts.attribution import Attribution, attribute
+from killswitch.alerts.decisions import (
+    AgentDecision,
+    Outcome,
+    alert_run,
+    decide,
+    described,
+    trigger,
+)
 from killswitch.alerts.guard import Dedup, SourceRate, StormBreaker
 from killswitch.alerts.models import Alert
-from killswitch.alerts.playbooks import Book, Loaded, Playbook
+from killswitch.alerts.playbooks import Book, Loaded
 from killswitch.alerts.refusals import AlertRefusedError
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
-from killswitch.models import Agent, AgentStatus, ContainmentReport
+from killswitch.models import AgentStatus, ContainmentReport
 from killswitch.recorder import Recorder
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
@@ -45,50 +51,6 @@ class RateLimitedError(AlertRefusedError):
     code = "alert-rate-limited"
     status = 429
     remediation = "The source sent more alerts than `alerts.guards.rate_per_minute`; it retries."
-
-
-@dataclass(frozen=True, slots=True)
-class AgentDecision:
-    """What one alert did for one agent."""
-
-    agent_id: str
-    decision: str  # contain | ask | notify | held | already-contained | refused
-    why: str = ""
-    run_id: str | None = None
-    plan_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent_id,
-            "decision": self.decision,
-            "why": self.why,
-            "run_id": self.run_id,
-            "plan_s": round(self.plan_s, 4),
-        }
-
-
-@dataclass
-class Outcome:
-    """The whole answer for one alert (what the receiver returns, as JSON)."""
-
-    alert_ref: str
-    decision: str
-    playbook: str | None = None
-    agents: list[AgentDecision] = field(default_factory=list)
-    note: str = ""
-    linked_runs: tuple[str, ...] = ()
-    attribution_s: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "alert": self.alert_ref,
-            "attribution_s": round(self.attribution_s, 4),
-            "decision": self.decision,
-            "playbook": self.playbook,
-            "agents": [a.as_dict() for a in self.agents],
-            "note": self.note,
-            "linked_runs": list(self.linked_runs),
-        }
 
 
 class AlertDesk:
@@ -130,20 +92,20 @@ class AlertDesk:
             agent_id=agent_id,
             reason=alert.summary[:200] or alert.event,
             actor=f"alert:{alert.source}",
-            trigger=_trigger(alert),
-            run_id=_alert_run(alert),
+            trigger=trigger(alert),
+            run_id=alert_run(alert),
         )
         return Recorder(self.runtime, request)
 
     def handle(self, alert: Alert) -> Outcome:
         """Ledger, dedup, match, attribute, guard, act — never raises for an alert's content."""
-        ref = _alert_run(alert)
+        ref = alert_run(alert)
         record = self._recorder(alert)
         if not self.rate.admit(alert.source):
             raise RateLimitedError(
                 f"more than {self.config.guards.rate_per_minute} {alert.source} alerts a minute"
             )
-        record.write("alert", "received", **_described(alert))
+        record.write("alert", "received", **described(alert))
         seen = self.dedup.first(alert.dedup_key)
         if not seen.first:
             record.write("alert", "duplicate", dedup_key=alert.dedup_key, runs=list(seen.run_ids))
@@ -204,7 +166,7 @@ class AlertDesk:
             agent_id=agent_id,
             reason=f"alert {alert.source}/{alert.event} ({playbook.name}): {alert.summary}"[:480],
             actor=f"alert:{alert.source}",
-            trigger=_trigger(alert),
+            trigger=trigger(alert),
             mode=Mode.FLOW,
         )
         record = self._recorder(alert, agent_id)
@@ -260,7 +222,7 @@ class AlertDesk:
         as the first secret source; narrated in the incident channel."""
         leaked = attribution.secrets_for(request.agent_id)
         runtime = self.runtime.with_secrets(leaked) if leaked is not None else self.runtime
-        tags = (f"alert-source:{alert.source}", f"alert:{_alert_run(alert)[:24]}")
+        tags = (f"alert-source:{alert.source}", f"alert:{alert_run(alert)[:24]}")
         future = self.pool.submit(self._run, runtime, request, alert, tags, plan_s)
         with self._lock:
             self.runs[request.run_id] = future
@@ -349,54 +311,6 @@ class AlertDesk:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-
-
-def decide(playbook: Playbook, agent: Agent, agents: int) -> tuple[str, str]:
-    """The playbook's action for one agent after its guards: a containment the guards do not
-    allow becomes a question to the on-call (never a silent drop)."""
-    guards = playbook.guards
-    if playbook.do == "contain" and agents > guards.max_agents:
-        return "ask", (
-            f"the alert resolves to {agents} agents (playbook {playbook.name} allows "
-            f"{guards.max_agents})"
-        )
-    if (
-        playbook.do == "contain"
-        and guards.environments
-        and (agent.environment not in guards.environments)
-    ):
-        return "ask", (
-            f"{agent.id} is in environment {agent.environment or '(none)'}, not one of "
-            f"{', '.join(guards.environments)}"
-        )
-    return playbook.do, f"playbook {playbook.name}"
-
-
-def _alert_run(alert: Alert) -> str:
-    """The ledger's run id for the alert's own entries: stable for its copies."""
-    return "alert-" + uuid.uuid5(uuid.NAMESPACE_URL, alert.dedup_key).hex
-
-
-def _trigger(alert: Alert) -> str:
-    return f"alert:{alert.source}:{(alert.alert_id or alert.fingerprint())[:64]}"
-
-
-def _described(alert: Alert) -> dict[str, Any]:
-    """The alert as the ledger keeps it: never a secret."""
-    return {
-        "source": alert.source,
-        "alert_id": alert.alert_id,
-        "event": alert.event,
-        "finding_type": alert.finding_type,
-        "severity": alert.severity,
-        "agent_named": alert.agent_id,
-        "environment": alert.environment,
-        "credentials": [c.describe() for c in alert.credentials],
-        "summary": alert.summary,
-        "fingerprint": alert.fingerprint(),
-        "dedup_key": alert.dedup_key,
-        "labels": dict(alert.labels),
-    }
 
 
 def _alert_blocks(alert: Alert, request: Request) -> list[dict[str, Any]]:
