@@ -167,6 +167,10 @@ class KeyringFile:
     def keys(self) -> list[str]:
         return sorted(self._read())
 
+    def entries(self, key: str) -> list[dict[str, str]]:
+        """The material held for `kind:ref` (plain values: for fingerprinting only)."""
+        return [dict(item) for item in self._read().get(key, [])]
+
     def secret_values(self) -> Iterator[str]:
         """Every secret in the file, identifiers aside: the canaries tests grep for."""
         identifiers = identifier_fields()

@@ -1,4 +1,5 @@
-"""`killswitch inventory import | discover | list`: the declared fleet and what providers hold."""
+"""`killswitch inventory import | discover | list | fingerprint`: the declared fleet, what
+providers hold, and the fingerprints that trace a leaked value to its agent."""
 
 from __future__ import annotations
 
@@ -253,3 +254,67 @@ def list_(
                 str(nhi["last_used_at"] or "never")[:10],
             )
         out.print(nhis)
+
+
+@app.command()
+def fingerprint(
+    agent: str = typer.Option(None, "--agent", help="With --kind, --ref, --field: one secret."),
+    kind: str = typer.Option(None, "--kind", help="Its credential kind (e.g. github.token)."),
+    ref: str = typer.Option(None, "--ref", help="Its reference (key id, token id)."),
+    field: str = typer.Option(None, "--field", help="Its probe-material field (e.g. token)."),
+    as_json: bool = JSON,
+) -> None:
+    """Record keyed fingerprints of known secrets, so a leaked value in an alert finds its
+    agent: every entry of the keyring file whose credential the inventory can attribute, or
+    one secret read from stdin (`--agent --kind --ref --field`; never an argument). The
+    secrets themselves are never stored."""
+    import sys
+
+    from killswitch.alerts import fingerprints
+    from killswitch.errors import RefusedError, UnknownAgentError
+    from killswitch.guards import validate_agent_id
+    from killswitch.inventory import Inventory
+    from killswitch.secrets import KeyringFile
+    from killswitch.settings import load_settings
+    from killswitch.sightings import Sightings
+
+    with errors_handled(as_json):
+        settings = load_settings()
+        inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
+        known = fingerprints.opened(settings, inventory)
+        one = (agent, kind, ref, field)
+        if any(one) and not all(one):
+            raise RefusedError("one secret needs --agent, --kind, --ref and --field together")
+        recorded, unattributed = 0, 0
+        if all(one):
+            if inventory.get_agent(validate_agent_id(agent)) is None:
+                raise UnknownAgentError(f"agent {agent!r} is not in the inventory")
+            value = sys.stdin.readline().strip()
+            if not value:
+                raise RefusedError("no secret on stdin")
+            known.add(kind, ref, {field: value}, agent_id=agent)
+            recorded = 1
+        elif settings.keyring_path is not None:
+            declared = inventory.declared_by()
+            sightings = Sightings(inventory)
+            keyring = KeyringFile(settings.keyring_path)
+            for key in keyring.keys():
+                kind_, _, ref_ = key.partition(":")
+                owners = declared.get((kind_, ref_)) or [
+                    n.agent_tag for n in sightings.by_ref(ref_) if n.kind == kind_ and n.agent_tag
+                ]
+                if not owners:
+                    unattributed += 1
+                    continue
+                for material in keyring.entries(key):
+                    known.add(kind_, ref_, material, agent_id=owners[0])
+                recorded += 1
+        total = known.count()
+        inventory.close()
+    if as_json:
+        emit_json({"recorded": recorded, "unattributed": unattributed, "fingerprints": total})
+        return
+    out.print(
+        f"fingerprinted {recorded} credentials ({unattributed} in the keyring with no agent the "
+        f"inventory knows); {total} fingerprints in all"
+    )

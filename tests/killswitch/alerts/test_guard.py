@@ -60,3 +60,26 @@ def test_fingerprints_find_the_credential_but_never_hold_the_secret(tmp_path: Pa
     assert Fingerprints(inventory, b"x" * 32, ()).lookup("s3cr3t-canary") is None  # keyed
     inventory.close()
     assert b"s3cr3t-canary" not in (tmp_path / "i.db").read_bytes()
+
+
+def test_inventory_fingerprint_records_keyring_secrets_of_known_agents(tmp_path: Path) -> None:
+    from killswitch.secrets import KeyringFile
+    from tests.conftest import run_cli
+
+    home = tmp_path / "home"
+    keyring = tmp_path / "keyring.json"
+    fleet = tmp_path / "agents.yaml"
+    fleet.write_text(
+        "agents:\n  - id: bot-1\n    owner: team-a\n    credentials:\n"
+        "      - {provider: github, kind: github.token, ref: tok-1}\n"
+    )
+    env = {"KILLSWITCH_KEYRING_PATH": str(keyring)}
+    assert run_cli(home, "inventory", "import", str(fleet), **env).returncode == 0
+    KeyringFile(keyring).add("github.token", "tok-1", {"token": "ghp_canaryvalue0000000001"})
+    KeyringFile(keyring).add("github.token", "tok-2", {"token": "ghp_canaryvalue0000000002"})
+    done = run_cli(home, "inventory", "fingerprint", "--json", **env)
+    assert done.returncode == 0, done.stderr
+    assert '"recorded": 1' in done.stdout and '"unattributed": 1' in done.stdout
+    assert "canaryvalue" not in done.stdout + done.stderr
+    half = run_cli(home, "inventory", "fingerprint", "--agent", "bot-1", **env)
+    assert half.returncode == 2 and "together" in half.stderr
