@@ -32,9 +32,10 @@ class AwsStandIn:
         from moto.server import ThreadedMotoServer
         from starlette.routing import Route
 
-        from killswitch.sandbox.aws import fleet, sweep
+        from killswitch.sandbox.aws import fleet, iam_extras, sweep
         from killswitch.sandbox.proxy import canned
 
+        iam_extras.install()  # service-specific credentials; DeleteUser's real conflicts
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         _, port = server.get_host_and_port()
