@@ -125,8 +125,8 @@ def fault(
 def lag(
     provider: str = typer.Argument(
         ...,
-        help="aws, or a stand-in of the shared HTTP app (slack, github, openai, anthropic); "
-        "any other plug-in that offers a delay; * for every one",
+        help="a provider whose stand-in can lag (the running sandbox names them when given "
+        "another), or * for every one",
     ),
     seconds: float = typer.Argument(
         ..., min=0, help="How long a killed credential keeps working; 0 turns the delay off."
@@ -143,8 +143,7 @@ def lag(
     SECONDS (control-plane reads show the change at once), as real providers' edges do.
 
     Tests a settle window (`KILLSWITCH_<PROVIDER>__SETTLE_S`): `dead` needs the rejection
-    to hold that long. AWS: requests signed with a key moto starts refusing get that key's
-    last successful answer replayed by the `aws` fault proxy."""
+    to hold that long; the report says when each provider converged (runbooks/sandbox.md)."""
     from killswitch.sandbox import control
 
     with errors_handled(as_json):

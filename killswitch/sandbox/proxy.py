@@ -6,7 +6,7 @@ answer a throttling response (the provider's own, given by its plug-in, or 429 w
 5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
 down entirely (connections refused). It counts the requests it forwards, which is how the
 benchmarks know how many provider calls a run made. A plug-in may give its proxy a `Layer`
-that sees every exchange and may answer differently (AWS's propagation delay).
+that sees every exchange and may answer differently (a propagation delay).
 """
 
 from __future__ import annotations

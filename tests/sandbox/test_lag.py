@@ -210,3 +210,29 @@ def test_a_flap_during_propagation_is_reported_not_hidden(
     probes = [r for r in json.loads(shown.stdout) if r["action"] == "probe"]
     assert probes, "no probe entries in the ledger"
     assert any("flaps" in json.dumps(r) and "converged_s" in json.dumps(r) for r in probes)
+
+
+def test_iam_lag_runs_from_the_containment_call_not_from_the_first_use(
+    lagging: Path,
+    sandbox: dict[str, Any],
+    seed_agent: SeedAgent,
+    keyring: KeyringFile,
+    admin: fleet.Admin,
+) -> None:
+    agent_id = seed_agent(aws={"users": (("runtime", 1),), "role": False}, only=("aws",))
+    user = f"{agent_id}-runtime"
+    lag(lagging, "aws", 1.0)
+    iam, key_id = agent_iam(sandbox, keyring, admin, user)
+    assert not denied(iam, user)
+    control = fleet.client(
+        "iam",
+        str(sandbox["providers"]["aws"]["endpoint_url"]),
+        admin.access_key_id,
+        admin.secret_access_key,
+    )
+    control.put_user_policy(
+        UserName=user, PolicyName="killswitch-quarantine", PolicyDocument=json.dumps(DENY)
+    )
+    time.sleep(1.2)  # nobody used the key meanwhile: the edge has caught up all the same
+    assert denied(iam, user)
+    assert key_id.startswith("AKIA")
