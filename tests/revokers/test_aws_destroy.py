@@ -4,6 +4,7 @@ IAM's real DeleteConflict rule and its service-specific credentials (Git credent
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -26,18 +27,16 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     opened.close()
 
 
-def held_by(iam: object, user: str) -> dict[str, int]:
+def held_by(iam: Any, user: str) -> dict[str, int]:
     """What a user still holds besides its keys and policies."""
-    i: object = iam
-    counts = {
+    return {
         "service": len(
-            i.list_service_specific_credentials(UserName=user)["ServiceSpecificCredentials"]
-        ),  # type: ignore[attr-defined]
-        "ssh": len(i.list_ssh_public_keys(UserName=user)["SSHPublicKeys"]),  # type: ignore[attr-defined]
-        "certs": len(i.list_signing_certificates(UserName=user)["Certificates"]),  # type: ignore[attr-defined]
-        "mfa": len(i.list_mfa_devices(UserName=user)["MFADevices"]),  # type: ignore[attr-defined]
+            iam.list_service_specific_credentials(UserName=user)["ServiceSpecificCredentials"]
+        ),
+        "ssh": len(iam.list_ssh_public_keys(UserName=user)["SSHPublicKeys"]),
+        "certs": len(iam.list_signing_certificates(UserName=user)["Certificates"]),
+        "mfa": len(iam.list_mfa_devices(UserName=user)["MFADevices"]),
     }
-    return counts
 
 
 def test_the_stand_in_refuses_delete_user_while_a_git_credential_is_left(
