@@ -43,6 +43,12 @@ def belongs(action: Action, credential: Credential) -> bool:
     )
 
 
+def converged(verdicts: Sequence[tuple[Credential, Verdict]]) -> tuple[float | None, int]:
+    """A provider's convergence: its slowest proven credential's, and every flap seen."""
+    times = [v.converged_s for _, v in verdicts if v.converged_s is not None]
+    return (max(times) if times else None), sum(v.flaps for _, v in verdicts)
+
+
 def assemble(
     runtime: Runtime,
     request: Request,
@@ -119,7 +125,12 @@ def assemble(
             proven_s=max((o.proven - started for o in outcomes), default=0.0),
             providers=tuple(
                 ProviderTiming(
-                    o.provider, o.started - started, o.contain_s, o.verify_s, o.finished - started
+                    o.provider,
+                    o.started - started,
+                    o.contain_s,
+                    o.verify_s,
+                    o.finished - started,
+                    *converged(o.verdicts),
                 )
                 for o in outcomes
             ),

@@ -122,6 +122,10 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     }
     if verdict.to_prove:
         out["to_prove"] = verdict.to_prove
+    if verdict.converged_s is not None:
+        out["converged_s"] = round(verdict.converged_s, 4)
+    if verdict.flaps:
+        out["flaps"] = verdict.flaps
     return out
 
 
@@ -197,6 +201,8 @@ def report_to_dict(report: ContainmentReport) -> dict[str, Any]:
                     "contain_s": round(p.contain_s, 4),
                     "verify_s": round(p.verify_s, 4),
                     "end_s": round(p.end_s, 4),
+                    "converged_s": None if p.converged_s is None else round(p.converged_s, 4),
+                    "flaps": p.flaps,
                 }
                 for p in report.timings.providers
             },

@@ -164,6 +164,10 @@ class Verdict:
     attempts: int = 0
     elapsed_s: float = 0.0
     to_prove: str = ""
+    # Seconds from the first probe after containment to the rejection that held (`dead`
+    # only); acceptances that interrupted a run of rejections (propagation flaps).
+    converged_s: float | None = None
+    flaps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,8 @@ class ProviderTiming:
     contain_s: float
     verify_s: float
     end_s: float
+    converged_s: float | None = None  # its slowest proven credential's `converged_s`
+    flaps: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,12 @@ class Recorder:
             evidence=verdict.evidence,
             attempts=verdict.attempts,
             probe_s=round(verdict.elapsed_s, 4),
+            **(
+                {}
+                if verdict.converged_s is None
+                else {"converged_s": round(verdict.converged_s, 4)}
+            ),
+            **({"flaps": verdict.flaps} if verdict.flaps else {}),
         )
         progress.emit(
             "verdict",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -11,6 +13,7 @@ from killswitch.models import (
     ContainmentReport,
     Outcome,
     Plan,
+    ProviderTiming,
     RestoreReport,
     VerdictStatus,
 )
@@ -138,6 +141,11 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
     if len(t.providers) > 1:
         spans = " · ".join(f"{p.provider} {p.start_s:.2f}→{p.end_s:.2f}s" for p in t.providers)
         console.print(f"providers ran in parallel: {spans}")
+    converging = [p for p in t.providers if p.converged_s is not None or p.flaps]
+    if converging:
+        console.print(
+            "converged after containment (first rejection that held): " + converge_line(converging)
+        )
     if report.ledger_verified is not None:
         console.print(
             "ledger chain: "
@@ -149,6 +157,21 @@ def render_containment(console: Console, report: ContainmentReport) -> None:
         console.print(f"[bold green]{done} AND PROVEN[/]: {counts}")
     else:
         console.print(f"[bold red]NOT PROVEN — page on-call[/]: {counts}")
+
+
+def converge_line(providers: Sequence[ProviderTiming]) -> str:
+    """`aws 3.12s (1 flap) · slack 3.05s`: when each provider's rejections began to hold."""
+    parts = []
+    for p in providers:
+        when = "not proven" if p.converged_s is None else f"{p.converged_s:.2f}s"
+        plural = "s" if p.flaps != 1 else ""
+        flaps = (
+            f" [bold yellow]({p.flaps} flap{plural}: accepted after a rejection)[/]"
+            if p.flaps
+            else ""
+        )
+        parts.append(f"{p.provider} {when}{flaps}")
+    return " · ".join(parts)
 
 
 def render_restore(console: Console, report: RestoreReport) -> None:

@@ -261,12 +261,15 @@ def settle(
         for i, c in enumerate(controls)
     ]
     worst = min(verdicts, key=lambda v: RANK.index(v.status))
+    held = [t.since for t in tracks if t.settled and t.since is not None]
     return Verdict(
         worst.status,
         "; ".join(dict.fromkeys(v.evidence for v in verdicts)),
         attempts,
         elapsed,
         "; ".join(dict.fromkeys(v.to_prove for v in verdicts if v.to_prove)),
+        converged_s=max(held) if held and worst.status is VerdictStatus.DEAD else None,
+        flaps=sum(len(t.flaps) for t in tracks),
     )
 
 

@@ -1,4 +1,5 @@
-"""`killswitch sandbox up | status | down`: the local stand-ins and the demo fleet."""
+"""`killswitch sandbox up | status | fault | lag | down`: the local stand-ins and the demo
+fleet."""
 
 from __future__ import annotations
 
@@ -117,6 +118,36 @@ def fault(
         changes["down"] = down
     with errors_handled(as_json):
         described = control.fault(default_home(), target, **changes)
+    emit_json(described) if as_json else out.print(described)
+
+
+@app.command()
+def lag(
+    provider: str = typer.Argument(
+        ...,
+        help="a provider whose stand-in can lag (the running sandbox names them when given "
+        "another), or * for every one",
+    ),
+    seconds: float = typer.Argument(
+        ..., min=0, help="How long a killed credential keeps working; 0 turns the delay off."
+    ),
+    flap: bool = typer.Option(
+        False,
+        "--flap",
+        help="The first request after the kill is already refused, the next ones accepted "
+        "again until the delay is over (an acceptance after a rejection).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Propagation delay: a revoked, disabled or denied credential keeps authenticating for
+    SECONDS (control-plane reads show the change at once), as real providers' edges do.
+
+    Tests a settle window (`KILLSWITCH_<PROVIDER>__SETTLE_S`): `dead` needs the rejection
+    to hold that long; the report says when each provider converged (runbooks/sandbox.md)."""
+    from killswitch.sandbox import control
+
+    with errors_handled(as_json):
+        described = control.lag(default_home(), provider, seconds, flap=flap)
     emit_json(described) if as_json else out.print(described)
 
 

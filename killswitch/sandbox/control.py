@@ -203,6 +203,14 @@ def fault(home: Path, target: str, **changes: Any) -> dict[str, Any]:
     return described
 
 
+def lag(home: Path, provider: str, seconds: float, *, flap: bool = False) -> dict[str, Any]:
+    """Set a stand-in's propagation delay (`*`: every stand-in that has one; 0: off)."""
+    url = _stand_ins(Paths.under(home)).get(http.PROXY, {}).get("url")
+    if not url:
+        raise SandboxError("the sandbox is not running")
+    return http.set_lag(str(url), provider, seconds, flap=flap)
+
+
 def down(home: Path, timeout: float = 15) -> list[str]:
     """Stop every process the sandbox started (by pid, checked by command line); keep the
     data; remove `$KILLSWITCH_HOME/profile.json` if it is the sandbox's link."""

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from killswitch.sandbox.plugin import Hosted
 from killswitch.sandbox.proxy import Proxies
 from killswitch.sandbox.serving import ThreadedServer
-from killswitch.sandbox.tokens import Fault, Tokens
+from killswitch.sandbox.tokens import Fault, Lag, Tokens
 
 PROXY = "saas"  # the shared app's fault proxy (and its `stand_ins` entry)
 
@@ -98,6 +98,45 @@ def build(
             )
         return JSONResponse({"ok": True})
 
+    def lagger(provider: str) -> Callable[[Lag], Mapping[str, Any]] | None:
+        """The plug-in's own lag, or the shared credential store's for a plug-in minting there."""
+        plugin = hosted.get(provider)
+        if plugin is None:
+            return None
+        if plugin.lag is not None:
+            return plugin.lag
+        if plugin.mint is not None:
+            return lambda lag: tokens.set_lag(provider, lag)
+        return None
+
+    async def lags(request: Request) -> JSONResponse:
+        """GET: the providers whose stand-ins can lag, and what is in force."""
+        able = sorted(p for p in hosted if lagger(p) is not None)
+        with tokens.lock:
+            shared = {p: lag.as_dict() for p, lag in tokens.lags.items()}
+        return JSONResponse({"providers": able, "shared": shared})
+
+    async def lag(request: Request) -> JSONResponse:
+        """POST /_sandbox/lag/<provider> {"seconds", "flap"}: its propagation delay."""
+        provider = request.path_params["provider"]
+        body = await request.json()
+        try:
+            wanted = Lag(float(body.get("seconds", 0)), bool(body.get("flap", False)))
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        targets = [p for p in hosted if lagger(p) is not None] if provider == "*" else [provider]
+        answered: dict[str, Any] = {}
+        for name in targets:
+            set_lag = lagger(name)
+            if set_lag is None:
+                able = ", ".join(sorted(p for p in hosted if lagger(p) is not None))
+                return JSONResponse(
+                    {"error": f"{name!r} has no propagation delay; these do: {able}"},
+                    status_code=400,
+                )
+            answered[name] = dict(set_lag(wanted))
+        return JSONResponse(answered)
+
     def forget_everything() -> None:
         tokens.clear()
         for plugin in hosted.values():
@@ -114,6 +153,8 @@ def build(
         Route("/_sandbox/bulk", bulk, methods=["POST", "DELETE"]),
         Route("/_sandbox/faults", faults, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/lag", lags, methods=["GET"]),
+        Route("/_sandbox/lag/{provider}", lag, methods=["POST"]),
     ]
     for plugin in hosted.values():
         routes += plugin.routes
@@ -148,6 +189,20 @@ def inject_fault(
         json={"provider": provider, "status": status, "retry_after": retry_after, "count": count},
         timeout=10,
     ).raise_for_status()
+
+
+def set_lag(url: str, provider: str, seconds: float, *, flap: bool = False) -> dict[str, Any]:
+    """A provider's propagation delay (`*`: every one that has it; 0 s: off); what is set."""
+    response = httpx.post(
+        f"{url}/_sandbox/lag/{provider}", json={"seconds": seconds, "flap": flap}, timeout=10
+    )
+    if response.status_code == 400:
+        from killswitch.errors import SandboxError
+
+        raise SandboxError(str(response.json().get("error")))
+    response.raise_for_status()
+    answered: dict[str, Any] = response.json()
+    return answered
 
 
 def reset(url: str) -> None:

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from killswitch.inventory import Inventory
-    from killswitch.sandbox.proxy import Proxies
-    from killswitch.sandbox.tokens import Token, Tokens
+    from killswitch.sandbox.proxy import Layer, Proxies
+    from killswitch.sandbox.tokens import Lag, Token, Tokens
     from killswitch.secrets import MaterialStore
 
 
@@ -93,10 +93,13 @@ class Host:
     proxies: Proxies
     latency_ms: float
 
-    def proxy(self, name: str, port: int, throttled: bytes | None = None) -> str:
+    def proxy(
+        self, name: str, port: int, throttled: bytes | None = None, layer: Layer | None = None
+    ) -> str:
         """Put fault proxy `name` in front of a loopback port (`throttled`: the provider's
-        own throttling answer, a raw HTTP response); its base URL."""
-        return f"http://127.0.0.1:{self.proxies.add(name, port, self.latency_ms, throttled)}"
+        own throttling answer, a raw HTTP response; `layer`: sees every exchange); its URL."""
+        port = self.proxies.add(name, port, self.latency_ms, throttled, layer)
+        return f"http://127.0.0.1:{port}"
 
 
 def _nothing() -> None:
@@ -119,6 +122,10 @@ class Hosted:
     stop: Callable[[], None] = _nothing
     # Child processes it runs now: name -> {"pid", "marker"} (`status` lists, `down` stops).
     processes: Callable[[], Mapping[str, Mapping[str, Any]]] = _no_processes
+    # POST /_sandbox/lag/<provider> (`killswitch sandbox lag`): the propagation delay after a
+    # credential is killed; answers what is in force. None: a plug-in whose credentials live
+    # in the shared `Tokens` (it mints there) lags through them; any other cannot lag.
+    lag: Callable[[Lag], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

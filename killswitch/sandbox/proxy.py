@@ -5,7 +5,8 @@ answer a throttling response (the provider's own, given by its plug-in, or 429 w
 `Retry-After`), answer a
 5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
 down entirely (connections refused). It counts the requests it forwards, which is how the
-benchmarks know how many provider calls a run made.
+benchmarks know how many provider calls a run made. A plug-in may give its proxy a `Layer`
+that sees every exchange and may answer differently (a propagation delay).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 KINDS = ("throttle", "error", "reset", "blackhole")
 
@@ -39,6 +40,15 @@ class Faults:
         return ""
 
 
+class Layer(Protocol):
+    """Sees each request and the stand-in's answer to it; returns the answer the client gets
+    (a complete HTTP response), or None to pass the stand-in's own through."""
+
+    def exchange(
+        self, head: bytes, body: bytes, status: int, response_head: bytes, response_body: bytes
+    ) -> bytes | None: ...
+
+
 @dataclass
 class Proxy:
     name: str
@@ -47,6 +57,7 @@ class Proxy:
     port: int = 0
     server: asyncio.base_events.Server | None = None
     throttled: bytes | None = None  # the provider's own throttling response, when it has one
+    layer: Layer | None = None
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
@@ -171,7 +182,12 @@ async def _serve_client(
                 )
                 upstream[1].close()
                 upstream = None
-            client_w.write(response_head + response_body)
+            answer = response_head + response_body
+            if proxy.layer is not None:
+                answer = (
+                    proxy.layer.exchange(head, body, status, response_head, response_body) or answer
+                )
+            client_w.write(answer)
             await client_w.drain()
             if closes:
                 return
@@ -204,9 +220,12 @@ class Proxies:
         upstream_port: int,
         latency_ms: float = 0.0,
         throttled: bytes | None = None,
+        layer: Layer | None = None,
     ) -> int:
         """Put a proxy in front of `upstream_port`; returns the port clients use."""
-        proxy = Proxy(name, upstream_port, Faults(latency_ms=latency_ms), throttled=throttled)
+        proxy = Proxy(
+            name, upstream_port, Faults(latency_ms=latency_ms), throttled=throttled, layer=layer
+        )
         self._run(self._listen(proxy))
         self.proxies[name] = proxy
         return proxy.port

@@ -1,5 +1,13 @@
 """What the shared HTTP app's stand-ins remember: tokens and keys, pending revocations,
-injected faults."""
+injected faults, and the propagation delay (`Lag`) their authentication may be set to show.
+
+Propagation: real providers apply a revocation to their control plane at once (a list or
+get of the key shows it revoked) while the servers that authenticate requests learn of it
+later. With a lag on for a provider, a revoked, disabled or deleted credential keeps
+authenticating for `seconds` after the change; with `flap`, the first request after the
+change is already refused and the next ones are accepted again until the lag is over (one
+server knew, the others not yet). Control-plane reads (`status`) never lag.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +26,21 @@ def rand(n: int, alphabet: str = ALNUM) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """A provider's propagation delay: how long a killed credential keeps authenticating."""
+
+    seconds: float = 0.0
+    flap: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "flap": self.flap}
+
+
 @dataclass
 class Token:
-    """One credential at a stand-in. `dead_at` may lie in the future (asynchronous revoke)."""
+    """One credential at a stand-in. `dead_at` may lie in the future (asynchronous revoke);
+    `killed_at` is when its status left `active` (monotonic), for the propagation delay."""
 
     provider: str
     kind: str
@@ -32,11 +52,39 @@ class Token:
     meta: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     last_used_at: float | None = None
+    killed_at: float | None = None
+    flapped: bool = False
+    # The store's per-provider lags (shared with `Tokens`, set by `Tokens.add`).
+    lags: dict[str, Lag] = field(default_factory=dict, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every stand-in kills a credential by setting its status: stamp when it happened.
+        if name == "status" and value != "active" and getattr(self, "status", None) == "active":
+            object.__setattr__(self, "killed_at", time.monotonic())
+            object.__setattr__(self, "flapped", False)
+        object.__setattr__(self, name, value)
+
+    def _killed(self, now: float) -> float | None:
+        """When it stopped being valid (None: it is valid); -inf when it never was."""
+        if self.status != "active":
+            return self.killed_at if self.killed_at is not None else float("-inf")
+        if self.dead_at is not None and now >= self.dead_at:
+            return self.dead_at
+        return None
 
     def alive(self) -> bool:
-        if self.status != "active":
+        """Whether it authenticates now, the provider's propagation delay included."""
+        now = time.monotonic()
+        killed = self._killed(now)
+        if killed is None:
+            return True
+        lag = self.lags.get(self.provider)
+        if lag is None or now >= killed + lag.seconds:
             return False
-        return self.dead_at is None or time.monotonic() < self.dead_at
+        if lag.flap and not self.flapped:
+            self.flapped = True  # one authenticating server knew already
+            return False
+        return True
 
 
 @dataclass
@@ -55,8 +103,10 @@ class Tokens:
         self.tokens: dict[str, Token] = {}  # secret -> token
         self.refs: dict[tuple[str, str], Token] = {}  # (provider, ref) -> token
         self.faults: dict[str, Fault] = {}
+        self.lags: dict[str, Lag] = {}
 
     def add(self, token: Token) -> Token:
+        token.lags = self.lags
         with self.lock:
             self.tokens[token.secret] = token
             self.refs[(token.provider, token.ref)] = token
@@ -76,6 +126,16 @@ class Tokens:
             self.tokens.clear()
             self.refs.clear()
             self.faults.clear()
+            self.lags.clear()
+
+    def set_lag(self, provider: str, lag: Lag) -> dict[str, Any]:
+        """Set (seconds 0: clear) a provider's propagation delay; what is in force now."""
+        with self.lock:
+            if lag.seconds > 0:
+                self.lags[provider] = lag
+            else:
+                self.lags.pop(provider, None)
+        return lag.as_dict()
 
     def used(self, secret: str | None) -> Token | None:
         """The live token with this secret, its last use stamped now; None when dead."""

@@ -120,7 +120,10 @@ def _delete_access_key(iam: IAMClient, action: Action) -> Done:
 
 
 def _strip_user(iam: IAMClient, action: Action) -> Done:
-    """Every other way in: login profile, MFA devices, SSH keys, signing certificates."""
+    """Every other way in, in the order IAM's "deleting a user" documents: login profile,
+    signing certificates, SSH keys, service-specific credentials (CodeCommit Git credentials,
+    Keyspaces, Bedrock keys: `iam:ListServiceSpecificCredentials` without a service lists
+    them all), MFA devices. DeleteUser answers DeleteConflict while any is left."""
     user = action.params["user"]
     removed = []
     try:
@@ -128,18 +131,39 @@ def _strip_user(iam: IAMClient, action: Action) -> Done:
         removed.append("console password")
     except Exception as exc:
         _already_if_missing(exc, "iam:DeleteLoginProfile")
+    for cert in iam.list_signing_certificates(UserName=user).get("Certificates", []):
+        iam.delete_signing_certificate(UserName=user, CertificateId=cert["CertificateId"])
+        removed.append("signing certificate")
+    for key in iam.list_ssh_public_keys(UserName=user).get("SSHPublicKeys", []):
+        iam.delete_ssh_public_key(UserName=user, SSHPublicKeyId=key["SSHPublicKeyId"])
+        removed.append("SSH key")
+    for credential in _service_credentials(iam, user):
+        iam.delete_service_specific_credential(
+            UserName=user, ServiceSpecificCredentialId=credential["ServiceSpecificCredentialId"]
+        )
+        removed.append(f"{credential['ServiceName']} credential")
     for device in iam.list_mfa_devices(UserName=user).get("MFADevices", []):
         iam.deactivate_mfa_device(UserName=user, SerialNumber=device["SerialNumber"])
         if ":mfa/" in device["SerialNumber"]:
             iam.delete_virtual_mfa_device(SerialNumber=device["SerialNumber"])
         removed.append("MFA device")
-    for key in iam.list_ssh_public_keys(UserName=user).get("SSHPublicKeys", []):
-        iam.delete_ssh_public_key(UserName=user, SSHPublicKeyId=key["SSHPublicKeyId"])
-        removed.append("SSH key")
-    for cert in iam.list_signing_certificates(UserName=user).get("Certificates", []):
-        iam.delete_signing_certificate(UserName=user, CertificateId=cert["CertificateId"])
-        removed.append("signing certificate")
     return ("removed: " + ", ".join(removed)) if removed else "no other sign-in material", {}
+
+
+def _service_credentials(iam: IAMClient, user: str) -> list[dict[str, Any]]:
+    """iam:ListServiceSpecificCredentials, every page (the API added Marker/IsTruncated)."""
+    found: list[dict[str, Any]] = []
+    marker: str | None = None
+    while True:
+        page: Any = (
+            iam.list_service_specific_credentials(UserName=user, Marker=marker)
+            if marker
+            else iam.list_service_specific_credentials(UserName=user)
+        )
+        found += page.get("ServiceSpecificCredentials", [])
+        marker = page.get("Marker") if page.get("IsTruncated") else None
+        if not marker:
+            return found
 
 
 def _delete_user(iam: IAMClient, action: Action) -> Done:

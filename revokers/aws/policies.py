@@ -100,6 +100,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
         "iam:DeleteSSHPublicKey",
         "iam:ListSigningCertificates",
         "iam:DeleteSigningCertificate",
+        "iam:ListServiceSpecificCredentials",
+        "iam:DeleteServiceSpecificCredential",
         "iam:ListUserPolicies",
         "iam:DeleteUserPolicy",
         "iam:ListAttachedUserPolicies",

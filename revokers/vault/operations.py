@@ -28,8 +28,11 @@ def _disable_entity(clients: Clients, action: Action) -> Done:
 
 
 def _revoke_lease_prefix(clients: Clients, action: Action) -> Done:
-    """PUT sys/leases/revoke-prefix/<prefix> (sudo): dynamic secrets revoked at their source."""
-    clients.own().sys.revoke_prefix(action.target.rstrip("/"))
+    """PUT sys/leases/revoke-prefix/<prefix> {sync: true} (sudo): dynamic secrets revoked at
+    their source before the call returns (queued revocations would let the probe of a lease
+    race the revocation, and a failure would only show in Vault's log)."""
+    prefix = action.target.rstrip("/")
+    clients.own().adapter.put(f"/v1/sys/leases/revoke-prefix/{prefix}", json={"sync": True})
     return f"leases under {action.target} revoked (irreversible)", {}
 
 

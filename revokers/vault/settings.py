@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from revokers.plugin import ProviderSettings
+from revokers.vault.policies import DEFAULT_LEASE_PREFIXES
 
 
 class VaultSettings(ProviderSettings):
@@ -25,7 +26,9 @@ class VaultSettings(ProviderSettings):
         (), description="token accessors a sweep reports but never acts on (a root token)"
     )
     lease_prefixes: tuple[str, ...] = Field(
-        ("pki/issue/{agent}/",), description="each agent's own lease prefixes ({agent} = its id)"
+        DEFAULT_LEASE_PREFIXES,
+        description="each agent's own lease prefixes ({agent} = its id); the kill switch's "
+        "Vault policy grants revoke-prefix on exactly these (`killswitch permissions vault`)",
     )
     probe_read_path: str | None = Field(
         None, description="a path the agent's policies let it read: a second, policy-gated probe"

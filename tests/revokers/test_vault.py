@@ -15,6 +15,9 @@ from killswitch.runtime import Runtime
 from killswitch.sandbox.vault import fleet as vault_fleet
 from killswitch.secrets import KeyringFile, MappingSource
 from killswitch.settings import Settings
+from revokers.vault.policies import policy_hcl
+from revokers.vault.revoker import VaultRevoker
+from revokers.vault.settings import VaultSettings
 from tests.conftest import SeedAgent, keyring_material
 
 pytestmark = pytest.mark.integration
@@ -278,3 +281,59 @@ def test_decommission_destroys_everything_and_leaves_no_lease(
         restoration.restore(
             vault_runtime, Request(agent_id, "undo?", "test", mode=Mode.BREAK_GLASS)
         )
+
+
+def own_client(settings: Settings, vault: vault_fleet.Vault) -> hvac.Client:
+    """The kill switch's own token, as the sandbox's profile gives it (the exact policy that
+    `killswitch permissions vault` prints)."""
+    token = settings.section("vault", VaultSettings).token
+    assert token is not None
+    return hvac.Client(url=vault.addr, token=token.get_secret_value(), timeout=10)
+
+
+def test_the_kill_switch_token_cannot_rewrite_policies_or_revoke_auth(
+    settings: Settings, seed_agent: SeedAgent, vault: vault_fleet.Vault
+) -> None:
+    agent_id = seed_agent(only=("vault",))
+    client = vault.root()
+    entity_id = client.secrets.identity.read_entity_by_name(agent_id)["data"]["id"]
+    group_id = client.secrets.identity.read_group_by_name("agents-readers")["data"]["id"]
+    own = own_client(settings, vault)
+    own_entity = own.auth.token.lookup_self()["data"].get("entity_id")
+
+    # What containment sends is allowed: `disabled` alone, `member_entity_ids` alone.
+    own.adapter.post(f"/v1/identity/entity/id/{entity_id}", json={"disabled": False})
+    members = client.secrets.identity.read_group(group_id)["data"]["member_entity_ids"]
+    own.adapter.post(f"/v1/identity/group/id/{group_id}", json={"member_entity_ids": members})
+
+    with pytest.raises(hv.Forbidden):
+        own.adapter.post(f"/v1/identity/entity/id/{entity_id}", json={"policies": ["root"]})
+    with pytest.raises(hv.Forbidden):
+        own.adapter.post(
+            f"/v1/identity/entity/id/{entity_id}", json={"disabled": False, "policies": ["root"]}
+        )
+    with pytest.raises(hv.Forbidden):
+        own.adapter.post(f"/v1/identity/group/id/{group_id}", json={"policies": ["root"]})
+    if own_entity:  # its own entity, were it to have one, is no different
+        with pytest.raises(hv.Forbidden):
+            own.adapter.post(f"/v1/identity/entity/id/{own_entity}", json={"policies": ["root"]})
+    for prefix in ("auth/", "auth/approle/login", "pki/", "sys/"):
+        with pytest.raises(hv.Forbidden):
+            own.adapter.put(f"/v1/sys/leases/revoke-prefix/{prefix}", json={"sync": True})
+    # The agent's own prefix is allowed (and `sync` with it).
+    own.adapter.put(f"/v1/sys/leases/revoke-prefix/pki/issue/{agent_id}", json={"sync": True})
+    assert leases_under(vault, agent_id) == []
+    assert client.secrets.identity.read_entity(entity_id)["data"]["policies"] in (None, [])
+
+
+def test_the_sandbox_token_has_exactly_the_printed_policy(
+    settings: Settings, vault: vault_fleet.Vault
+) -> None:
+    own = own_client(settings, vault)
+    assert own.auth.token.lookup_self()["data"]["policies"] == ["killswitch"]
+    stored = vault.root().sys.read_policy("killswitch")["data"]["rules"]
+    assert stored == policy_hcl(kv_prefix=vault_fleet.KV_PREFIX)
+    printed = VaultRevoker.permission_policy()
+    assert 'allowed_parameters = { "disabled" = [] }' in printed["hcl"]
+    assert 'path "sys/leases/revoke-prefix/pki/issue/+"' in printed["hcl"]
+    assert "sys/leases/revoke-prefix/*" not in printed["hcl"]

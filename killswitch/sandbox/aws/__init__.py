@@ -32,20 +32,31 @@ class AwsStandIn:
         from moto.server import ThreadedMotoServer
         from starlette.routing import Route
 
-        from killswitch.sandbox.aws import fleet, sweep
+        from killswitch.sandbox.aws import fleet, iam_extras, sweep
+        from killswitch.sandbox.aws.lag import IamLag
         from killswitch.sandbox.proxy import canned
+        from killswitch.sandbox.tokens import Lag
 
+        iam_extras.install()  # service-specific credentials; DeleteUser's real conflicts
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         _, port = server.get_host_and_port()
         url = f"http://127.0.0.1:{port}"
-        # The IAM query protocol's own throttling error, not a 429.
-        proxied = host.proxy("aws", int(port), canned(400, THROTTLING, "text/xml"))
+        # The IAM query protocol's own throttling error, not a 429; IAM's propagation delay
+        # (off until `killswitch sandbox lag aws SECONDS`) in the same proxy.
+        lag = IamLag()
+        proxied = host.proxy("aws", int(port), canned(400, THROTTLING, "text/xml"), lag)
+
+        def reset() -> None:
+            lag.configure(Lag())
+            fleet.reset(url)
+
         return Hosted(
             stand_ins={"moto": {"url": url, "proxied": proxied}},
             routes=[Route("/_sandbox/aws/backdate", sweep.backdate_route, methods=["POST"])],
-            reset=lambda: fleet.reset(url),
+            reset=reset,
             stop=server.stop,
+            lag=lag.configure,
         )
 
     def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:

@@ -8,6 +8,7 @@ never to stdout or logs.
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ class Options:
     users: Sequence[tuple[str, int]] = (("runtime", 2), ("ci", 1))
     role: bool = True
     groups: Sequence[str] = tuple(GROUPS)
+    # Every other way in on each user (console password, SSH key, signing certificate, MFA,
+    # a CodeCommit Git credential and a Bedrock key): what DeleteUser conflicts with.
+    sign_in: bool = False
 
     def seeded(self) -> Seeded:
         """What discovery finds: the keys and the role; per user its groups, the attached
@@ -170,6 +174,27 @@ def add_key(
     return material
 
 
+def add_sign_in(iam: IAMClient, user: str) -> None:
+    """Everything but access keys a user can sign in or authenticate with (no secret of it
+    is kept: nothing probes them; destroy must remove them before DeleteUser)."""
+    from killswitch.sandbox.aws.material import certificate_pem, ssh_public_key
+
+    iam.create_login_profile(UserName=user, Password=secrets.token_urlsafe(24) + "aA1!")
+    iam.upload_ssh_public_key(UserName=user, SSHPublicKeyBody=ssh_public_key())
+    iam.upload_signing_certificate(UserName=user, CertificateBody=certificate_pem(user))
+    for service in ("codecommit.amazonaws.com", "bedrock.amazonaws.com"):
+        iam.create_service_specific_credential(UserName=user, ServiceName=service)
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=f"{user}-mfa")["VirtualMFADevice"][
+        "SerialNumber"
+    ]
+    iam.enable_mfa_device(
+        UserName=user,
+        SerialNumber=serial,
+        AuthenticationCode1="123456",
+        AuthenticationCode2="654321",
+    )
+
+
 def seed_agent(
     admin: Admin, inventory: Inventory, store: MaterialStore, spec: AgentSpec, options: Options
 ) -> Seeded:
@@ -190,6 +215,8 @@ def seed_agent(
             PolicyName=f"{spec.id}-scratch-bucket",
             PolicyDocument=json.dumps(DATA_POLICY),
         )
+        if options.sign_in:
+            add_sign_in(iam, user)
         for _ in range(key_count):
             material = add_key(admin, store, user, agent_id=spec.id)
             ref = CredentialRef("aws", "aws.access-key", material["access_key_id"])

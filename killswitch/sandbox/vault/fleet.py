@@ -63,6 +63,8 @@ def bootstrap(vault: Vault) -> str:
     )
     for name, hcl in POLICIES.items():
         client.sys.create_or_update_policy(name, hcl)
+    # Exactly what `killswitch permissions vault` prints (the profile's lease prefixes are
+    # the default ones): every sandbox run proves that policy is enough.
     client.sys.create_or_update_policy("killswitch", policy_hcl(kv_prefix=KV_PREFIX))
     for name, policies in GROUPS.items():
         client.secrets.identity.create_or_update_group(name=name, policies=policies)
@@ -73,6 +75,7 @@ def bootstrap(vault: Vault) -> str:
     )
     own = client.auth.token.create(
         policies=["killswitch"],
+        no_default_policy=True,  # nothing but the kill switch's own policy
         no_parent=True,
         ttl="720h",
         display_name="killswitch",
