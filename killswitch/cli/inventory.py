@@ -259,7 +259,7 @@ def list_(
 @app.command()
 def fingerprint(
     agent: str = typer.Option(None, "--agent", help="With --kind, --ref, --field: one secret."),
-    kind: str = typer.Option(None, "--kind", help="Its credential kind (e.g. github.token)."),
+    kind: str = typer.Option(None, "--kind", help="Its credential kind (<provider>.<thing>)."),
     ref: str = typer.Option(None, "--ref", help="Its reference (key id, token id)."),
     field: str = typer.Option(None, "--field", help="Its probe-material field (e.g. token)."),
     as_json: bool = JSON,

@@ -166,7 +166,7 @@ def demo(
     via_alert: bool = typer.Option(
         False,
         "--via-alert",
-        help="Go through the alert receiver: an AWS exposed-key event, as EventBridge sends it.",
+        help="Go through the alert receiver: a leaked-key event, signed as its sender signs it.",
     ),
     save_alert: Path | None = typer.Option(
         None, "--save-alert", help="With --via-alert: write the alert's body here (no secrets)."
@@ -266,8 +266,8 @@ def _demo_via_alert(as_json: bool, quiet: bool, save: Path | None) -> None:
         )
     else:
         out.print(
-            f"POST /alerts/aws (AWS Health AWS_RISK_CREDENTIALS_EXPOSED) → 202 in "
-            f"{run.answered_s:.2f}s: {run.answer['decision']} by playbook {run.answer['playbook']}"
+            f"{run.sent} → 202 in {run.answered_s:.2f}s: {run.answer['decision']} by playbook "
+            f"{run.answer['playbook']}"
         )
         render_containment(out, report)
         out.print(f"from the alert's arrival to the last verdict: {run.proven_s:.2f}s")

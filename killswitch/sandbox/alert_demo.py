@@ -28,6 +28,7 @@ from killswitch.sandbox.serving import service_on_a_port
 
 @dataclass(frozen=True, slots=True)
 class AlertRun:
+    sent: str
     answer: dict[str, Any]
     answered_s: float
     report: ContainmentReport
@@ -80,4 +81,5 @@ def drive(
         report = desks[0].wait(runs[0], timeout)
         if report is None:
             raise SandboxError("the containment ended without a report (see the log)")
-        return AlertRun(said, answered_s, report, time.monotonic() - started)
+        sent = "POST /alerts/aws (AWS Health AWS_RISK_CREDENTIALS_EXPOSED)"
+        return AlertRun(sent, said, answered_s, report, time.monotonic() - started)
