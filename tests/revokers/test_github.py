@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import pytest
 
+from killswitch.errors import TransientError
 from killswitch.models import Outcome, VerdictStatus
 from killswitch.sandbox import github
 from killswitch.sandbox.http import inject_fault
 from killswitch.settings import Settings
-from revokers.github.batch import chunks
+from revokers.github.batch import Batch, chunks
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
 
@@ -166,3 +169,26 @@ def test_an_installation_token_is_revoked_with_itself(
     assert "GET /installation/repositories → 401" in proven.verdict.evidence
     assert "DELETE /installation/token: 204" in proven.actions[0].detail
     assert _calls_with(saas_url, {credential.ref}) == []
+
+
+def test_revocations_submitted_together_share_a_call_and_its_outcome() -> None:
+    sent: list[list[str]] = []
+
+    async def send(tokens: Sequence[str]) -> None:
+        sent.append(list(tokens))
+        if "bad" in tokens:
+            raise TransientError("HTTP 403, rate limited", provider="github")
+
+    async def scenario() -> list[object]:
+        batch = Batch(send, window_s=0.05, limit=3)
+        together = await asyncio.gather(batch.submit(["a"]), batch.submit(["b", "c"]))
+        # The limit fills the call at once (no wait); a failed call fails its members only.
+        failing = await asyncio.gather(
+            batch.submit(["bad", "d", "e"]), batch.submit(["f"]), return_exceptions=True
+        )
+        return [*together, *failing]
+
+    outcomes = asyncio.run(scenario())
+    assert sent == [["a", "b", "c"], ["bad", "d", "e"], ["f"]]
+    assert outcomes[:2] == [3, 3]
+    assert isinstance(outcomes[2], TransientError) and outcomes[3] == 1
