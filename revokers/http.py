@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
@@ -61,10 +62,17 @@ class LoopThread:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); without one, until
+    `x-ratelimit-reset` (epoch seconds) when `x-ratelimit-remaining` is 0 (GitHub's limits)."""
     value = response.headers.get("retry-after")
     if not value:
-        return None
+        reset = response.headers.get("x-ratelimit-reset")
+        if response.headers.get("x-ratelimit-remaining") != "0" or not reset:
+            return None
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            return None
     try:
         return max(0.0, float(value))
     except ValueError:

@@ -1,8 +1,10 @@
 """Anthropic's sandbox plug-in, on the shared HTTP app: the Admin API's API keys (list with
 `limit`/`after_id` paging, get, update status) and GET /v1/models.
 
-Errors in Anthropic's shape: `{"type": "error", "error": {"type", "message"}}`. An inactive
-or unknown key gets 401 `authentication_error`; a request without `anthropic-version` 400.
+Errors in Anthropic's shape: `{"type": "error", "error": {"type", "message"},
+"request_id"}`. An inactive or unknown key gets 401 `authentication_error`; a request without
+`anthropic-version` 400; a path Anthropic does not serve (a wrong base URL, a typo) 404
+`not_found_error`, whatever the key.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ def mint(tokens: Tokens, owner: str) -> Token:
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse(
-        {"type": "error", "error": {"type": kind, "message": message}}, status_code=status
+        {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_" + rand(24),
+        },
+        status_code=status,
     )
 
 
@@ -138,10 +145,16 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
             }
         )
 
+    async def unknown(request: Request) -> Response:
+        return _error(404, "not_found_error", "Not Found")
+
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route("/anthropic/v1/organizations/api_keys", api_keys, methods=["GET"]),
         Route("/anthropic/v1/organizations/api_keys/{key}", api_key, methods=["GET", "POST"]),
         Route("/anthropic/v1/models", models, methods=["GET"]),
+        # Last: any other path under the API root is one Anthropic does not serve.
+        Route("/anthropic/{path:path}", unknown, methods=every),
     ]
 
 

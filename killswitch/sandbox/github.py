@@ -1,16 +1,27 @@
 """GitHub's sandbox plug-in, on the shared HTTP app: POST /credentials/revoke (202,
-asynchronous) and GET /user (401 when dead); per agent a classic and a fine-grained token.
+asynchronous), DELETE /installation/token, GET /user and GET /installation/repositories;
+per agent a classic and a fine-grained token (an installation token `ghs_` on request).
 
-The revoke endpoint is for exposed credentials: unauthenticated, 403 when authenticated,
-422 on a malformed body, and revocation lands a little after the 202
-(`/_sandbox/github/settings {"revoke_delay_s"}` changes how long after).
+As GitHub documents them: the revoke endpoint is for exposed credentials — unauthenticated
+(403 when authenticated), at most 1,000 tokens a request (422 "Validation failed" beyond,
+or on a malformed body), personal access and OAuth/App user tokens only (an installation
+token in the list is left alone: it is revoked with `DELETE /installation/token`,
+authenticated with itself, 204). An installation token cannot call GET /user (403 "Resource
+not accessible by integration"). Revocation lands a little after the 202.
+
+Sandbox only (`/_sandbox/github/settings`): how long after the 202 a revocation lands
+(`revoke_delay_s`), and a rate-limit mode for the unauthenticated revoke endpoint
+(`rate_limit`: calls allowed per window and IP — GitHub allows 60 an hour; `used`, `reset_in_s`):
+beyond it, 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset`, as GitHub answers.
+`GET /_sandbox/github/calls` lists the revoke calls received (how many tokens, which refs).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,89 +35,213 @@ from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
 from killswitch.sandbox.tokens import Token, Tokens, rand
 from killswitch.secrets import MaterialStore
 
-BAD_CREDENTIALS = {
-    "message": "Bad credentials",
-    "documentation_url": "https://docs.github.com/rest",
-    "status": "401",
-}
+DOCS = "https://docs.github.com/rest"
+BAD_CREDENTIALS = {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
+MAX_TOKENS = 1000
+HOUR = 3600.0
 
 
-class Delay:
-    """How long after the 202 a revocation lands (seconds)."""
+@dataclass
+class Limit:
+    """The revoke endpoint's unauthenticated rate limit, per client IP (None: no limit)."""
 
-    def __init__(self, seconds: float = 1.0) -> None:
-        self.seconds = seconds
+    calls: int | None = None
+    window_s: float = HOUR
+    used: dict[str, int] = field(default_factory=dict)
+    resets_at: float = 0.0
+
+    def take(self, ip: str) -> tuple[dict[str, str], bool]:
+        """Count one call: its rate-limit headers (none when the mode is off), and whether
+        it is over the limit."""
+        if self.calls is None:
+            return {}, False
+        now = time.time()
+        if now >= self.resets_at:
+            self.used, self.resets_at = {}, now + self.window_s
+        used = self.used[ip] = self.used.get(ip, 0) + 1
+        headers = {
+            "x-ratelimit-limit": str(self.calls),
+            "x-ratelimit-remaining": str(max(self.calls - used, 0)),
+            "x-ratelimit-used": str(min(used, self.calls)),
+            "x-ratelimit-reset": str(int(self.resets_at) + 1),
+            "x-ratelimit-resource": "core",
+        }
+        return headers, used > self.calls
 
 
-def mint(tokens: Tokens, owner: str, fine_grained: bool = False) -> Token:
-    """A classic (`ghp_`) or fine-grained (`github_pat_`) token."""
-    if fine_grained:
-        secret = f"github_pat_{rand(22)}_{rand(59)}"
+@dataclass
+class State:
+    """What the stand-in remembers besides tokens."""
+
+    delay_s: float = 1.0
+    limit: Limit = field(default_factory=Limit)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.delay_s, self.limit, self.calls = 1.0, Limit(), []
+
+
+def mint(
+    tokens: Tokens, owner: str, fine_grained: bool = False, installation: bool = False
+) -> Token:
+    """A classic (`ghp_`), fine-grained (`github_pat_`) or installation (`ghs_`) token."""
+    if installation:
+        secret, kind = f"ghs_{rand(36)}", "installation"
+    elif fine_grained:
+        secret, kind = f"github_pat_{rand(22)}_{rand(59)}", "fine-grained"
     else:
-        secret = f"ghp_{rand(36)}"
-    ref = f"{owner}/{'fine-grained' if fine_grained else 'classic'}-{rand(6).lower()}"
+        secret, kind = f"ghp_{rand(36)}", "classic"
+    ref = f"{owner}/{kind}-{rand(6).lower()}"
     return tokens.add(Token("github", "github.token", ref, secret, owner))
 
 
-def routes(tokens: Tokens, delay: Delay) -> list[Route]:
-    """The two endpoints, and the sandbox-only revocation delay."""
+def _bearer(request: Request) -> str:
+    auth = request.headers.get("authorization", "")
+    return auth.split(" ", 1)[1].strip() if " " in auth else ""
+
+
+def routes(tokens: Tokens, state: State) -> list[Route]:
+    """The endpoints, and the sandbox-only settings and call log."""
 
     def fault_response() -> Response | None:
         fault = tokens.fault("github")
         if fault is None:
             return None
         headers = {"Retry-After": str(int(fault.retry_after or 1))} if fault.retry_after else {}
+        if fault.status in (403, 429):
+            reset = time.time() + (fault.retry_after or 60)
+            headers |= {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(reset + 1))}
         return JSONResponse(
-            {"message": "API rate limit exceeded"}, status_code=fault.status, headers=headers
+            {"message": "API rate limit exceeded", "documentation_url": DOCS},
+            status_code=fault.status,
+            headers=headers,
         )
+
+    def invalid(why: str) -> JSONResponse:
+        body = {"message": "Validation Failed", "documentation_url": DOCS, "errors": [why]}
+        return JSONResponse(body, status_code=422)
 
     async def revoke(request: Request) -> Response:
         if (fault := fault_response()) is not None:
             return fault
         if request.headers.get("authorization"):
             return JSONResponse({"message": "Must not be authenticated"}, status_code=403)
+        ip = request.client.host if request.client else "?"
+        with state.lock:
+            limited, exceeded = state.limit.take(ip)
+        if exceeded:
+            body = {
+                "message": f"API rate limit exceeded for {ip}. (But here's the good news: "
+                "Authenticated requests get a higher rate limit.)",
+                "documentation_url": DOCS,
+            }
+            return JSONResponse(body, status_code=403, headers=limited)
         try:
             body = await request.json()
-            credentials = list(body["credentials"])
+            credentials = [str(c) for c in body["credentials"]]
         except Exception:
-            return JSONResponse({"message": "Invalid request", "status": "422"}, status_code=422)
-        if not credentials or len(credentials) > 1000:
-            return JSONResponse({"message": "Validation Failed", "status": "422"}, status_code=422)
-        lands = time.monotonic() + delay.seconds
+            return invalid("credentials: an array of strings is required")
+        if not credentials:
+            return invalid("credentials: at least one")
+        if len(credentials) > MAX_TOKENS:
+            return invalid(f"credentials: at most {MAX_TOKENS} per request")
+        lands = time.monotonic() + state.delay_s
+        refs = []
         for secret in credentials:
-            token = tokens.by_secret(str(secret))
-            if token is not None and token.dead_at is None:
+            token = tokens.by_secret(secret)
+            if token is None or secret.startswith("ghs_"):
+                continue  # unknown, or a type this endpoint does not revoke
+            refs.append(token.ref)
+            if token.dead_at is None:
                 token.dead_at = lands
-        return Response(status_code=202)
+        with state.lock:
+            state.calls.append({"tokens": len(credentials), "refs": refs})
+        return Response(status_code=202, headers=limited)
+
+    async def installation_token(request: Request) -> Response:
+        if (fault := fault_response()) is not None:
+            return fault
+        secret = _bearer(request)
+        token = tokens.by_secret(secret)
+        if token is None or not token.alive() or not secret.startswith("ghs_"):
+            return JSONResponse(BAD_CREDENTIALS, status_code=401)
+        token.status = "revoked"
+        return Response(status_code=204)
 
     async def user(request: Request) -> Response:
         if (fault := fault_response()) is not None:
             return fault
-        auth = request.headers.get("authorization", "")
-        secret = auth.split(" ", 1)[1] if " " in auth else ""
+        secret = _bearer(request)
         token = tokens.by_secret(secret)
         if token is None or not token.alive():
             return JSONResponse(BAD_CREDENTIALS, status_code=401)
+        if secret.startswith("ghs_"):
+            body = {"message": "Resource not accessible by integration", "documentation_url": DOCS}
+            return JSONResponse(body, status_code=403)
         return JSONResponse(
             {"login": token.owner, "id": abs(hash(token.owner)) % 10**8, "type": "User"}
         )
 
+    async def repositories(request: Request) -> Response:
+        if (fault := fault_response()) is not None:
+            return fault
+        secret = _bearer(request)
+        token = tokens.by_secret(secret)
+        if token is None or not token.alive():
+            return JSONResponse(BAD_CREDENTIALS, status_code=401)
+        if not secret.startswith("ghs_"):
+            body = {"message": "Resource not accessible by personal access token"}
+            return JSONResponse({**body, "documentation_url": DOCS}, status_code=403)
+        return JSONResponse({"total_count": 0, "repositories": []})
+
     async def settings(request: Request) -> Response:
-        delay.seconds = float((await request.json())["revoke_delay_s"])
+        body = await request.json()
+        with state.lock:
+            if "revoke_delay_s" in body:
+                state.delay_s = float(body["revoke_delay_s"])
+            if "rate_limit" in body:
+                # A fresh window from now; `used`: calls already made in it (from here).
+                ip = request.client.host if request.client else "?"
+                state.limit = Limit(
+                    None if body["rate_limit"] is None else int(body["rate_limit"]),
+                    float(body.get("reset_in_s", HOUR)),
+                    {ip: int(body.get("used", 0))},
+                    time.time() + float(body.get("reset_in_s", HOUR)),
+                )
         return JSONResponse({"ok": True})
+
+    async def calls(request: Request) -> Response:
+        with state.lock:
+            return JSONResponse(list(state.calls))
 
     return [
         Route("/_sandbox/github/settings", settings, methods=["POST"]),
+        Route("/_sandbox/github/calls", calls, methods=["GET"]),
         Route("/github/credentials/revoke", revoke, methods=["POST"]),
+        Route("/github/installation/token", installation_token, methods=["DELETE"]),
+        Route("/github/installation/repositories", repositories, methods=["GET"]),
         Route("/github/user", user, methods=["GET"]),
     ]
 
 
+def configure(http_url: str, **settings: Any) -> None:
+    """Change the stand-in's sandbox-only settings (`http_url`: the shared app)."""
+    httpx.post(f"{http_url}/_sandbox/github/settings", json=settings, timeout=10).raise_for_status()
+
+
 def set_delay(http_url: str, seconds: float) -> None:
     """How long after the 202 the stand-in's revocations land (`http_url`: the shared app)."""
-    httpx.post(
-        f"{http_url}/_sandbox/github/settings", json={"revoke_delay_s": seconds}, timeout=10
-    ).raise_for_status()
+    configure(http_url, revoke_delay_s=seconds)
+
+
+def revoke_calls(http_url: str) -> list[dict[str, Any]]:
+    """The revoke calls the stand-in received: `{"tokens": n, "refs": [...]}` each."""
+    response = httpx.get(f"{http_url}/_sandbox/github/calls", timeout=10)
+    response.raise_for_status()
+    calls: list[dict[str, Any]] = response.json()
+    return calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +251,18 @@ class GithubStandIn:
     fault_target: str | None = PROXY
 
     def serve(self, host: Host) -> Hosted:
-        """Its routes; `/_sandbox/seed` mints `{"fine_grained": bool}` tokens."""
+        """Its routes; `/_sandbox/seed` mints `{"fine_grained": bool, "installation": bool}`
+        tokens."""
+        state = State()
         return Hosted(
-            routes=routes(host.tokens, Delay()),
-            mint=lambda body: mint(host.tokens, str(body["owner"]), bool(body.get("fine_grained"))),
+            routes=routes(host.tokens, state),
+            mint=lambda body: mint(
+                host.tokens,
+                str(body["owner"]),
+                bool(body.get("fine_grained")),
+                bool(body.get("installation")),
+            ),
+            reset=state.clear,
         )
 
     def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:

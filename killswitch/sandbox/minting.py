@@ -43,10 +43,15 @@ class Minted:
         return f"{self.sandbox.stand_ins[PROXY]['proxied']}{self.base_path}"
 
     def seed_agent(self, spec: AgentSpec, options: Mapping[str, Any]) -> Seeded:
-        """The agent's credentials (`mints`; no options)."""
-        if options:
+        """The agent's credentials: `mints`, or `{"mints": [{…the plug-in's options}, …]}`
+        instead (each minted with the first mint's secret field)."""
+        if set(options) - {"mints"}:
             raise TypeError(f"no {self.provider} seeding options: {sorted(options)}")
-        for wanted in self.mints:
+        mints = self.mints
+        if "mints" in options:
+            field_name = self.mints[0].secret_field
+            mints = tuple(Mint(field_name, dict(extra)) for extra in options["mints"])
+        for wanted in mints:
             minted = mint(self.url, self.provider, spec.id, **wanted.extra)
             ref = CredentialRef(self.provider, minted["kind"], minted["ref"])
             self.sandbox.inventory.declare(spec.id, ref)
@@ -56,7 +61,7 @@ class Minted:
                 {wanted.secret_field: minted["secret"]},
                 agent_id=spec.id,
             )
-        return Seeded(credentials=len(self.mints))
+        return Seeded(credentials=len(mints))
 
     def seed_sweep(self) -> SweepSeeds:
         """A credential for each of `orphans` (nobody the inventory knows), never declared."""

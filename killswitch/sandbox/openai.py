@@ -1,6 +1,13 @@
-"""OpenAI's sandbox plug-in, on the shared HTTP app: the admin API's projects (list) and
-project API keys (list, get, delete), cursor-paged as OpenAI pages them (`limit`, `after`,
-`has_more`), and GET /v1/models.
+"""OpenAI's sandbox plug-in, on the shared HTTP app: the admin API's projects (list),
+project API keys (list, get, delete) and project service accounts (list, get, delete),
+cursor-paged as OpenAI pages them (`limit`, `after`, `has_more`), and GET /v1/models.
+
+As the Administration API (openai-openapi) describes it: a key owned by a service account
+cannot be deleted through `…/api_keys/{id}` (400, ErrorResponse): deleting its service
+account removes it; a key listing without `owner_project_access` applies membership-based
+visibility and leaves out the keys of owners without access to the project (`any` lists
+every enabled key). A restricted key without `api.model.read` gets 401 with `code: null`
+on GET /models; a deleted or unknown key 401 `invalid_api_key`.
 
 Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`; a wrong key's
 message shows only a masked hint of it.
@@ -8,8 +15,10 @@ message shows only a masked hint of it.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -25,18 +34,57 @@ from killswitch.secrets import MaterialStore
 PROJECT = "proj_sandbox0001"
 
 
-def mint(tokens: Tokens, owner: str, project: str = PROJECT) -> Token:
+@dataclass
+class Accounts:
+    """The projects' service accounts (id -> its fields); a deleted one is forgotten."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, project: str, name: str) -> dict[str, Any]:
+        account_id = "svc_acct_" + rand(24)
+        account: dict[str, Any] = {
+            "object": "organization.project.service_account",
+            "id": account_id,
+            "name": name,
+            "role": "member",
+            "created_at": int(time.time()),
+            "project": project,
+        }
+        with self.lock:
+            self.accounts[account_id] = account
+        return account
+
+    def clear(self) -> None:
+        with self.lock:
+            self.accounts.clear()
+
+
+def mint(
+    tokens: Tokens,
+    accounts: Accounts,
+    owner: str,
+    project: str = PROJECT,
+    *,
+    service_account: bool = False,
+    scopes: list[str] | None = None,
+    owner_access: str = "active",
+) -> Token:
+    """A project key of a user, or of a fresh service account (named after `owner`);
+    `scopes` makes it a restricted key; `owner_access` whether its owner still has access
+    to the project."""
     key_id = "key_" + rand(16)
-    secret = "sk-proj-" + rand(64)
+    secret = ("sk-svcacct-" if service_account else "sk-proj-") + rand(64)
+    meta: dict[str, Any] = {
+        "project": project,
+        "key_id": key_id,
+        "owner_access": owner_access,
+        "scopes": scopes,
+    }
+    if service_account:
+        meta["service_account"] = accounts.add(project, owner)["id"]
     return tokens.add(
-        Token(
-            "openai",
-            "openai.api-key",
-            f"{project}/{key_id}",
-            secret,
-            owner,
-            meta={"project": project, "key_id": key_id},
-        )
+        Token("openai", "openai.api-key", f"{project}/{key_id}", secret, owner, meta=meta)
     )
 
 
@@ -47,8 +95,33 @@ def _error(status: int, message: str, kind: str, code: str | None) -> JSONRespon
     )
 
 
-def _key(token: Token) -> dict[str, Any]:
+def _public(account: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in account.items() if k != "project"}
+
+
+def _key(token: Token, accounts: Accounts) -> dict[str, Any]:
     hint = token.secret[:8] + "..." + token.secret[-4:]
+    owner: dict[str, Any]
+    account_id = token.meta.get("service_account")
+    if account_id:
+        with accounts.lock:
+            account = accounts.accounts.get(account_id, {"id": account_id, "name": token.owner})
+        fields = ("id", "name", "created_at", "role")
+        owner = {
+            "type": "service_account",
+            "service_account": {k: account.get(k) for k in fields},
+        }
+    else:
+        owner = {
+            "type": "user",
+            "user": {
+                "id": "user_sandbox",
+                "email": "owner@sandbox.test",
+                "name": "Sandbox Owner",
+                "created_at": 1700000000,
+                "role": "owner",
+            },
+        }
     return {
         "object": "organization.project.api_key",
         "id": token.meta["key_id"],
@@ -56,7 +129,8 @@ def _key(token: Token) -> dict[str, Any]:
         "redacted_value": hint,
         "created_at": int(token.created_at),
         "last_used_at": int(token.last_used_at) if token.last_used_at else None,
-        "owner": {"type": "service_account", "service_account": {"name": token.owner}},
+        "owner_project_access": token.meta.get("owner_access", "active"),
+        "owner": owner,
     }
 
 
@@ -77,7 +151,14 @@ def _listing(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
     }
 
 
-def routes(tokens: Tokens, admin_key: str) -> list[Route]:
+SCOPE_DENIED = (
+    "You have insufficient permissions for this operation. Missing scopes: api.model.read. "
+    "Check that you have the correct role in your organization and project, and if you're "
+    "using a restricted API key, that it has the necessary scopes."
+)
+
+
+def routes(tokens: Tokens, accounts: Accounts, admin_key: str) -> list[Route]:
     """The stand-in's endpoints; the admin ones want `admin_key`."""
 
     def bearer(request: Request) -> str:
@@ -93,25 +174,41 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
         return response
 
     def admin_refused(request: Request) -> Response | None:
+        if (fault := fault_response()) is not None:
+            return fault
         if bearer(request) != admin_key:
             return _error(401, "Invalid admin key", "invalid_request_error", "invalid_api_key")
         return None
 
-    async def keys(request: Request) -> Response:
-        if (refused := fault_response() or admin_refused(request)) is not None:
-            return refused
-        project = request.path_params["project"]
+    def live(project: str) -> list[Token]:
         with tokens.lock:
-            found = [
+            return [
                 t
                 for t in tokens.tokens.values()
                 if t.provider == "openai" and t.meta["project"] == project and t.status == "active"
             ]
+
+    async def keys(request: Request) -> Response:
+        if (refused := admin_refused(request)) is not None:
+            return refused
+        access = request.query_params.get("owner_project_access")
+        if access not in (None, "active", "inactive", "any"):
+            return _error(
+                400,
+                f"Invalid value for 'owner_project_access': {access!r}",
+                "invalid_request_error",
+                None,
+            )
+        # Without the parameter: membership-based visibility (owners with access only).
+        wanted = {"active", "inactive"} if access == "any" else {access or "active"}
+        found = [
+            t for t in live(request.path_params["project"]) if t.meta["owner_access"] in wanted
+        ]
         chunk, more = page(found, request.query_params.get("after"), _limit(request), "key_id")
-        return JSONResponse(_listing([_key(t) for t in chunk], more))
+        return JSONResponse(_listing([_key(t, accounts) for t in chunk], more))
 
     async def projects(request: Request) -> Response:
-        if (refused := fault_response() or admin_refused(request)) is not None:
+        if (refused := admin_refused(request)) is not None:
             return refused
         with tokens.lock:
             names = sorted(
@@ -135,7 +232,7 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
         return JSONResponse(_listing(data, start + len(chunk) < len(names)))
 
     async def key(request: Request) -> Response:
-        if (refused := fault_response() or admin_refused(request)) is not None:
+        if (refused := admin_refused(request)) is not None:
             return refused
         ref = f"{request.path_params['project']}/{request.path_params['key']}"
         token = tokens.by_ref("openai", ref)
@@ -144,6 +241,14 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
                 404, f"No such API key: {request.path_params['key']}", "invalid_request_error", None
             )
         if request.method == "DELETE":
+            if token.meta.get("service_account"):
+                return _error(
+                    400,
+                    "API keys owned by a service account cannot be deleted; delete the "
+                    "service account instead.",
+                    "invalid_request_error",
+                    None,
+                )
             token.status = "deleted"
             return JSONResponse(
                 {
@@ -152,7 +257,48 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
                     "deleted": True,
                 }
             )
-        return JSONResponse(_key(token))
+        return JSONResponse(_key(token, accounts))
+
+    def in_project(project: str) -> list[dict[str, Any]]:
+        with accounts.lock:
+            return [a for a in accounts.accounts.values() if a["project"] == project]
+
+    async def service_accounts(request: Request) -> Response:
+        if (refused := admin_refused(request)) is not None:
+            return refused
+        found = in_project(request.path_params["project"])
+        after = request.query_params.get("after")
+        ids = [a["id"] for a in found]
+        start = ids.index(after) + 1 if after in ids else 0
+        chunk = found[start : start + _limit(request)]
+        more = start + len(chunk) < len(found)
+        return JSONResponse(_listing([_public(a) for a in chunk], more))
+
+    async def service_account(request: Request) -> Response:
+        if (refused := admin_refused(request)) is not None:
+            return refused
+        project, account_id = request.path_params["project"], request.path_params["account"]
+        with accounts.lock:
+            account = accounts.accounts.get(account_id)
+            if account is None or account["project"] != project:
+                return _error(
+                    404, f"No such service account: {account_id}", "invalid_request_error", None
+                )
+            if request.method == "DELETE":
+                del accounts.accounts[account_id]
+        if request.method == "GET":
+            return JSONResponse(_public(account))
+        # Deleting the service account deletes every key it holds.
+        for token in live(project):
+            if token.meta.get("service_account") == account_id:
+                token.status = "deleted"
+        return JSONResponse(
+            {
+                "object": "organization.project.service_account.deleted",
+                "id": account_id,
+                "deleted": True,
+            }
+        )
 
     async def models(request: Request) -> Response:
         if (fault := fault_response()) is not None:
@@ -167,6 +313,9 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
                 "invalid_request_error",
                 "invalid_api_key",
             )
+        scopes = token.meta.get("scopes")
+        if scopes is not None and "api.model.read" not in scopes:
+            return _error(401, SCOPE_DENIED, "invalid_request_error", None)
         return JSONResponse(
             {
                 "object": "list",
@@ -174,12 +323,15 @@ def routes(tokens: Tokens, admin_key: str) -> list[Route]:
             }
         )
 
+    projects_path = "/openai/v1/organization/projects/{project}"
     return [
         Route("/openai/v1/organization/projects", projects, methods=["GET"]),
-        Route("/openai/v1/organization/projects/{project}/api_keys", keys, methods=["GET"]),
+        Route(f"{projects_path}/api_keys", keys, methods=["GET"]),
+        Route(f"{projects_path}/api_keys/{{key}}", key, methods=["GET", "DELETE"]),
+        Route(f"{projects_path}/service_accounts", service_accounts, methods=["GET"]),
         Route(
-            "/openai/v1/organization/projects/{project}/api_keys/{key}",
-            key,
+            f"{projects_path}/service_accounts/{{account}}",
+            service_account,
             methods=["GET", "DELETE"],
         ),
         Route("/openai/v1/models", models, methods=["GET"]),
@@ -194,22 +346,35 @@ class OpenaiStandIn:
     fault_target: str | None = PROXY
 
     def serve(self, host: Host) -> Hosted:
-        """Its routes, with a fresh admin key (`stand_ins.saas.admin_keys.openai`)."""
+        """Its routes, with a fresh admin key (`stand_ins.saas.admin_keys.openai`);
+        `/_sandbox/seed` mints `{"project", "service_account", "scopes", "owner_access"}`."""
         admin_key = "sk-admin-" + rand(48)
+        accounts = Accounts()
+
+        def one(body: Mapping[str, Any]) -> Token:
+            scopes = body.get("scopes")
+            return mint(
+                host.tokens,
+                accounts,
+                str(body["owner"]),
+                str(body.get("project", PROJECT)),
+                service_account=bool(body.get("service_account")),
+                scopes=None if scopes is None else [str(s) for s in scopes],
+                owner_access=str(body.get("owner_access", "active")),
+            )
 
         def bulk(body: Mapping[str, Any]) -> int:
-            owner, count = str(body["owner"]), int(body["count"])
+            count = int(body["count"])
             for _ in range(count):
-                mint(host.tokens, owner, str(body.get("project", PROJECT)))
+                one(body)
             return count
 
         return Hosted(
             stand_ins={PROXY: {"admin_keys": {"openai": admin_key}}},
-            routes=routes(host.tokens, admin_key),
-            mint=lambda body: mint(
-                host.tokens, str(body["owner"]), str(body.get("project", PROJECT))
-            ),
+            routes=routes(host.tokens, accounts, admin_key),
+            mint=one,
             bulk=bulk,
+            reset=accounts.clear,
         )
 
     def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:

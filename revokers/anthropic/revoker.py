@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from killswitch.errors import ProviderError
 from killswitch.models import (
     Action,
     ActionResult,
@@ -42,6 +43,15 @@ def classify(status: int, body: Any) -> ProbeAttempt:
     why = "a wrong URL, not a dead key" if status == 404 else "says nothing about the key"
     said = f"{said} {kind}" if kind else said
     return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} ({why})", kind)
+
+
+def _kind(response: httpx.Response) -> str:
+    """The `error.type` of an Anthropic error answer ('' when it is not one)."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(error.get("type") or "") if isinstance(error, dict) else ""
 
 
 @revoker("anthropic")
@@ -103,6 +113,15 @@ class AnthropicRevoker(HttpRevoker):
     ) -> tuple[str, Mapping[str, Any] | None]:
         path = f"/organizations/api_keys/{action.target}"
         current = await self.request("GET", path, headers=self.admin_headers())
+        if current.status_code == 404:
+            # Anthropic archives keys, it never deletes them: a 404 is a key this
+            # organisation does not hold, or a wrong base URL or path — never "gone already".
+            raise ProviderError(
+                f"GET {path}: HTTP 404 {_kind(current) or ''}: no such key in this organisation, "
+                f"or a wrong anthropic.base_url ({self.config.base_url})",
+                provider="anthropic",
+                provider_code="404",
+            )
         if current.status_code != 200:
             raise self.refused(current, f"GET {path}")
         if current.json().get("status") != "active":

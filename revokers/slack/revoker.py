@@ -115,11 +115,16 @@ class SlackRevoker(HttpRevoker):
             elif body.get("ok") is False and body.get("error") in GONE:
                 continue  # dead already
             elif not body.get("ok"):
-                # invalid_auth included: an unknown token, or an IP outside the allowlist.
+                error = str(body.get("error"))
+                why = ""
+                if error == "invalid_auth":
+                    why = (
+                        " (a token Slack does not know, or a call from an IP address outside "
+                        "the token's allowlist: nothing was revoked — revoke it from an "
+                        "allowlisted address, or uninstall the app in the Slack admin)"
+                    )
                 raise ProviderError(
-                    f"auth.revoke: {body.get('error')}",
-                    provider="slack",
-                    provider_code=str(body.get("error")),
+                    f"auth.revoke: {error}{why}", provider="slack", provider_code=error
                 )
         if not revoked:
             return "token was dead already", None

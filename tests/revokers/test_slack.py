@@ -64,3 +64,22 @@ def test_ratelimited_is_honoured_with_retry_after(
     assert [r.outcome for r in credential.actions] == [Outcome.DONE]
     assert "baseline inconclusive before containment" in credential.verdict.evidence
     assert elapsed >= 2.0  # two 429s on the revoke, each honoured for its Retry-After of 1 s
+
+
+def test_invalid_auth_from_outside_the_ip_allowlist_is_never_dead(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    """The token works only from 203.0.113.0/24: Slack answers every call from here (auth.test
+    and auth.revoke alike) with invalid_auth. Nothing was revoked, so nothing is dead, and
+    the run fails."""
+    agent_id = seed_agent(only=("slack",), slack={"mints": [{"ip_allowlist": ["203.0.113.0/24"]}]})
+    with provider_runtime(settings, "slack", probe_deadline_s=2.0) as runtime:
+        report = contain(runtime, agent_id)
+    assert not report.ok
+    [credential] = report.credentials
+    [action] = credential.actions
+    assert action.outcome is Outcome.FAILED
+    assert "invalid_auth" in action.detail and "allowlist" in action.detail
+    assert credential.verdict.status is VerdictStatus.UNKNOWN
+    assert "invalid_auth" in credential.verdict.evidence
+    assert "revoke-token failed" in credential.verdict.evidence

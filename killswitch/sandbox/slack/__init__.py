@@ -22,7 +22,8 @@ def _tokens(sandbox: Sandbox) -> Minted:
 
 @dataclass(frozen=True, slots=True)
 class SlackStandIn:
-    """Routes on the shared HTTP app; `/_sandbox/seed` mints `{"kind"}` tokens."""
+    """Routes on the shared HTTP app; `/_sandbox/seed` mints `{"kind", "ip_allowlist"}`
+    tokens."""
 
     fault_target: str | None = PROXY
 
@@ -34,7 +35,10 @@ class SlackStandIn:
         return Hosted(
             routes=routes(host.tokens, board),
             mint=lambda body: mint(
-                host.tokens, str(body["owner"]), str(body.get("kind", "slack.bot-token"))
+                host.tokens,
+                str(body["owner"]),
+                str(body.get("kind", "slack.bot-token")),
+                [str(n) for n in body.get("ip_allowlist") or ()],
             ),
             reset=board.clear,
         )

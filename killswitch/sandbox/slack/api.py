@@ -3,11 +3,15 @@ chat.update, usergroups.users.list; and, sandbox only, the messages it received
 (`GET /_sandbox/slack/messages`) and its user groups (`POST /_sandbox/slack/usergroups`).
 
 Slack answers HTTP 200 with `{"ok": false, "error": ...}` for a bad token, and 429 with
-`Retry-After` and `"error": "ratelimited"` when throttling.
+`Retry-After` and `"error": "ratelimited"` when throttling. A token seeded with an
+`ip_allowlist` (Slack's token IP allowlisting) answers `invalid_auth` to every call, auth.revoke
+included, from an address outside it — as Slack does ("the request originates from an IP
+address disallowed from making the request").
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 import time
@@ -35,8 +39,14 @@ class Board:
             self.messages.clear()
 
 
-def mint(tokens: Tokens, owner: str, kind: str = "slack.bot-token") -> Token:
-    """A bot (`xoxb-`) or user (`xoxp-`) token of a fresh team."""
+def mint(
+    tokens: Tokens,
+    owner: str,
+    kind: str = "slack.bot-token",
+    ip_allowlist: list[str] | None = None,
+) -> Token:
+    """A bot (`xoxb-`) or user (`xoxp-`) token of a fresh team; with `ip_allowlist` (CIDRs)
+    it works only from those addresses."""
     team, bot, user = "T0" + rand(9).upper(), "B0" + rand(9).upper(), "U0" + rand(9).upper()
     prefix = "xoxb" if kind == "slack.bot-token" else "xoxp"
     secret = f"{prefix}-{rand(12, '0123456789')}-{rand(13, '0123456789')}-{rand(24)}"
@@ -47,7 +57,12 @@ def mint(tokens: Tokens, owner: str, kind: str = "slack.bot-token") -> Token:
             f"{team}/{bot if prefix == 'xoxb' else user}",
             secret,
             owner,
-            meta={"team_id": team, "user_id": user, "bot_id": bot},
+            meta={
+                "team_id": team,
+                "user_id": user,
+                "bot_id": bot,
+                "ip_allowlist": [str(ipaddress.ip_network(n)) for n in ip_allowlist or ()],
+            },
         )
     )
 
@@ -67,6 +82,19 @@ async def _token(request: Request) -> tuple[str | None, dict[str, Any]]:
     return (str(token) if token else None), form
 
 
+def allowed(token: Token, request: Request) -> bool:
+    """Whether the request comes from an address the token's IP allowlist admits."""
+    networks = token.meta.get("ip_allowlist") or ()
+    if not networks:
+        return True
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n) for n in networks)
+
+
 def routes(tokens: Tokens, board: Board) -> list[Route]:
     """The Web API methods, and the sandbox-only view of what was posted."""
 
@@ -78,10 +106,10 @@ def routes(tokens: Tokens, board: Board) -> list[Route]:
         body = {"ok": False, "error": "ratelimited" if fault.status == 429 else "fatal_error"}
         return JSONResponse(body, status_code=fault.status, headers=headers)
 
-    def auth_error(token: Token | None, raw: str | None) -> JSONResponse | None:
+    def auth_error(token: Token | None, raw: str | None, request: Request) -> JSONResponse | None:
         if not raw:
             return JSONResponse({"ok": False, "error": "not_authed"})
-        if token is None:
+        if token is None or not allowed(token, request):
             return JSONResponse({"ok": False, "error": "invalid_auth"})
         if not token.alive():
             return JSONResponse({"ok": False, "error": "token_revoked"})
@@ -92,7 +120,7 @@ def routes(tokens: Tokens, board: Board) -> list[Route]:
             return fault
         raw, _ = await _token(request)
         token = tokens.by_secret(raw)
-        if (error := auth_error(token, raw)) is not None:
+        if (error := auth_error(token, raw, request)) is not None:
             return error
         assert token is not None  # noqa: S101
         meta = token.meta
@@ -113,7 +141,7 @@ def routes(tokens: Tokens, board: Board) -> list[Route]:
             return fault
         raw, form = await _token(request)
         token = tokens.by_secret(raw)
-        if (error := auth_error(token, raw)) is not None:
+        if (error := auth_error(token, raw, request)) is not None:
             return error
         assert token is not None  # noqa: S101
         if str(form.get("test", "")).lower() in ("1", "true"):
@@ -126,7 +154,7 @@ def routes(tokens: Tokens, board: Board) -> list[Route]:
             return fault
         raw, form = await _token(request)
         token = tokens.by_secret(raw)
-        if (error := auth_error(token, raw)) is not None:
+        if (error := auth_error(token, raw, request)) is not None:
             return error
         method = request.url.path.rsplit("/", 1)[-1]
         # chat.update keeps the message's ts; chat.postMessage makes a new one.
@@ -157,7 +185,7 @@ def routes(tokens: Tokens, board: Board) -> list[Route]:
             return fault
         raw, form = await _token(request)
         token = tokens.by_secret(raw)
-        if (error := auth_error(token, raw)) is not None:
+        if (error := auth_error(token, raw, request)) is not None:
             return error
         group = str(form.get("usergroup") or request.query_params.get("usergroup", ""))
         with board.lock:
