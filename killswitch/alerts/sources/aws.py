@@ -132,7 +132,9 @@ def alert_of(event: EventBridgeEvent, source: str, received_at: datetime) -> Ale
             agent_id=None,
             environment=None,
             credentials=credentials,
-            summary=_cut(f"AWS Health {health.eventTypeCode}: {named} (account {event.account})"),
+            summary=_cut(
+                f"AWS Health {health.eventTypeCode}: {named} (account {event.account or '?'})"
+            ),
             received_at=received_at,
             labels={k: v for k, v in labels.items() if v},
         )
