@@ -15,8 +15,6 @@ from types import MappingProxyType
 
 from pydantic import SecretStr
 
-SOURCES = ("aws", "sns", "alertmanager", "github", "generic")
-
 
 @dataclass(frozen=True, slots=True)
 class LeakedCredential:

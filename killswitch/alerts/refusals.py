@@ -18,7 +18,7 @@ class AlertRefusedError(RefusedError):
 class UnknownSourceError(AlertRefusedError):
     code = "alert-unknown-source"
     status = 404
-    remediation = "The sources are aws, sns, alertmanager, github and generic."
+    remediation = "GET /alerts/openapi.json lists the sources this receiver serves."
 
 
 class SourceDisabledError(AlertRefusedError):

@@ -1,0 +1,1 @@
+"""The alert sources AWS sends through: EventBridge API destinations and SNS."""

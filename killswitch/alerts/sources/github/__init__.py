@@ -1,0 +1,1 @@
+"""The alert source GitHub sends through: secret-scanning webhooks."""
