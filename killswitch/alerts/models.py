@@ -15,6 +15,8 @@ from types import MappingProxyType
 
 from pydantic import SecretStr
 
+SOURCES = ("aws", "sns", "alertmanager", "github", "generic")
+
 
 @dataclass(frozen=True, slots=True)
 class LeakedCredential:

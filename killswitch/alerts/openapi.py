@@ -7,10 +7,24 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from killswitch.alerts.registry import plugins
 from killswitch.alerts.settings import AlertSettings
+from killswitch.alerts.sources.alertmanager import AlertmanagerWebhook
+from killswitch.alerts.sources.aws import EventBridgeEvent
+from killswitch.alerts.sources.generic import GenericAlert
+from killswitch.alerts.sources.github import SecretScanningEvent
+from killswitch.alerts.sources.sns import SnsMessage
 
 REF = "#/components/schemas/{model}"
+
+
+def _header(name: str, required: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -33,28 +47,51 @@ def document(settings: AlertSettings) -> dict[str, Any]:
         "description": "refused: nothing was changed",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refusal"}}},
     }
+    sources: dict[str, tuple[type[BaseModel], list[dict[str, Any]], str]] = {
+        "aws": (
+            EventBridgeEvent,
+            [_header(settings.aws.header, True, "the EventBridge connection's API key")],
+            "An EventBridge event (AWS Health, GuardDuty) from an API destination.",
+        ),
+        "sns": (
+            SnsMessage,
+            [_header("x-amz-sns-message-type", False, "Notification, SubscriptionConfirmation…")],
+            "An SNS HTTPS delivery (signed inside the body).",
+        ),
+        "alertmanager": (
+            AlertmanagerWebhook,
+            [_header("authorization", True, "Bearer <token>")],
+            "A Prometheus Alertmanager webhook notification (version 4).",
+        ),
+        "github": (
+            SecretScanningEvent,
+            [
+                _header("x-hub-signature-256", True, "sha256=<hex HMAC of the body>"),
+                _header("x-github-delivery", True, "the delivery's GUID"),
+                _header("x-github-event", True, "secret_scanning_alert (or ping)"),
+            ],
+            "A GitHub secret_scanning_alert organisation webhook.",
+        ),
+        "generic": (
+            GenericAlert,
+            [
+                _header("webhook-id", True, "Standard Webhooks message id"),
+                _header("webhook-timestamp", True, "seconds since the epoch"),
+                _header("webhook-signature", True, "v1,<base64 HMAC-SHA256>"),
+            ],
+            "Any detector's alert in the documented generic shape (Standard Webhooks).",
+        ),
+    }
     paths: dict[str, Any] = {}
-    for plugin in plugins():
-        section = settings.section(plugin.name, plugin.settings)
-        headers = [
-            {
-                "name": h.name,
-                "in": "header",
-                "required": h.required,
-                "schema": {"type": "string"},
-                "description": h.description,
-            }
-            for h in plugin.headers(section)
-        ]
-        body = _schema(plugin.body, components)
-        paths[f"/alerts/{plugin.name}"] = {
+    for name, (model, headers, summary) in sources.items():
+        paths[f"/alerts/{name}"] = {
             "post": {
-                "operationId": f"alert_{plugin.name}",
-                "summary": plugin.summary,
+                "operationId": f"alert_{name}",
+                "summary": summary,
                 "parameters": headers,
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": body}},
+                    "content": {"application/json": {"schema": _schema(model, components)}},
                 },
                 "responses": {
                     "200": {"description": "a protocol message, acknowledged"},

@@ -24,7 +24,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from killswitch.alerts.models import Alert
+from killswitch.alerts.models import SOURCES, Alert
 from killswitch.alerts.openapi import document
 from killswitch.alerts.refusals import (
     AlertRefusedError,
@@ -33,10 +33,14 @@ from killswitch.alerts.refusals import (
     TooLargeError,
     UnknownSourceError,
 )
-from killswitch.alerts.registry import SourceContext, plugins
 from killswitch.alerts.replay import ReplayCache
 from killswitch.alerts.settings import AlertSettings
-from killswitch.alerts.sources import Admitted, Fetch, Incoming, Source, claim
+from killswitch.alerts.sources import Admitted, Incoming, Source, claim
+from killswitch.alerts.sources.alertmanager import AlertmanagerSource
+from killswitch.alerts.sources.aws import AwsSource
+from killswitch.alerts.sources.generic import GenericSource
+from killswitch.alerts.sources.github import GithubSource
+from killswitch.alerts.sources.sns import Fetch, SnsSource, https_fetch
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +65,14 @@ class NotHandledError(AlertRefusedError):
 def build_sources(
     settings: AlertSettings, replay: ReplayCache, fetch: Fetch | None = None
 ) -> dict[str, Source]:
-    """Every registered source, configured from its section of the settings."""
-    context = SourceContext(
-        replay=replay,
-        fetch=fetch,
-        replay_window_s=settings.replay_window_s,
-        replay_retention_s=settings.replay_retention_s,
-    )
-    return {p.name: p.build(settings.section(p.name, p.settings), context) for p in plugins()}
+    """One source per name in `SOURCES`, configured from the settings."""
+    return {
+        "aws": AwsSource(settings.aws, replay, settings.replay_retention_s),
+        "sns": SnsSource(settings.sns, replay, fetch or https_fetch(settings.sns.cert_ca_file)),
+        "alertmanager": AlertmanagerSource(settings.alertmanager),
+        "github": GithubSource(settings.github, replay, settings.replay_retention_s),
+        "generic": GenericSource(settings.generic, replay, settings.replay_window_s),
+    }
 
 
 def routes(
@@ -81,6 +85,7 @@ def routes(
 ) -> list[Route]:
     """The receiver's routes, to mount in `killswitch serve`'s app."""
     sources = build_sources(settings, replay, fetch)
+    assert set(sources) == set(SOURCES)  # noqa: S101
     limit = settings.max_body
     spec = document(settings)
 

@@ -18,7 +18,7 @@ class AlertRefusedError(RefusedError):
 class UnknownSourceError(AlertRefusedError):
     code = "alert-unknown-source"
     status = 404
-    remediation = "GET /alerts/openapi.json lists the sources this receiver serves."
+    remediation = "The sources are aws, sns, alertmanager, github and generic."
 
 
 class SourceDisabledError(AlertRefusedError):

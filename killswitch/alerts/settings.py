@@ -1,6 +1,4 @@
-"""The alert receiver's settings: the size limit, the replay windows, and one section per
-source (`settings.alerts.<source>`), each its source plug-in's own model (`SOURCE.settings`)
-with its secret.
+"""The alert receiver's settings: one section per source, each with its secret.
 
 A source whose secret is not configured is disabled: its requests are refused with a
 reason (404), never accepted unauthenticated.
@@ -8,25 +6,113 @@ reason (404), never accepted unauthenticated.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import base64
+import binascii
+import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from killswitch.errors import ConfigurationError
-
-S = TypeVar("S", bound=BaseModel)
-
-
-class SourceSettings(BaseModel):
-    """Base of a source's section."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+# SNS signs with certificates served from its own regional endpoints only.
+SNS_CERT_HOSTS = (r"sns\.[a-z0-9-]+\.amazonaws\.com", r"sns\.[a-z0-9-]+\.amazonaws\.com\.cn")
 
 
-class AlertSettings(BaseModel):
-    """`POST /alerts/<source>`: size limit, replay windows and one section per source."""
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+class AwsAlertSettings(_Section):
+    """EventBridge API destination: the connection's API-key authorization."""
+
+    header: str = Field(
+        "x-killswitch-key",
+        description="the header the EventBridge connection's API-key authorization sends",
+    )
+    api_key: SecretStr | None = Field(None, description="that header's value (None: disabled)")
+
+    @field_validator("header")
+    @classmethod
+    def _lower(cls, header: str) -> str:
+        if not header or not all(c.isalnum() or c in "-_" for c in header):
+            raise ValueError("a header name is letters, digits, '-' or '_'")
+        return header.lower()
+
+
+class SnsAlertSettings(_Section):
+    """An SNS HTTPS subscription: signed messages from allowed topics only."""
+
+    enabled: bool = Field(False, description="SNS has no shared secret: turn it on explicitly")
+    topic_arns: tuple[str, ...] = Field(
+        (), description="topics whose messages are accepted (empty: none)"
+    )
+    cert_hosts: tuple[str, ...] = Field(
+        SNS_CERT_HOSTS,
+        description="regular expressions (full match of host[:port]) a SigningCertURL or "
+        "SubscribeURL may name; always over https",
+    )
+    confirm_subscriptions: bool = Field(
+        True, description="confirm a SubscriptionConfirmation of an allowed topic (GET)"
+    )
+    max_age_s: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description="how old a message's Timestamp may be: SNS resends a failed delivery with "
+        "its original Timestamp, so this must outlast the topic's delivery policy",
+    )
+    cert_ca_file: str | None = Field(
+        None, description="a CA bundle for the certificate host (the sandbox's test CA)"
+    )
+
+    @field_validator("cert_hosts")
+    @classmethod
+    def _patterns(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            try:
+                re.compile(host)
+            except re.error as exc:
+                raise ValueError(f"cert_hosts {host!r} is not a regular expression: {exc}") from exc
+        return hosts
+
+
+class AlertmanagerAlertSettings(_Section):
+    """Prometheus Alertmanager's webhook receiver: `http_config.authorization` bearer."""
+
+    bearer_token: SecretStr | None = Field(None, description="None: disabled")
+    agent_label: str = Field("agent_id", description="the label that names the agent")
+    environment_label: str = Field("environment", description="the label naming its environment")
+    severity_label: str = Field("severity", description="critical/high/warning/… or a number")
+
+
+class GithubAlertSettings(_Section):
+    """GitHub organisation webhook (`secret_scanning_alert`): X-Hub-Signature-256."""
+
+    webhook_secret: SecretStr | None = Field(None, description="None: disabled")
+
+
+class GenericAlertSettings(_Section):
+    """Any detector: the Standard Webhooks scheme (webhook-id/-timestamp/-signature)."""
+
+    secret: SecretStr | None = Field(None, description="`whsec_…` (base64); None: disabled")
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is None:
+            return None
+        value = secret.get_secret_value()
+        if not value.startswith("whsec_"):
+            raise ValueError("a Standard Webhooks secret starts with 'whsec_'")
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_") + "==", validate=False)
+        except (binascii.Error, ValueError):
+            raise ValueError("a Standard Webhooks secret is whsec_ and base64") from None
+        if len(key) < 16:
+            raise ValueError("a Standard Webhooks secret holds at least 16 bytes")
+        return secret
+
+
+class AlertSettings(_Section):
+    """`POST /alerts/<source>`: size limit, replay window and one section per source."""
 
     max_body: int = Field(256 * 1024, ge=1024, le=8 * 1024 * 1024, description="bytes")
     replay_window_s: int = Field(
@@ -35,47 +121,11 @@ class AlertSettings(BaseModel):
     replay_retention_s: int = Field(
         3 * 86400,
         ge=3600,
-        description="how long an id is remembered by schemes without a timestamp (a webhook "
-        "delivery id, an event id): at least as long as the sender retries or redelivers",
+        description="how long an id is remembered by schemes without a timestamp (GitHub's "
+        "X-GitHub-Delivery, an EventBridge event id): longer than the sender retries",
     )
-    sources: dict[str, Any] = Field(
-        default_factory=dict,
-        description="filled from the per-source sections (`alerts.<source>`); read them with "
-        "section()",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _sections(cls, data: Any) -> Any:
-        """Each registered source's section, parsed by its own model (defaults when absent)."""
-        if not isinstance(data, dict):
-            return data
-        from killswitch.alerts.registry import plugins
-
-        data = dict(data)
-        given = data.pop("sources", None) or {}
-        if not isinstance(given, dict):
-            raise ValueError("sources: a mapping of source name to section")
-        sections: dict[str, Any] = {}
-        for plugin in plugins():
-            raw = data.pop(plugin.name, given.get(plugin.name, {}))
-            if isinstance(raw, plugin.settings):
-                sections[plugin.name] = raw
-                continue
-            try:
-                sections[plugin.name] = plugin.settings.model_validate(raw)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or plugin.name}: {e['msg']}"
-                    for e in exc.errors(include_input=False, include_url=False)
-                )
-                raise ValueError(f"{plugin.name}: {problems}") from None
-        data["sources"] = sections
-        return data
-
-    def section(self, name: str, model: type[S]) -> S:
-        """One source's section, as its plug-in's settings model."""
-        value = self.sources.get(name)
-        if not isinstance(value, model):
-            raise ConfigurationError(f"no {model.__name__} section {name!r} in settings.alerts")
-        return value
+    aws: AwsAlertSettings = AwsAlertSettings()
+    sns: SnsAlertSettings = SnsAlertSettings()
+    alertmanager: AlertmanagerAlertSettings = AlertmanagerAlertSettings()
+    github: GithubAlertSettings = GithubAlertSettings()
+    generic: GenericAlertSettings = GenericAlertSettings()

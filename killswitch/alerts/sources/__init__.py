@@ -1,6 +1,5 @@
 """The alert sources: each authenticates a request *before* it parses the body, then parses
-the sender's real payload shape with pydantic into `Alert`s. Each source is a plug-in
-(a module here declaring `SOURCE`, found by `killswitch.alerts.registry`).
+the provider's real payload shape with pydantic into `Alert`s.
 
 A source answers with `Admitted` (alerts for the handler, and the replay key to forget
 should the handler fail) or `Answered` (a protocol message such as an SNS subscription
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -22,8 +21,6 @@ from killswitch.alerts.models import Alert
 from killswitch.alerts.refusals import MalformedError, UnsupportedMediaError
 
 M = TypeVar("M", bound=BaseModel)
-# GET an https URL (a signing certificate, a subscription confirmation): the sources' only I/O.
-Fetch = Callable[[str], bytes]
 CLAIM_LIMIT = 120
 
 

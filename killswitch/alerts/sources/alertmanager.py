@@ -13,12 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from killswitch.alerts.models import Alert
 from killswitch.alerts.refusals import ForgedError, MalformedError, UnsignedError
-from killswitch.alerts.registry import Header, SourcePlugin
-from killswitch.alerts.settings import SourceSettings
+from killswitch.alerts.settings import AlertmanagerAlertSettings
 from killswitch.alerts.sources import Admitted, Answered, Incoming, claim, parse, same, shown
 
 SEVERITIES = {
@@ -35,15 +34,6 @@ SEVERITIES = {
     "none": 0.0,
 }
 MAX_LABELS = 64
-
-
-class AlertmanagerAlertSettings(SourceSettings):
-    """Prometheus Alertmanager's webhook receiver: `http_config.authorization` bearer."""
-
-    bearer_token: SecretStr | None = Field(None, description="None: disabled")
-    agent_label: str = Field("agent_id", description="the label that names the agent")
-    environment_label: str = Field("environment", description="the label naming its environment")
-    severity_label: str = Field("severity", description="critical/high/warning/… or a number")
 
 
 class _Provider(BaseModel):
@@ -155,13 +145,3 @@ class AlertmanagerSource:
             received_at=incoming.received_at,
             labels={k[:100]: shown(v, 200) for k, v in labels.items()},
         )
-
-
-SOURCE = SourcePlugin(
-    name="alertmanager",
-    summary="A Prometheus Alertmanager webhook notification (version 4), bearer token.",
-    settings=AlertmanagerAlertSettings,
-    body=AlertmanagerWebhook,
-    build=lambda section, context: AlertmanagerSource(section),
-    headers=lambda section: (Header("authorization", True, "Bearer <token>"),),
-)

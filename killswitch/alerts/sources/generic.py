@@ -19,14 +19,12 @@ The body (documented in `runbooks/alerts.md`, validated with `extra="forbid"`):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from killswitch.alerts.models import Alert, LeakedCredential
@@ -36,36 +34,13 @@ from killswitch.alerts.refusals import (
     StaleError,
     UnsignedError,
 )
-from killswitch.alerts.registry import Header, SourcePlugin
 from killswitch.alerts.replay import ReplayCache
-from killswitch.alerts.settings import SourceSettings
+from killswitch.alerts.settings import GenericAlertSettings
 from killswitch.alerts.sources import Admitted, Incoming, claim, parse, shown
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}"
 # The library's own tolerance (fixed): the receiver's window can only narrow it.
 LIBRARY_TOLERANCE_S = 300
-
-
-class GenericAlertSettings(SourceSettings):
-    """Any detector: the Standard Webhooks scheme (webhook-id/-timestamp/-signature)."""
-
-    secret: SecretStr | None = Field(None, description="`whsec_…` (base64); None: disabled")
-
-    @field_validator("secret")
-    @classmethod
-    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is None:
-            return None
-        value = secret.get_secret_value()
-        if not value.startswith("whsec_"):
-            raise ValueError("a Standard Webhooks secret starts with 'whsec_'")
-        try:
-            key = base64.b64decode(value.removeprefix("whsec_") + "==", validate=False)
-        except (binascii.Error, ValueError):
-            raise ValueError("a Standard Webhooks secret is whsec_ and base64") from None
-        if len(key) < 16:
-            raise ValueError("a Standard Webhooks secret holds at least 16 bytes")
-        return secret
 
 
 class _Ours(BaseModel):
@@ -193,17 +168,3 @@ class GenericSource:
             received_at=incoming.received_at,
             labels={claim(k)[:100]: safe(v, 200) for k, v in body.labels.items()},
         )
-
-
-SOURCE = SourcePlugin(
-    name="generic",
-    summary="Any detector's alert in the documented generic shape (Standard Webhooks).",
-    settings=GenericAlertSettings,
-    body=GenericAlert,
-    build=lambda section, context: GenericSource(section, context.replay, context.replay_window_s),
-    headers=lambda section: (
-        Header("webhook-id", True, "the Standard Webhooks message id"),
-        Header("webhook-timestamp", True, "seconds since the epoch"),
-        Header("webhook-signature", True, "v1,<base64 HMAC-SHA256> (space-separated list)"),
-    ),
-)

@@ -19,8 +19,7 @@ from killswitch.alerts.refusals import AlertRefusedError
 from killswitch.alerts.replay import SeenAlerts
 from killswitch.alerts.settings import AlertSettings
 from killswitch.inventory import Inventory
-from killswitch.sandbox.senders.aws import SnsSigner
-from killswitch.sandbox.senders.generic import new_generic_secret
+from killswitch.sandbox.senders import SnsSigner, new_generic_secret
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:killswitch-alerts"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from killswitch.sandbox.senders import encode
-from killswitch.sandbox.senders.alertmanager import alertmanager_headers, alertmanager_webhook
+from killswitch.sandbox.senders import alertmanager_headers, alertmanager_webhook, encode
 from tests.killswitch.alerts.conftest import Door, Secrets, alert_settings, open_door
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from killswitch.sandbox.senders import encode
-from killswitch.sandbox.senders.aws import aws_headers, guardduty_event, health_exposed_event
+from killswitch.sandbox.senders import aws_headers, encode, guardduty_event, health_exposed_event
 from tests.killswitch.alerts.conftest import Door
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"

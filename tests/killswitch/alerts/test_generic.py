@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from killswitch.sandbox.senders import encode
-from killswitch.sandbox.senders.generic import generic_alert, generic_headers, new_generic_secret
+from killswitch.sandbox.senders import encode, generic_alert, generic_headers, new_generic_secret
 from tests.killswitch.alerts.conftest import Door
 
 LEAKED = "sk-ant-api03-" + "Q" * 80  # made up, of Anthropic's key shape

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from killswitch.sandbox.senders import encode
-from killswitch.sandbox.senders.github import github_headers, secret_scanning_alert
+from killswitch.sandbox.senders import encode, github_headers, secret_scanning_alert
 from tests.killswitch.alerts.conftest import Door
 
 LEAKED = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"  # made up, of the PAT shape

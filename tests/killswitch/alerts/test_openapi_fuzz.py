@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from killswitch.sandbox.senders.alertmanager import alertmanager_headers
-from killswitch.sandbox.senders.aws import aws_headers
-from killswitch.sandbox.senders.generic import generic_headers
-from killswitch.sandbox.senders.github import github_headers
-from tests.killswitch.alerts.conftest import Door, open_door
+schemathesis = pytest.importorskip("schemathesis")
+
+from killswitch.sandbox.senders import (  # noqa: E402
+    alertmanager_headers,
+    aws_headers,
+    generic_headers,
+    github_headers,
+)
+from tests.killswitch.alerts.conftest import Door, open_door  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from killswitch.alerts.models import Alert
+from killswitch.alerts.models import SOURCES, Alert
 from killswitch.alerts.receiver import app
 from killswitch.alerts.refusals import AlertRefusedError
-from killswitch.alerts.registry import names
 from killswitch.alerts.replay import SeenAlerts
 from killswitch.alerts.settings import AlertSettings
 from killswitch.inventory import Inventory
-from killswitch.sandbox.senders import encode
-from killswitch.sandbox.senders.aws import aws_headers, health_exposed_event
-from killswitch.sandbox.senders.generic import generic_alert, generic_headers
-from killswitch.sandbox.senders.github import github_headers, secret_scanning_alert
+from killswitch.sandbox.senders import (
+    aws_headers,
+    encode,
+    generic_alert,
+    generic_headers,
+    github_headers,
+    health_exposed_event,
+    secret_scanning_alert,
+)
 from tests.killswitch.alerts.conftest import Door, Secrets, alert_settings, open_door
 
 
@@ -32,7 +36,7 @@ def test_unknown_source_is_refused(door: Door) -> None:
 
 def test_a_source_without_its_secret_is_disabled(tmp_path: Path) -> None:
     for door in open_door(tmp_path, AlertSettings()):
-        for source in names():
+        for source in SOURCES:
             answer = door.post(source, b"{}", {})
             door.assert_refused(answer, 404, "alert-source-disabled")
             assert source in answer.json()["error"]
@@ -57,7 +61,7 @@ def test_the_openapi_document_is_served(door: Door) -> None:
     assert answer.status_code == 200
     spec = answer.json()
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {f"/alerts/{s}" for s in names()}
+    assert set(spec["paths"]) == {f"/alerts/{s}" for s in SOURCES}
     assert "GenericAlert" in spec["components"]["schemas"]
     assert door.keys.github not in answer.text
 
@@ -143,7 +147,7 @@ header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint
 
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
-    source = draw(st.sampled_from([*names(), "other"]))
+    source = draw(st.sampled_from([*SOURCES, "other"]))
     kind = draw(st.sampled_from(["json", "bytes", "real"]))
     if kind == "json":
         body = json.dumps(draw(JSON)).encode()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from killswitch.alerts.settings import AlertSettings
-from killswitch.alerts.sources.aws.sns import https_fetch
-from killswitch.sandbox.senders.aws import SnsCertificateHost, health_exposed_event, sns_headers
+from killswitch.alerts.sources.sns import https_fetch
+from killswitch.sandbox.senders import SnsCertificateHost, health_exposed_event, sns_headers
 from tests.killswitch.alerts.conftest import TOPIC, Secrets, alert_settings, open_door
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from killswitch.alerts.settings import AlertSettings
-from killswitch.sandbox.senders.aws import (
+from killswitch.sandbox.senders import (
     SnsSigner,
     guardduty_event,
     health_exposed_event,

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from killswitch.alerts.models import Alert, LeakedCredential
 from killswitch.alerts.refusals import (
@@ -26,31 +26,13 @@ from killswitch.alerts.refusals import (
     ReplayedError,
     UnsignedError,
 )
-from killswitch.alerts.registry import Header, SourcePlugin
 from killswitch.alerts.replay import ReplayCache
-from killswitch.alerts.settings import SourceSettings
+from killswitch.alerts.settings import AwsAlertSettings
 from killswitch.alerts.sources import Admitted, Incoming, claim, parse, same
 
 HEALTH_EXPOSED = "AWS_RISK_CREDENTIALS_EXPOSED"
 ACCESS_KEY_ID = re.compile(r"(AKIA|ASIA)[A-Z0-9]{12,124}")
 TEXT_LIMIT = 300
-
-
-class AwsAlertSettings(SourceSettings):
-    """EventBridge API destination: the connection's API-key authorization."""
-
-    header: str = Field(
-        "x-killswitch-key",
-        description="the header the EventBridge connection's API-key authorization sends",
-    )
-    api_key: SecretStr | None = Field(None, description="that header's value (None: disabled)")
-
-    @field_validator("header")
-    @classmethod
-    def _lower(cls, header: str) -> str:
-        if not header or not all(c.isalnum() or c in "-_" for c in header):
-            raise ValueError("a header name is letters, digits, '-' or '_'")
-        return header.lower()
 
 
 class _Provider(BaseModel):
@@ -220,13 +202,3 @@ class AwsSource:
         if not self.replay.first_time(key, time.time() + self.retention_s):
             raise ReplayedError(f"EventBridge event {claim(event.id)} was accepted before")
         return Admitted((alert,), replay_key=key)
-
-
-SOURCE = SourcePlugin(
-    name="aws",
-    summary="An EventBridge event (AWS Health, GuardDuty) from an API destination.",
-    settings=AwsAlertSettings,
-    body=EventBridgeEvent,
-    build=lambda section, context: AwsSource(section, context.replay, context.replay_retention_s),
-    headers=lambda section: (Header(section.header, True, "the connection's API key"),),
-)

@@ -18,6 +18,7 @@ import binascii
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from killswitch.alerts.refusals import (
     AlertRefusedError,
@@ -37,15 +38,13 @@ from killswitch.alerts.refusals import (
     StaleError,
     UnsignedError,
 )
-from killswitch.alerts.registry import Header, SourceContext, SourcePlugin
 from killswitch.alerts.replay import ReplayCache
-from killswitch.alerts.settings import SourceSettings
-from killswitch.alerts.sources import Admitted, Answered, Fetch, Incoming, claim, parse
-from killswitch.alerts.sources.aws.eventbridge import EventBridgeEvent, alert_of
+from killswitch.alerts.settings import SnsAlertSettings
+from killswitch.alerts.sources import Admitted, Answered, Incoming, claim, parse
+from killswitch.alerts.sources.aws import EventBridgeEvent, alert_of
 
+Fetch = Callable[[str], bytes]
 CERT_LIMIT = 64 * 1024
-# SNS signs with certificates served from its own regional endpoints only.
-SNS_CERT_HOSTS = (r"sns\.[a-z0-9-]+\.amazonaws\.com", r"sns\.[a-z0-9-]+\.amazonaws\.com\.cn")
 # The fields SNS signs, per message type, in the order it signs them.
 SIGNED_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -68,43 +67,6 @@ SIGNED_FIELDS = {
         "Type",
     ),
 }
-
-
-class SnsAlertSettings(SourceSettings):
-    """An SNS HTTPS subscription: signed messages from allowed topics only."""
-
-    enabled: bool = Field(False, description="SNS has no shared secret: turn it on explicitly")
-    topic_arns: tuple[str, ...] = Field(
-        (), description="topics whose messages are accepted (empty: none)"
-    )
-    cert_hosts: tuple[str, ...] = Field(
-        SNS_CERT_HOSTS,
-        description="regular expressions (full match of host[:port]) a SigningCertURL or "
-        "SubscribeURL may name; always over https",
-    )
-    confirm_subscriptions: bool = Field(
-        True, description="confirm a SubscriptionConfirmation of an allowed topic (GET)"
-    )
-    max_age_s: int = Field(
-        3600,
-        ge=60,
-        le=86400,
-        description="how old a message's Timestamp may be: SNS resends a failed delivery with "
-        "its original Timestamp, so this must outlast the topic's delivery policy",
-    )
-    cert_ca_file: str | None = Field(
-        None, description="a CA bundle for the certificate host (the sandbox's test CA)"
-    )
-
-    @field_validator("cert_hosts")
-    @classmethod
-    def _patterns(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
-        for host in hosts:
-            try:
-                re.compile(host)
-            except re.error as exc:
-                raise ValueError(f"cert_hosts {host!r} is not a regular expression: {exc}") from exc
-        return hosts
 
 
 class CertificateUnavailableError(AlertRefusedError):
@@ -298,19 +260,3 @@ def https_fetch(ca_file: str | None = None, timeout_s: float = 5.0) -> Fetch:
                 return body
 
     return fetch
-
-
-def _build(section: SnsAlertSettings, context: SourceContext) -> SnsSource:
-    return SnsSource(section, context.replay, context.fetch or https_fetch(section.cert_ca_file))
-
-
-SOURCE = SourcePlugin(
-    name="sns",
-    summary="An SNS HTTPS delivery of an EventBridge event (signed inside the body).",
-    settings=SnsAlertSettings,
-    body=SnsMessage,
-    build=_build,
-    headers=lambda section: (
-        Header("x-amz-sns-message-type", False, "Notification, SubscriptionConfirmation, …"),
-    ),
-)

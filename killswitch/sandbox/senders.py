@@ -1,16 +1,19 @@
-"""AWS's alert senders: AWS Health and GuardDuty events as EventBridge delivers them (the
-shapes of AWS's published samples), the API destination's API-key header, and SNS.
+"""Senders for the alert receiver: each signs like the real one does, with payloads of the
+providers' published shapes (AWS Health and GuardDuty EventBridge events, Alertmanager's
+version 4 webhook, GitHub's `secret_scanning_alert`, the generic Standard Webhooks body).
 
 `SnsSigner` holds an RSA key and its certificate and signs SNS messages (SignatureVersion 1
 or 2) over SNS's canonical string; `SnsCertificateHost` serves that certificate (and a
 `SubscribeURL` endpoint) over https with a trustme CA on `127.0.0.1:PORT`, which the
 receiver accepts when `settings.alerts.sns.cert_hosts` names it and `cert_ca_file` trusts
-the CA."""
+the CA. Used by the tests and by `killswitch demo --via-alert`.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import threading
@@ -24,17 +27,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from killswitch.alerts.sources.aws.sns import SnsMessage, string_to_sign
-from killswitch.sandbox.senders import now
+from killswitch.alerts.sources.sns import SnsMessage, string_to_sign
 from killswitch.sandbox.serving import ThreadedServer
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def health_exposed_event(
@@ -49,7 +56,7 @@ def health_exposed_event(
         "detail-type": "AWS Health Event",
         "source": "aws.health",
         "account": account,
-        "time": now(),
+        "time": _now(),
         "region": REGION,
         "resources": [],
         "detail": {
@@ -89,7 +96,7 @@ def guardduty_event(
         "detail-type": "GuardDuty Finding",
         "source": "aws.guardduty",
         "account": account,
-        "time": now(),
+        "time": _now(),
         "region": REGION,
         "resources": [],
         "detail": {
@@ -122,21 +129,180 @@ def guardduty_event(
                 },
                 "archived": False,
                 "count": 1,
-                "eventFirstSeen": now(),
-                "eventLastSeen": now(),
+                "eventFirstSeen": _now(),
+                "eventLastSeen": _now(),
             },
             "severity": severity,
-            "createdAt": now(),
-            "updatedAt": now(),
+            "createdAt": _now(),
+            "updatedAt": _now(),
             "title": f"Credentials for {user_name} were used from an external IP address.",
             "description": "Credentials used from outside AWS.",
         },
     }
 
 
+def alertmanager_webhook(
+    agent_id: str,
+    *,
+    alertname: str = "AgentExfiltration",
+    severity: str = "critical",
+    environment: str = "prod",
+    status: str = "firing",
+) -> dict[str, Any]:
+    """Alertmanager's webhook body, version 4 (the `webhook_config` payload)."""
+    labels = {
+        "alertname": alertname,
+        "agent_id": agent_id,
+        "severity": severity,
+        "environment": environment,
+    }
+    started = datetime.now(UTC).isoformat()
+    fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "version": "4",
+        "groupKey": '{}/{severity="critical"}:{alertname="' + alertname + '"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "killswitch",
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": labels,
+        "commonAnnotations": {"summary": f"{agent_id} is sending data to an unknown host"},
+        "externalURL": "http://alertmanager.example.org:9093",
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": {"summary": f"{agent_id} is sending data to an unknown host"},
+                "startsAt": started,
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.example.org:9090/graph?g0.expr=up",
+                "fingerprint": fingerprint,
+            }
+        ],
+    }
+
+
+def secret_scanning_alert(
+    *,
+    secret_type: str = "github_personal_access_token",  # noqa: S107
+    number: int = 42,
+    repository: str = "octo-org/agents",
+    action: str = "created",
+    validity: str = "active",
+    secret: str | None = None,
+) -> dict[str, Any]:
+    """GitHub's `secret_scanning_alert` organisation webhook (the fields of GitHub's
+    `secret-scanning-alert-webhook` schema: no secret value, unless `secret` is given to
+    imitate a relayed REST alert)."""
+    owner, _, name = repository.partition("/")
+    api = f"https://api.github.com/repos/{repository}"
+    alert: dict[str, Any] = {
+        "number": number,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updated_at": None,
+        "url": f"{api}/secret-scanning/alerts/{number}",
+        "html_url": f"https://github.com/{repository}/security/secret-scanning/{number}",
+        "locations_url": f"{api}/secret-scanning/alerts/{number}/locations",
+        "resolution": None,
+        "resolved_at": None,
+        "resolved_by": None,
+        "resolution_comment": None,
+        "secret_type": secret_type,
+        "secret_type_display_name": secret_type.replace("_", " ").title(),
+        "validity": validity,
+        "push_protection_bypassed": False,
+        "push_protection_bypassed_by": None,
+        "push_protection_bypassed_at": None,
+        "publicly_leaked": False,
+        "multi_repo": False,
+    }
+    if secret is not None:
+        alert["secret"] = secret
+    org = {"login": owner, "id": 30846345, "url": f"https://api.github.com/orgs/{owner}"}
+    return {
+        "action": action,
+        "alert": alert,
+        "repository": {
+            "id": 257423561,
+            "name": name,
+            "full_name": repository,
+            "private": True,
+            "owner": {**org, "type": "Organization"},
+            "html_url": f"https://github.com/{repository}",
+            "url": api,
+        },
+        "organization": org,
+        "sender": {"login": "github", "id": 9919, "type": "Bot"},
+    }
+
+
+def generic_alert(
+    *,
+    agent_id: str | None = None,
+    credentials: list[dict[str, str]] | None = None,
+    event: str = "credential.leaked",
+    severity: float | None = 9.0,
+    alert_id: str | None = None,
+) -> dict[str, Any]:
+    """The generic source's documented body."""
+    body: dict[str, Any] = {"id": alert_id or f"det-{uuid.uuid4().hex[:12]}", "event": event}
+    if severity is not None:
+        body["severity"] = severity
+    if agent_id is not None:
+        body["agent_id"] = agent_id
+    if credentials:
+        body["credentials"] = credentials
+    return body
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The body as a sender writes it."""
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 def aws_headers(api_key: str, header: str = "x-killswitch-key") -> dict[str, str]:
     """What an EventBridge API destination with API-key authorization sends."""
     return {header: api_key, "content-type": "application/json; charset=utf-8"}
+
+
+def alertmanager_headers(token: str) -> dict[str, str]:
+    """Alertmanager's `http_config.authorization` (type Bearer)."""
+    return {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+
+def github_headers(
+    secret: str, body: bytes, *, event: str = "secret_scanning_alert", delivery: str | None = None
+) -> dict[str, str]:
+    """GitHub's webhook headers: the HMAC-SHA256 of the body, the event, the delivery id."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "x-hub-signature-256": f"sha256={digest}",
+        "x-github-event": event,
+        "x-github-delivery": delivery or str(uuid.uuid4()),
+        "x-github-hook-id": "1",
+        "user-agent": "GitHub-Hookshot/sandbox",
+        "content-type": "application/json",
+    }
+
+
+def generic_headers(
+    secret: str, body: bytes, *, msg_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers, signed by the `standardwebhooks` library."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    at = at or datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, at, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def new_generic_secret() -> str:
+    """A fresh `whsec_…` secret."""
+    return "whsec_" + base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode()
 
 
 class SnsSigner:
@@ -190,7 +356,7 @@ class SnsSigner:
             "MessageId": str(uuid.uuid4()),
             "TopicArn": topic_arn,
             "Message": json.dumps(event),
-            "Timestamp": now(),
+            "Timestamp": _now(),
             "UnsubscribeURL": f"{self.base}/?Action=Unsubscribe&SubscriptionArn={topic_arn}:x",
         }
         if subject is not None:
@@ -213,7 +379,7 @@ class SnsSigner:
             "Message": f"You have chosen to subscribe to the topic {topic_arn}.\n"
             "To confirm the subscription, visit the SubscribeURL included in this message.",
             "SubscribeURL": url,
-            "Timestamp": now(),
+            "Timestamp": _now(),
         }
         return self.sign(message, version)
 

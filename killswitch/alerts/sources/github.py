@@ -27,9 +27,8 @@ from killswitch.alerts.refusals import (
     ReplayedError,
     UnsignedError,
 )
-from killswitch.alerts.registry import Header, SourcePlugin
 from killswitch.alerts.replay import ReplayCache
-from killswitch.alerts.settings import SourceSettings
+from killswitch.alerts.settings import GithubAlertSettings
 from killswitch.alerts.sources import Admitted, Answered, Incoming, claim, parse, same
 
 EVENT = "secret_scanning_alert"
@@ -48,12 +47,6 @@ _PROVIDERS: tuple[tuple[str, str, str | None], ...] = (
     ("azure_", "azure", None),
     ("hashicorp_vault_", "vault", "vault.token"),
 )
-
-
-class GithubAlertSettings(SourceSettings):
-    """GitHub organisation webhook (`secret_scanning_alert`): X-Hub-Signature-256."""
-
-    webhook_secret: SecretStr | None = Field(None, description="None: disabled")
 
 
 class _Provider(BaseModel):
@@ -193,19 +186,3 @@ class GithubSource:
             received_at=incoming.received_at,
             labels={k: v for k, v in labels.items() if v},
         )
-
-
-SOURCE = SourcePlugin(
-    name="github",
-    summary="A GitHub secret_scanning_alert organisation webhook (X-Hub-Signature-256).",
-    settings=GithubAlertSettings,
-    body=SecretScanningEvent,
-    build=lambda section, context: GithubSource(
-        section, context.replay, context.replay_retention_s
-    ),
-    headers=lambda section: (
-        Header("x-hub-signature-256", True, "sha256=<hex HMAC-SHA256 of the body>"),
-        Header("x-github-delivery", True, "the delivery's GUID"),
-        Header("x-github-event", True, "secret_scanning_alert (or ping)"),
-    ),
-)

@@ -1,1 +1,0 @@
-"""The alert sources AWS sends through: EventBridge API destinations and SNS."""

@@ -1,1 +1,0 @@
-"""The alert source GitHub sends through: secret-scanning webhooks."""
