@@ -39,3 +39,9 @@ def test_secrets_are_not_shown() -> None:
     alerts = AlertSettings.model_validate({"generic": {"secret": secret}, "aws": {"api_key": "k1"}})
     assert secret not in repr(alerts) and "k1" not in str(alerts)
     assert alerts.aws.header == "x-killswitch-key"
+
+
+def test_a_refused_secret_is_not_echoed_in_the_error() -> None:
+    with pytest.raises(ValidationError) as raised:
+        AlertSettings.model_validate({"generic": {"secret": "whsec_tooshort-secret-value"}})
+    assert "tooshort-secret-value" not in str(raised.value)
