@@ -47,10 +47,11 @@ def strategies(door: Door) -> Any:
     return st.one_of([operation.as_strategy() for operation in operations])
 
 
+@pytest.mark.slow
 def test_no_5xx(fuzzed: Door) -> None:
     @given(case=strategies(fuzzed))
     @settings(
-        max_examples=150,
+        max_examples=60,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )

@@ -172,7 +172,7 @@ def requests(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
 
 
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
