@@ -56,6 +56,12 @@ class UnreadableError(MalformedError):
     status = 400
 
 
+class MethodNotAllowedError(AlertRefusedError):
+    code = "alert-method-not-allowed"
+    status = 405
+    remediation = "Alerts are sent with POST /alerts/<source>."
+
+
 class NotHandledError(AlertRefusedError):
     code = "alert-not-handled"
     status = 503
@@ -143,12 +149,19 @@ def routes(
             answer = {**answer, "note": outcome.note}
         return JSONResponse(answer, status_code=202)
 
+    async def other_method(request: HttpRequest) -> Response:
+        problem = MethodNotAllowedError(f"{request.method} is not served: alerts are POSTed")
+        name = claim(request.path_params.get("source", "-"))
+        client = request.client.host if request.client else "?"
+        return await refused(name, problem, client, "-")
+
     async def openapi(request: HttpRequest) -> Response:
         return JSONResponse(spec)
 
     return [
         Route("/alerts/openapi.json", openapi, methods=["GET"]),
         Route("/alerts/{source}", receive, methods=["POST"]),
+        Route("/alerts/{source}", other_method, methods=["GET", "PUT", "PATCH", "DELETE"]),
     ]
 
 

@@ -203,3 +203,12 @@ def _utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def test_other_methods_are_refused_in_json(door: Door) -> None:
+    answer = door.client.get("/alerts/aws")
+    door.assert_refused(answer, 405, "alert-method-not-allowed")
+    assert door.client.put("/alerts/github", content=b"{}").json()["code"] == (
+        "alert-method-not-allowed"
+    )
+    assert door.client.get("/alerts/openapi.json").status_code == 200
