@@ -13,6 +13,7 @@ dropped, so the retry is accepted).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -125,6 +126,10 @@ def routes(
             outcome = await run_in_threadpool(source.accept, incoming)
         except AlertRefusedError as problem:
             return await refused(name, problem, client, claimed)
+        except sqlite3.Error:  # the replay store, not the request: the sender must retry
+            log.exception("the replay store failed on an alert request (%s)", name)
+            busy = NotHandledError("the replay store is unavailable; retry")
+            return await refused(name, busy, client, claimed)
         except Exception:
             log.exception("alert source %s failed on a request", name)
             return await refused(

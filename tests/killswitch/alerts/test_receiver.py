@@ -212,3 +212,27 @@ def test_other_methods_are_refused_in_json(door: Door) -> None:
         "alert-method-not-allowed"
     )
     assert door.client.get("/alerts/openapi.json").status_code == 200
+
+
+def test_a_failing_replay_store_asks_the_sender_to_retry(tmp_path: Path) -> None:
+    import sqlite3
+
+    class LockedStore:
+        def first_time(self, key: str, expires_at: float) -> bool:
+            raise sqlite3.OperationalError("database is locked")
+
+        def forget(self, key: str) -> None:
+            raise AssertionError("never")
+
+    keys = Secrets()
+
+    async def handle(alert: Alert) -> dict[str, Any]:
+        raise AssertionError("never")
+
+    receiver = app(
+        alert_settings(keys), handle=handle, refuse=lambda *a: None, replay=LockedStore()
+    )
+    body = encode(health_exposed_event("AKIAIOSFODNN7EXAMPLE"))
+    with TestClient(receiver, raise_server_exceptions=False) as client:
+        answer = client.post("/alerts/aws", content=body, headers=aws_headers(keys.aws))
+    assert answer.status_code == 503 and answer.json()["code"] == "alert-not-handled"
