@@ -6,8 +6,9 @@ lets the source authenticate it before anything is parsed, and hands each alert 
 `handle` (the caller decides and answers; the receiver answers 202 with its dict). Every
 refusal is passed to `refuse` (the caller ledgers it) and answered 4xx with
 `{"error": …, "code": …}`; no input makes it answer 5xx. The one 503s are the sender's cue
-to retry: the SNS certificate host did not answer, or `handle` failed (its replay entry is
-dropped, so the retry is accepted).
+to retry: the SNS certificate host did not answer, the replay store (the inventory
+database) failed, or `handle` failed (its replay entry is dropped, so the retry is
+accepted).
 """
 
 from __future__ import annotations
