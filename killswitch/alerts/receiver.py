@@ -6,13 +6,15 @@ lets the source authenticate it before anything is parsed, and hands each alert 
 `handle` (the caller decides and answers; the receiver answers 202 with its dict). Every
 refusal is passed to `refuse` (the caller ledgers it) and answered 4xx with
 `{"error": …, "code": …}`; no input makes it answer 5xx. The one 503s are the sender's cue
-to retry: the SNS certificate host did not answer, or `handle` failed (its replay entry is
-dropped, so the retry is accepted).
+to retry: the SNS certificate host did not answer, the replay store (the inventory
+database) failed, or `handle` failed (its replay entry is dropped, so the retry is
+accepted).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +56,12 @@ class UnreadableError(MalformedError):
 
     code = "alert-unreadable"
     status = 400
+
+
+class MethodNotAllowedError(AlertRefusedError):
+    code = "alert-method-not-allowed"
+    status = 405
+    remediation = "Alerts are sent with POST /alerts/<source>."
 
 
 class NotHandledError(AlertRefusedError):
@@ -119,6 +127,10 @@ def routes(
             outcome = await run_in_threadpool(source.accept, incoming)
         except AlertRefusedError as problem:
             return await refused(name, problem, client, claimed)
+        except sqlite3.Error:  # the replay store, not the request: the sender must retry
+            log.exception("the replay store failed on an alert request (%s)", name)
+            busy = NotHandledError("the replay store is unavailable; retry")
+            return await refused(name, busy, client, claimed)
         except Exception:
             log.exception("alert source %s failed on a request", name)
             return await refused(
@@ -149,12 +161,19 @@ def routes(
             answer = {**answer, "note": outcome.note}
         return JSONResponse(answer, status_code=202)
 
+    async def other_method(request: HttpRequest) -> Response:
+        problem = MethodNotAllowedError(f"{request.method} is not served: alerts are POSTed")
+        name = claim(request.path_params.get("source", "-"))
+        client = request.client.host if request.client else "?"
+        return await refused(name, problem, client, "-")
+
     async def openapi(request: HttpRequest) -> Response:
         return JSONResponse(spec)
 
     return [
         Route("/alerts/openapi.json", openapi, methods=["GET"]),
         Route("/alerts/{source}", receive, methods=["POST"]),
+        Route("/alerts/{source}", other_method, methods=["GET", "PUT", "PATCH", "DELETE"]),
     ]
 
 

@@ -21,7 +21,7 @@ SNS_CERT_HOSTS = (r"sns\.[a-z0-9-]+\.amazonaws\.com", r"sns\.[a-z0-9-]+\.amazona
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class AwsAlertSettings(_Section):
@@ -91,6 +91,16 @@ class GithubAlertSettings(_Section):
     """GitHub organisation webhook (`secret_scanning_alert`): X-Hub-Signature-256."""
 
     webhook_secret: SecretStr | None = Field(None, description="None: disabled")
+    api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub's REST root, where an alert's leaked value is read (the webhook "
+        "does not carry it)",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="a token with 'Secret scanning alerts: read' on the organisation's "
+        "repositories (None: leaked values are not fetched, such tokens end unverified)",
+    )
 
 
 class GenericAlertSettings(_Section):

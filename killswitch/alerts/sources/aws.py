@@ -105,7 +105,9 @@ def _cut(text: str | None) -> str:
 def _access_key(key_id: str | None) -> LeakedCredential | None:
     if not key_id:
         return None
-    kind = "aws.access-key" if key_id.startswith("AKIA") else None
+    # A long-term key (AKIA…) is an `aws.access-key`; a session key (ASIA…) or a sample
+    # finding's placeholder is named as it came, without a kind.
+    kind = "aws.access-key" if ACCESS_KEY_ID.fullmatch(key_id) and key_id[:4] == "AKIA" else None
     return LeakedCredential(provider="aws", identifier=key_id, secret=None, kind=kind)
 
 
@@ -132,7 +134,9 @@ def alert_of(event: EventBridgeEvent, source: str, received_at: datetime) -> Ale
             agent_id=None,
             environment=None,
             credentials=credentials,
-            summary=_cut(f"AWS Health {health.eventTypeCode}: {named} (account {event.account})"),
+            summary=_cut(
+                f"AWS Health {health.eventTypeCode}: {named} (account {event.account or '?'})"
+            ),
             received_at=received_at,
             labels={k: v for k, v in labels.items() if v},
         )

@@ -73,8 +73,9 @@ def open_door(
     settings: AlertSettings | None = None,
     fetch: Callable[[str], bytes] | None = None,
     signer: SnsSigner | None = None,
+    keys: Secrets | None = None,
 ) -> Iterator[Door]:
-    keys = Secrets()
+    keys = keys or Secrets()
     signer = signer or SnsSigner()
     settings = settings or alert_settings(keys)
     replay = SeenAlerts(Inventory(tmp_path / "inventory.db"))

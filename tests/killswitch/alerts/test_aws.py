@@ -82,3 +82,12 @@ def test_malformed_and_unsupported_events_are_refused(door: Door) -> None:
     answer = door.post("aws", encode(finding), headers)
     door.assert_refused(answer, 422, "alert-malformed")
     assert "severity" in answer.json()["error"]
+
+
+def test_a_session_key_or_a_sample_placeholder_has_no_kind(door: Door) -> None:
+    for key_id in ("ASIAIOSFODNN7EXAMPLE", "GeneratedFindingAccessKeyId"):
+        event = guardduty_event(key_id, user_type="AssumedRole")
+        assert door.post("aws", encode(event), aws_headers(door.keys.aws)).status_code == 202
+    session, placeholder = (a.credentials[0] for a in door.handled)
+    assert (session.identifier, session.kind) == ("ASIAIOSFODNN7EXAMPLE", None)
+    assert (placeholder.identifier, placeholder.kind) == ("GeneratedFindingAccessKeyId", None)
