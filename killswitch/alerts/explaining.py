@@ -19,6 +19,7 @@ from killswitch.alerts.decisions import decide
 from killswitch.alerts.guard import StormBreaker
 from killswitch.alerts.models import Alert
 from killswitch.alerts.playbooks import Book
+from killswitch.alerts.sources.enriching import enriched
 from killswitch.alerts.unsigned import unsigned
 from killswitch.errors import KillSwitchError, RefusedError
 from killswitch.fleet_yaml import read
@@ -61,6 +62,9 @@ def _one(
     matched = book.match(alert)
     if matched is None:
         return said
+    alert, fetched = enriched(alert, runtime.settings.alerts)  # a read of the sender's API
+    if fetched:
+        said["fetched"] = fetched
     said["playbook"] = {
         "name": matched.playbook.name,
         "where": matched.where,

@@ -34,6 +34,7 @@ from killswitch.alerts.guard import Dedup, SourceRate, StormBreaker
 from killswitch.alerts.models import Alert
 from killswitch.alerts.playbooks import Book, Loaded
 from killswitch.alerts.refusals import AlertRefusedError
+from killswitch.alerts.sources.enriching import enriched
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
 from killswitch.models import AgentStatus, ContainmentReport
 from killswitch.recorder import Recorder
@@ -124,6 +125,9 @@ class AlertDesk:
             )
             return Outcome(ref, "notify", note="no playbook matches this alert")
         tracing = time.monotonic()
+        alert, fetched = enriched(alert, self.config)
+        if fetched:
+            record.write("alert", "enriched", note=fetched)
         attribution = attribute(self.runtime, alert, self.fingerprints)
         traced_s = time.monotonic() - tracing
         record.write(

@@ -77,10 +77,14 @@ class State:
     limit: Limit = field(default_factory=Limit)
     calls: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Secret-scanning alerts by (repository, number), and the token that may read them.
+    scanning: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    scanning_reader: str | None = None
 
     def clear(self) -> None:
         with self.lock:
             self.delay_s, self.limit, self.calls = 1.0, Limit(), []
+            self.scanning, self.scanning_reader = {}, None
 
 
 def mint(
@@ -216,6 +220,47 @@ def routes(tokens: Tokens, state: State) -> list[Route]:
         with state.lock:
             return JSONResponse(list(state.calls))
 
+    async def scanning_seed(request: Request) -> Response:
+        """{"repository", "number", "secret", "secret_type", "reader"}: an alert GitHub's
+        secret scanning raised, and the token allowed to read it (sandbox only)."""
+        body = await request.json()
+        with state.lock:
+            state.scanning[(str(body["repository"]), int(body["number"]))] = {
+                "secret": str(body["secret"]),
+                "secret_type": str(body.get("secret_type", "github_personal_access_token")),
+            }
+            state.scanning_reader = str(body["reader"])
+        return JSONResponse({"ok": True})
+
+    async def scanning_alert(request: Request) -> Response:
+        """`GET /repos/{owner}/{repo}/secret-scanning/alerts/{alert_number}`: the REST alert,
+        with its `secret` (the webhook carries none); 401 for a bad token, 404 unknown."""
+        with state.lock:
+            reader = state.scanning_reader
+            repository = f"{request.path_params['owner']}/{request.path_params['repo']}"
+            try:
+                number = int(request.path_params["number"])
+            except ValueError:
+                number = -1
+            found = state.scanning.get((repository, number))
+        if reader is None or _bearer(request) != reader:
+            return JSONResponse(BAD_CREDENTIALS, status_code=401)
+        if found is None:
+            return JSONResponse({"message": "Not Found", "documentation_url": DOCS}, 404)
+        html = f"https://github.com/{repository}/security/secret-scanning/{number}"
+        return JSONResponse(
+            {
+                "number": number,
+                "state": "open",
+                "secret_type": found["secret_type"],
+                "secret_type_display_name": "GitHub Personal Access Token",
+                "secret": found["secret"],
+                "validity": "active",
+                "html_url": html,
+                "url": f"https://api.github.com/repos/{repository}/secret-scanning/alerts/{number}",
+            }
+        )
+
     return [
         Route("/_sandbox/github/settings", settings, methods=["POST"]),
         Route("/_sandbox/github/calls", calls, methods=["GET"]),
@@ -223,12 +268,29 @@ def routes(tokens: Tokens, state: State) -> list[Route]:
         Route("/github/installation/token", installation_token, methods=["DELETE"]),
         Route("/github/installation/repositories", repositories, methods=["GET"]),
         Route("/github/user", user, methods=["GET"]),
+        Route("/_sandbox/github/secret-scanning", scanning_seed, methods=["POST"]),
+        Route(
+            "/github/repos/{owner}/{repo}/secret-scanning/alerts/{number}",
+            scanning_alert,
+            methods=["GET"],
+        ),
     ]
 
 
 def configure(http_url: str, **settings: Any) -> None:
     """Change the stand-in's sandbox-only settings (`http_url`: the shared app)."""
     httpx.post(f"{http_url}/_sandbox/github/settings", json=settings, timeout=10).raise_for_status()
+
+
+def raise_scanning_alert(
+    http_url: str, repository: str, number: int, secret: str, reader: str
+) -> None:
+    """Make the stand-in hold a secret-scanning alert readable with `reader`."""
+    httpx.post(
+        f"{http_url}/_sandbox/github/secret-scanning",
+        json={"repository": repository, "number": number, "secret": secret, "reader": reader},
+        timeout=10,
+    ).raise_for_status()
 
 
 def set_delay(http_url: str, seconds: float) -> None:

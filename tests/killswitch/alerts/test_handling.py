@@ -20,7 +20,7 @@ from killswitch.alerts.guard import StormBreaker
 from killswitch.inventory import Inventory
 from killswitch.ledger import Ledger
 from killswitch.runtime import Runtime
-from killswitch.sandbox import senders
+from killswitch.sandbox import github, senders
 from killswitch.settings import Settings
 from tests.conftest import SeedAgent, run_cli
 from tests.killswitch.slack_app.slack import Slack
@@ -28,6 +28,7 @@ from tests.killswitch.slack_app.test_app import serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOPIC = "arn:aws:sns:us-east-1:123456789012:killswitch-alerts"
+READER = "ghp_alertsreader" + uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,9 @@ def service(
         + sns_host.host_pattern.replace("\\", "\\\\")
         + '"]',
         "KILLSWITCH_ALERTS__SNS__CERT_CA_FILE": str(sns_host.ca_path),
+        # GitHub's webhook carries no secret: the receiver reads it from the REST alert.
+        "KILLSWITCH_ALERTS__GITHUB__API_URL": str(sandbox["providers"]["github"]["base_url"]),
+        "KILLSWITCH_ALERTS__GITHUB__API_TOKEN": READER,
     }
     with serving(sandbox, sandbox_home, saas_url, log, **env) as slack:
         yield slack
@@ -166,14 +170,23 @@ def test_the_same_event_through_sns_is_verified_and_contains(
 
 
 def test_a_github_secret_scanning_alert_proves_the_leaked_token_with_its_own_value(
-    service: Slack, settings: Settings, runtime: Runtime, seed_agent: SeedAgent, keyring: Any
+    service: Slack,
+    settings: Settings,
+    runtime: Runtime,
+    seed_agent: SeedAgent,
+    keyring: Any,
+    saas_url: str,
 ) -> None:
     agent_id = seed_agent("al-gh", only=("github",))
     ref = credentials(runtime, agent_id, "github")[0]
     [material] = keyring.materials(_credential(runtime, agent_id, "github", ref))
     token = next(v.reveal() for k, v in material.fields.items() if k == "token")
-    payload = senders.secret_scanning_alert(secret=token, number=int(time.time()) % 100000)
+    number = int(time.time() * 1000) % 10**9
+    # The webhook as GitHub sends it (no secret); the value is in the REST alert only.
+    github.raise_scanning_alert(saas_url, "octo-org/agents", number, token, READER)
+    payload = senders.secret_scanning_alert(number=number, repository="octo-org/agents")
     body = senders.encode(payload)
+    assert token.encode() not in body
     secret = settings.alerts.github.webhook_secret
     assert secret is not None
     answer = post(service, "github", body, senders.github_headers(secret.get_secret_value(), body))
