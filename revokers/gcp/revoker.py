@@ -82,9 +82,7 @@ class GcpRevoker(Revoker):
 
     def _roles_by_member(self) -> dict[str, list[str]]:
         try:
-            policy = self.clients.projects.get_iam_policy(
-                request={"resource": f"projects/{self.project}"}, timeout=self.config.timeout_s
-            )
+            policy = operations.read_policy(self.clients, self.project, self.config.timeout_s)
         except Exception as exc:
             raise translate(exc, doing="GetIamPolicy") from exc
         roles: dict[str, list[str]] = {}
