@@ -88,7 +88,9 @@ class GcpRevoker(Revoker):
         roles: dict[str, list[str]] = {}
         for binding in policy.bindings:
             for member in binding.members:
-                roles.setdefault(member, []).append(binding.role)
+                held = roles.setdefault(member, [])
+                if binding.role not in held:  # a role bound with and without a condition
+                    held.append(binding.role)
         return roles
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:

@@ -220,7 +220,12 @@ def test_conditional_bindings_are_read_and_written_at_version_3_and_restored_exa
     # The same role, conditional for both: one for the agent, one for someone else.
     add_conditional(clients, TEMPORARY_ROLE, member, "agent until 2031", "2031-01-01T00:00:00Z")
     add_conditional(clients, TEMPORARY_ROLE, bystander, "on-call 2032", "2032-01-01T00:00:00Z")
+    gcp_fleet.bind(clients, TEMPORARY_ROLE, member)  # and the same role unconditionally
     before = every_binding(clients)
+    assert {(r, m, t) for r, m, t, _ in before if m == member and r == TEMPORARY_ROLE} == {
+        (TEMPORARY_ROLE, member, "agent until 2031"),
+        (TEMPORARY_ROLE, member, ""),
+    }
     theirs = {b for b in before if b[1] == bystander}
     assert theirs == {
         (
@@ -234,7 +239,8 @@ def test_conditional_bindings_are_read_and_written_at_version_3_and_restored_exa
         with provider_runtime(settings, "gcp") as runtime:
             report = contain(runtime, agent_id)
             assert report.ok, report.errors
-            assert TEMPORARY_ROLE in {r.action.target for r in report.grants_detached}
+            detached = [r.action.target for r in report.grants_detached]
+            assert detached.count(TEMPORARY_ROLE) == 1  # one action for both bindings
             after = every_binding(clients)
             assert not any(b[1] == member for b in after)
             assert {b for b in after if b[1] == bystander} == theirs  # intact, condition too
