@@ -37,14 +37,15 @@ POLICY_VERSION = 3
 
 
 def read_policy(c: Clients, project: str, timeout_s: float | None = None) -> policy_pb2.Policy:
-    """GetIamPolicy with `options.requested_policy_version=3` (the conditions included)."""
-    return c.projects.get_iam_policy(
-        request={
-            "resource": f"projects/{project}",
-            "options": {"requested_policy_version": POLICY_VERSION},
-        },
-        timeout=timeout_s,
-    )
+    """GetIamPolicy with `options.requested_policy_version=3` (the conditions included);
+    without `timeout_s`, the client's default deadline (None would mean none at all)."""
+    request = {
+        "resource": f"projects/{project}",
+        "options": {"requested_policy_version": POLICY_VERSION},
+    }
+    if timeout_s is None:
+        return c.projects.get_iam_policy(request=request)
+    return c.projects.get_iam_policy(request=request, timeout=timeout_s)
 
 
 def _policy(c: Clients, project: str) -> policy_pb2.Policy:
