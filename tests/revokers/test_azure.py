@@ -20,6 +20,7 @@ from killswitch.sandbox.azure import modes
 from killswitch.secrets import Stores
 from killswitch.settings import Settings
 from revokers.azure.graph import tls
+from revokers.azure.settings import AzureSettings
 from tests.conftest import SeedAgent
 from tests.revokers.saas import contain, provider_runtime, statuses
 
@@ -388,3 +389,23 @@ def test_propagation_delay_still_ends_dead_after_it_and_says_when(
         assert since >= delay - report.timings.contain_s - 1.0, (verdict.evidence, report.timings)
         assert "settle window" in verdict.evidence
     assert report.timings.total_s >= delay
+
+
+def test_group_memberships_can_be_left_alone_and_are_reported(
+    settings: Settings, seed_agent: SeedAgent, azure: azure_fleet.Azure
+) -> None:
+    agent_id = seed_agent("az", only=("aws", "azure"))
+    with provider_runtime(settings, "azure") as runtime:
+        agent = principal_of(runtime, agent_id)
+    team = azure_fleet.group(azure, f"{agent_id}-team", [agent])
+    shared = azure_fleet.assign(azure, azure.subscription_scope, CONTRIBUTOR, team, "Group")
+    section = settings.section("azure", AzureSettings)
+    alone = section.model_copy(update={"detach_group_memberships": False})
+    with provider_runtime(settings, "azure", azure=alone) as runtime:
+        report = contain(runtime, agent_id)
+    assert report.ok, report.errors
+    assert {r.action.operation for r in report.grants_detached} == {"delete-role-assignment"}
+    assert members_of(azure, team) == {agent}  # left alone: the operator decides
+    reported = {(g.kind, g.ref.lower()) for g in report.plan.grants}
+    assert ("azure.group-role-assignment", shared.lower()) in reported
+    assert ("azure.group-membership", f"groups/{team}/members/{agent}") in reported
