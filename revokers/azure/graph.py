@@ -161,11 +161,6 @@ class Graph:
         )
         return [g for g in found if g.get("@odata.type", "") == "#microsoft.graph.group"]
 
-    def is_member(self, group_id: str, object_id: str) -> bool:
-        """Whether `object_id` is a direct member of the group (GET /groups/{id}/members)."""
-        members = self._pages(f"/groups/{group_id}/members", f"members of {group_id}")
-        return any(m.get("id") == object_id for m in members)
-
     def remove_member(self, group_id: str, object_id: str) -> None:
         """DELETE /groups/{id}/members/{member}/$ref (204)."""
         self.request(

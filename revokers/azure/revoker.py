@@ -25,7 +25,7 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
-from killswitch.errors import ConfigurationError, NotFoundError
+from killswitch.errors import ConfigurationError, NotFoundError, ProviderError
 from killswitch.models import (
     Action,
     ActionResult,
@@ -254,9 +254,10 @@ class AzureRevoker(Revoker):
 
         def remove_member(_: AzureRevoker, a: Action) -> Done:
             group, object_id = a.params["group_id"], a.params["object_id"]
-            if not self.graph.is_member(group, object_id):
+            try:  # one call however large the group: a non-member answers 404
+                self.graph.remove_member(group, object_id)
+            except NotFoundError:
                 return f"not a member of group {a.params['group']} already", None
-            self.graph.remove_member(group, object_id)
             return (
                 f"removed from group {a.params['group']} ({group}); what it held through the "
                 f"group ({a.params['held']}) stays the group's: its other members keep it",
@@ -368,9 +369,12 @@ class AzureRevoker(Revoker):
 
         def add_member(_: AzureRevoker, a: Action) -> Done:
             group, object_id = a.params["group_id"], a.params["object_id"]
-            if self.graph.is_member(group, object_id):
+            try:
+                self.graph.add_member(group, object_id)
+            except ProviderError as exc:
+                if "already exist" not in exc.message:
+                    raise
                 return f"a member of group {a.params['group']} already", None
-            self.graph.add_member(group, object_id)
             return f"back in group {a.params['group']} ({group})", {}
 
         table: dict[str, Callable[[AzureRevoker, Action], Done]] = {
