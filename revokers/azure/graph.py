@@ -1,4 +1,5 @@
-"""Microsoft Graph over httpx: service principals and their password credentials."""
+"""Microsoft Graph over httpx: service principals, their application objects and the
+credentials of both, and the group memberships through which a principal holds roles."""
 
 from __future__ import annotations
 
@@ -95,6 +96,86 @@ class Graph:
             f"/servicePrincipals/{object_id}/removePassword",
             f"removePassword {object_id}",
             json={"keyId": key_id},
+        )
+
+    def _pages(self, path: str, doing: str, params: dict[str, str] | None = None) -> list[Any]:
+        found: list[Any] = []
+        at: str | None = path
+        while at:
+            body = self.request("GET", at, doing, params=params).json()
+            found += body.get("value", [])
+            at, params = body.get("@odata.nextLink"), None
+        return found
+
+    def applications(self) -> list[dict[str, Any]]:
+        """GET /applications, every page (the sweep)."""
+        return self._pages("/applications", "list applications")
+
+    def application(self, app_id: str) -> dict[str, Any] | None:
+        """GET /applications?$filter=appId eq '<app id>': the app registration behind a
+        principal (None: it lives in another tenant, or is gone)."""
+        found = self._pages(
+            "/applications", f"get the application {app_id}", {"$filter": f"appId eq '{app_id}'"}
+        )
+        return found[0] if found else None
+
+    def application_by_id(self, object_id: str) -> dict[str, Any] | None:
+        """GET /applications/{id}."""
+        try:
+            body: dict[str, Any] = self.request(
+                "GET", f"/applications/{object_id}", f"get application {object_id}"
+            ).json()
+        except NotFoundError:
+            return None
+        return body
+
+    def remove_application_password(self, object_id: str, key_id: str) -> None:
+        """POST /applications/{id}/removePassword {"keyId"} (204)."""
+        self.request(
+            "POST",
+            f"/applications/{object_id}/removePassword",
+            f"removePassword application {object_id}",
+            json={"keyId": key_id},
+        )
+
+    def set_application_keys(self, object_id: str, keys: list[dict[str, Any]]) -> None:
+        """PATCH /applications/{id} {"keyCredentials": [...]}: the certificates kept (removeKey
+        wants a proof of possession signed with one of the app's own private keys)."""
+        self.request(
+            "PATCH",
+            f"/applications/{object_id}",
+            f"PATCH application {object_id} keyCredentials",
+            json={"keyCredentials": keys},
+        )
+
+    def member_of(self, object_id: str, transitive: bool = False) -> list[dict[str, Any]]:
+        """GET /servicePrincipals/{id}/memberOf (or transitiveMemberOf): groups only."""
+        relation = "transitiveMemberOf" if transitive else "memberOf"
+        found = self._pages(f"/servicePrincipals/{object_id}/{relation}", f"{relation} {object_id}")
+        return [g for g in found if g.get("@odata.type", "") == "#microsoft.graph.group"]
+
+    def group_member_of(self, group_id: str) -> list[dict[str, Any]]:
+        """GET /groups/{id}/transitiveMemberOf: the groups a group is nested in."""
+        found = self._pages(
+            f"/groups/{group_id}/transitiveMemberOf", f"transitiveMemberOf {group_id}"
+        )
+        return [g for g in found if g.get("@odata.type", "") == "#microsoft.graph.group"]
+
+    def remove_member(self, group_id: str, object_id: str) -> None:
+        """DELETE /groups/{id}/members/{member}/$ref (204)."""
+        self.request(
+            "DELETE",
+            f"/groups/{group_id}/members/{object_id}/$ref",
+            f"remove {object_id} from group {group_id}",
+        )
+
+    def add_member(self, group_id: str, object_id: str) -> None:
+        """POST /groups/{id}/members/$ref {"@odata.id": …/directoryObjects/{member}} (204)."""
+        self.request(
+            "POST",
+            f"/groups/{group_id}/members/$ref",
+            f"add {object_id} to group {group_id}",
+            json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{object_id}"},
         )
 
     def close(self) -> None:

@@ -1,17 +1,20 @@
-"""Azure revoker: Entra service principals (Graph over httpx), their client secrets, and their
-ARM role assignments (azure-mgmt-authorization, api-version 2022-04-01); azure-identity for
-the kill switch's own tokens and for the probes.
+"""Azure revoker: Entra service principals (Graph over httpx), their client secrets and their
+application objects' secrets and certificates, and their ARM role assignments
+(azure-mgmt-authorization, api-version 2022-04-01); azure-identity for the kill switch's own
+tokens and for the probes.
 
-contain = `accountEnabled: false` (reversible; access tokens already issued live until they
-expire — the report says so); detach = delete role assignments (recorded, re-created on
-restore); destroy = `removePassword` for every secret; probe = a client-credentials token
-request with the agent's secret → the AADSTS code as evidence. An agent's principals carry
-the tag `agent-id=<id>`, or the inventory names them. See shared PROVIDERS.md, Azure.
+contain = `accountEnabled: false` on the principal (reversible; it refuses a token to every
+secret of the principal and of its application; access tokens already issued live until
+they expire — the report says so); detach = delete the principal's own role assignments
+(recorded, re-created on restore) and remove it from the groups through which it holds
+others (`discovery.py` says why); destroy = `removePassword` on the principal and on the
+application, certificates dropped from the application's `keyCredentials`; probe = a
+client-credentials token request with the agent's secret → the AADSTS code as evidence. An
+agent's principals carry the tag `agent-id=<id>`, or the inventory names them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,24 +25,25 @@ from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
-from killswitch.errors import ConfigurationError, NotFoundError
+from killswitch.errors import ConfigurationError, NotFoundError, ProviderError
 from killswitch.models import (
     Action,
     ActionResult,
     Agent,
     Credential,
     CredentialRef,
-    Grant,
     Nhi,
     UndoRecord,
-    Verb,
     Verdict,
     VerdictStatus,
 )
 from killswitch.secrets import Material
 from killswitch.settings import Settings
+from revokers.azure import discovery
 from revokers.azure.errors import translate
 from revokers.azure.graph import Graph
+from revokers.azure.probes import classify as classify
+from revokers.azure.probes import said
 from revokers.azure.settings import AzureSettings
 from revokers.base import Discovery, Done, ProbeAttempt, ProbeOutcome, Revoker, dispatch, revoker
 
@@ -48,45 +52,37 @@ DEFAULT_AUTHORITY = "login.microsoftonline.com"
 TOKEN_LIFETIME = timedelta(minutes=90)
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "discover": (
-        "Graph Application.Read.All (service principals and their password credentials)",
+        "Graph Application.Read.All (service principals, applications and their credentials)",
+        "Graph GroupMember.Read.All (memberOf, transitiveMemberOf, group members)",
         "Microsoft.Authorization/roleAssignments/read",
     ),
     "contain": ("Graph Application.ReadWrite.All (PATCH accountEnabled)",),
-    "detach": ("Microsoft.Authorization/roleAssignments/delete",),
+    "detach": (
+        "Microsoft.Authorization/roleAssignments/delete",
+        "Graph GroupMember.ReadWrite.All (DELETE /groups/{id}/members/{id}/$ref)",
+    ),
     "probe": ("the agent's own secret at the Entra token endpoint",),
-    "destroy": ("Graph Application.ReadWrite.All (removePassword)",),
+    "destroy": (
+        "Graph Application.ReadWrite.All (removePassword on the principal and the "
+        "application; PATCH the application's keyCredentials)",
+    ),
     "restore": (
         "Graph Application.ReadWrite.All (PATCH accountEnabled)",
+        "Graph GroupMember.ReadWrite.All (POST /groups/{id}/members/$ref)",
         "Microsoft.Authorization/roleAssignments/write",
     ),
 }
 
-# The AADSTS codes of a token request that mean the credential is dead; any other (90024,
-# 90033: service errors; 700027, 50034…) is inconclusive.
-DEAD: dict[str, str] = {
-    "AADSTS7000215": "invalid client secret (removed or wrong)",
-    "AADSTS7000222": "client secret expired",
-    "AADSTS7000112": "application disabled",
-    "AADSTS700016": "application not found in the tenant",
-}
-AADSTS = re.compile(r"AADSTS\d+")
-
-
-def classify(message: str) -> ProbeAttempt:
-    """A refused client-credentials token request: an allow-listed AADSTS code rejects."""
-    found = AADSTS.search(message)
-    code = found.group(0) if found else ""
-    said = f"token request → {_first_line(message, code)}"
-    if code in DEAD:
-        return ProbeAttempt(ProbeOutcome.REJECTED, f"{said} [{DEAD[code]}]", code)
-    return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"{said} (not a dead credential)", code)
-
 
 @revoker("azure")
 class AzureRevoker(Revoker):
-    credential_kinds = ("azure.client-secret",)
+    credential_kinds = (discovery.OWN_KIND, discovery.APP_KIND, discovery.CERT_KIND)
     principal_kinds = ("azure.service-principal",)
-    grant_kinds = ("azure.role-assignment",)
+    grant_kinds = (
+        "azure.role-assignment",
+        "azure.group-membership",
+        "azure.group-role-assignment",
+    )
     enumerable = True
     permissions = PERMISSIONS
 
@@ -153,6 +149,28 @@ class AzureRevoker(Revoker):
                 raise translate(exc, doing=f"list role assignments at {scope}") from exc
         return list(found.values())
 
+    def _groups(self, object_id: str) -> dict[str, tuple[str, set[str]]]:
+        """The groups the principal is a direct member of: name, and every group each reaches."""
+        direct = self.graph.member_of(object_id)
+        return {
+            str(g["id"]): (
+                str(g.get("displayName", "")),
+                {str(g["id"])} | {str(n["id"]) for n in self.graph.group_member_of(str(g["id"]))},
+            )
+            for g in direct
+        }
+
+    def _principal_plan(self, principal: dict[str, Any], agent_id: str) -> discovery.Found:
+        object_id = principal["id"]
+        return discovery.plan(
+            principal,
+            self.graph.application(str(principal.get("appId", ""))),
+            [discovery.held(a) for a in self._assignments(object_id)],
+            lambda: self._groups(object_id),
+            agent_id,
+            self.config.detach_group_memberships,
+        )
+
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:
         wanted = {r.ref.split("/", 1)[0] for r in declared if r.provider == "azure"}
         found = {p["id"]: p for p in self.graph.tagged(f"{self.config.tag}={agent.id}")}
@@ -164,79 +182,20 @@ class AzureRevoker(Revoker):
         skipped = [i for i, p in found.items() if i in protected or p.get("appId") in protected]
         principals = [p for i, p in found.items() if i not in skipped]
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(principals)))) as pool:
-            assignments = list(pool.map(lambda p: self._assignments(p["id"]), principals))
-        credentials: list[Credential] = []
-        grants: list[Grant] = []
-        actions: list[Action] = []
-        destroy: list[Action] = []
-        for principal, held in zip(principals, assignments, strict=True):
-            object_id, ref = principal["id"], f"servicePrincipals/{principal['id']}"
-            who = {"object_id": object_id, "app_id": str(principal.get("appId", ""))}
-            for secret in principal.get("passwordCredentials") or []:
-                credentials.append(
-                    Credential(
-                        "azure",
-                        "azure.client-secret",
-                        f"{object_id}/{secret['keyId']}",
-                        ref,
-                        agent.id,
-                        created_at=_when(secret.get("startDateTime")),
-                    )
-                )
-                destroy.append(
-                    Action(
-                        "azure",
-                        Verb.DESTROY,
-                        "remove-password",
-                        ref,
-                        f"{object_id}/{secret['keyId']}",
-                        False,
-                        False,
-                        {**who, "key_id": str(secret["keyId"])},
-                        phase=1,
-                    )
-                )
-            actions.append(
-                Action(
-                    "azure",
-                    Verb.CONTAIN,
-                    "disable-service-principal",
-                    ref,
-                    ref,  # the principal: every secret of it is refused at once
-                    True,
-                    not principal.get("accountEnabled", True),
-                    who,
-                )
-            )
-            for assignment in held:
-                grants.append(
-                    Grant("azure", "azure.role-assignment", ref, str(assignment.id), agent.id)
-                )
-                actions.append(
-                    Action(
-                        "azure",
-                        Verb.DETACH,
-                        "delete-role-assignment",
-                        ref,
-                        str(assignment.id),
-                        True,
-                        False,
-                        {
-                            **who,
-                            "scope": str(assignment.scope),
-                            "name": str(assignment.name),
-                            "role_definition_id": str(assignment.role_definition_id),
-                            "principal_type": str(assignment.principal_type or "ServicePrincipal"),
-                        },
-                    )
-                )
+            plans = list(pool.map(lambda p: self._principal_plan(p, agent.id), principals))
         return Discovery(
-            tuple(credentials), tuple(grants), tuple(actions), tuple(skipped), tuple(destroy)
+            tuple(c for f in plans for c in f.credentials),
+            tuple(g for f in plans for g in f.grants),
+            tuple(a for f in plans for a in f.actions),
+            tuple(skipped),
+            tuple(a for f in plans for a in f.destroy),
         )
 
     def enumerate(self) -> Iterator[Nhi]:
-        """Every service principal's client secrets (Graph pages); the agent from its tag."""
+        """Every service principal's client secrets, and its application's secrets and
+        certificates (Graph pages); the agent from the principal's tag."""
         prefix = f"{self.config.tag}="
+        applications = {str(a.get("appId")): a for a in self.graph.applications()}
         for principal in self.graph.principals():
             if principal.get("appId") == self.config.client_id:
                 continue  # the kill switch itself
@@ -245,17 +204,30 @@ class AzureRevoker(Revoker):
             protected = {principal["id"], principal.get("appId")} & set(
                 self.config.protected_principals
             )
-            for secret in principal.get("passwordCredentials") or []:
+            application = applications.get(str(principal.get("appId")), {})
+            held = [
+                (discovery.OWN_KIND, str(principal["id"]), s)
+                for s in principal.get("passwordCredentials") or []
+            ]
+            held += [
+                (discovery.APP_KIND, str(application["id"]), s)
+                for s in application.get("passwordCredentials") or []
+            ]
+            held += [
+                (discovery.CERT_KIND, str(application["id"]), k)
+                for k in application.get("keyCredentials") or []
+            ]
+            for kind, owner, secret in held:
                 yield Nhi(
                     provider="azure",
-                    kind="azure.client-secret",
-                    ref=f"{principal['id']}/{secret['keyId']}",
+                    kind=kind,
+                    ref=f"{owner}/{secret['keyId']}",
                     principal=f"servicePrincipals/{principal['id']}",
                     agent_tag=agent,
                     works=bool(principal.get("accountEnabled", True)),
                     protected=bool(protected),
-                    created_at=_when(secret.get("startDateTime")),
-                    expires_at=_when(secret.get("endDateTime")),
+                    created_at=discovery.when(secret.get("startDateTime")),
+                    expires_at=discovery.when(secret.get("endDateTime")),
                     detail=str(principal.get("displayName", "")),
                 )
 
@@ -280,6 +252,18 @@ class AzureRevoker(Revoker):
                 return "role assignment gone already", None
             return f"role assignment deleted at {a.params['scope']}", {}
 
+        def remove_member(_: AzureRevoker, a: Action) -> Done:
+            group, object_id = a.params["group_id"], a.params["object_id"]
+            try:  # one call however large the group: a non-member answers 404
+                self.graph.remove_member(group, object_id)
+            except NotFoundError:
+                return f"not a member of group {a.params['group']} already", None
+            return (
+                f"removed from group {a.params['group']} ({group}); what it held through the "
+                f"group ({a.params['held']}) stays the group's: its other members keep it",
+                {},
+            )
+
         def remove_password(_: AzureRevoker, a: Action) -> Done:
             principal = self.graph.get(a.params["object_id"])
             held = {str(s["keyId"]) for s in (principal or {}).get("passwordCredentials") or []}
@@ -288,10 +272,32 @@ class AzureRevoker(Revoker):
             self.graph.remove_password(a.params["object_id"], a.params["key_id"])
             return "secret removed (irreversible)", {}
 
+        def remove_application_credential(_: AzureRevoker, a: Action) -> Done:
+            application = self.graph.application_by_id(a.params["application_id"]) or {}
+            field = (
+                "keyCredentials"
+                if a.operation == "remove-application-certificate"
+                else "passwordCredentials"
+            )
+            held = list(application.get(field) or [])
+            if a.params["key_id"] not in {str(k["keyId"]) for k in held}:
+                return "removed from the application already", None
+            if field == "passwordCredentials":
+                self.graph.remove_application_password(
+                    a.params["application_id"], a.params["key_id"]
+                )
+                return "application secret removed (irreversible)", {}
+            kept = [k for k in held if str(k["keyId"]) != a.params["key_id"]]
+            self.graph.set_application_keys(a.params["application_id"], kept)
+            return "application certificate removed (irreversible)", {}
+
         table: dict[str, Callable[[AzureRevoker, Action], Done]] = {
             "disable-service-principal": self._disable,
             "delete-role-assignment": delete_assignment,
+            "remove-group-member": remove_member,
             "remove-password": remove_password,
+            "remove-application-password": remove_application_credential,
+            "remove-application-certificate": remove_application_credential,
         }
         return dispatch(table, self, action, translate)
 
@@ -305,7 +311,7 @@ class AzureRevoker(Revoker):
         try:
             attempt.get_token(f"{self.config.arm_url.rstrip('/')}/.default")
         except ClientAuthenticationError as exc:
-            return classify(str(exc.message))
+            return classify(said(exc))
         finally:
             attempt.close()
         return ProbeAttempt(
@@ -313,14 +319,22 @@ class AzureRevoker(Revoker):
         )
 
     def read_back(self, credential: Credential) -> Verdict:
-        object_id, _, key_id = credential.ref.partition("/")
+        owner, _, key_id = credential.ref.partition("/")
         to_prove = "put the client secret in a secret source to probe it"
-        principal = self.graph.get(object_id)
+        if credential.kind == discovery.CERT_KIND:
+            to_prove = "a certificate cannot be probed without its private key: read back only"
+        principal = self.graph.get(credential.principal.removeprefix("servicePrincipals/"))
+        if credential.kind == discovery.OWN_KIND:
+            held = (principal or {}).get("passwordCredentials") or []
+        else:
+            application = self.graph.application_by_id(owner) or {}
+            field = "keyCredentials" if credential.kind == discovery.CERT_KIND else None
+            held = application.get(field or "passwordCredentials") or []
         if principal is None:
             return Verdict(
                 VerdictStatus.UNVERIFIED, "read back: service principal gone", to_prove=to_prove
             )
-        if key_id not in {str(s["keyId"]) for s in principal.get("passwordCredentials") or []}:
+        if key_id not in {str(s["keyId"]) for s in held}:
             return Verdict(VerdictStatus.UNVERIFIED, "read back: secret removed", to_prove=to_prove)
         if not principal.get("accountEnabled", True):
             return Verdict(
@@ -353,16 +367,30 @@ class AzureRevoker(Revoker):
             )
             return f"role assignment re-created at {created.scope}", {}
 
+        def add_member(_: AzureRevoker, a: Action) -> Done:
+            group, object_id = a.params["group_id"], a.params["object_id"]
+            try:
+                self.graph.add_member(group, object_id)
+            except ProviderError as exc:
+                if "already exist" not in exc.message:
+                    raise
+                return f"a member of group {a.params['group']} already", None
+            return f"back in group {a.params['group']} ({group})", {}
+
         table: dict[str, Callable[[AzureRevoker, Action], Done]] = {
             "disable-service-principal": enable,
             "delete-role-assignment": recreate,
+            "remove-group-member": add_member,
         }
         return dispatch(table, self, record.action, translate)
 
     @classmethod
     def permission_policy(cls) -> dict[str, Any]:
         return {
-            "graph_application_permissions": ["Application.ReadWrite.All"],
+            "graph_application_permissions": [
+                "Application.ReadWrite.All",
+                "GroupMember.ReadWrite.All",
+            ],
             "azure_role": {
                 "Name": "killswitch",
                 "Actions": [
@@ -378,16 +406,3 @@ class AzureRevoker(Revoker):
         self.graph.close()
         self.arm.close()
         self.credential.close()
-
-
-def _when(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
-
-
-def _first_line(message: Any, code: str) -> str:
-    text = str(message)
-    at = text.find(code) if code else 0
-    return text[at:].split("\r\n")[0].split("\n")[0][:200]

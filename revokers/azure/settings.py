@@ -25,6 +25,11 @@ class AzureSettings(ProviderSettings):
     protected_principals: tuple[str, ...] = Field(
         (), description="service principal object ids or app ids never touched"
     )
+    detach_group_memberships: bool = Field(
+        True,
+        description="remove the principal from the groups through which it holds role "
+        "assignments (put back on restore); false: report those grants only",
+    )
     max_workers: int = Field(16, ge=1, le=128)
     timeout_s: float = 10.0
     settle_s: float = Field(

@@ -30,8 +30,26 @@ def _disable_account(c: Clients, a: Action) -> Done:
     return "service account disabled (its access tokens are refused from now)", {}
 
 
+# The only policy version that carries conditional role bindings: Google refuses a lower one
+# (INVALID_ARGUMENT) for a get or a set once any binding has a condition, and a version-1
+# read-modify-write would lose the conditions (google/iam/v1/policy.proto, `version`).
+POLICY_VERSION = 3
+
+
+def read_policy(c: Clients, project: str, timeout_s: float | None = None) -> policy_pb2.Policy:
+    """GetIamPolicy with `options.requested_policy_version=3` (the conditions included);
+    without `timeout_s`, the client's default deadline (None would mean none at all)."""
+    request = {
+        "resource": f"projects/{project}",
+        "options": {"requested_policy_version": POLICY_VERSION},
+    }
+    if timeout_s is None:
+        return c.projects.get_iam_policy(request=request)
+    return c.projects.get_iam_policy(request=request, timeout=timeout_s)
+
+
 def _policy(c: Clients, project: str) -> policy_pb2.Policy:
-    return c.projects.get_iam_policy(request={"resource": f"projects/{project}"})
+    return read_policy(c, project)
 
 
 Condition = dict[str, str] | None  # a binding's IAM condition (None: unconditional)
@@ -45,7 +63,9 @@ def _condition(binding: policy_pb2.Binding) -> Condition:
 
 
 def _write(c: Clients, project: str, policy: policy_pb2.Policy) -> None:
-    """SetIamPolicy with the etag read (a concurrent change answers ABORTED: transient)."""
+    """SetIamPolicy at version 3 with the etag read (a concurrent change answers ABORTED:
+    transient); Google answers version 1 again once no condition is left."""
+    policy.version = POLICY_VERSION
     c.projects.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
 
 

@@ -82,15 +82,15 @@ class GcpRevoker(Revoker):
 
     def _roles_by_member(self) -> dict[str, list[str]]:
         try:
-            policy = self.clients.projects.get_iam_policy(
-                request={"resource": f"projects/{self.project}"}, timeout=self.config.timeout_s
-            )
+            policy = operations.read_policy(self.clients, self.project, self.config.timeout_s)
         except Exception as exc:
             raise translate(exc, doing="GetIamPolicy") from exc
         roles: dict[str, list[str]] = {}
         for binding in policy.bindings:
             for member in binding.members:
-                roles.setdefault(member, []).append(binding.role)
+                held = roles.setdefault(member, [])
+                if binding.role not in held:  # a role bound with and without a condition
+                    held.append(binding.role)
         return roles
 
     def discover(self, agent: Agent, declared: Sequence[CredentialRef]) -> Discovery:

@@ -15,10 +15,12 @@ from killswitch.models import Credential, Outcome, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.sandbox.gcp import fleet as gcp_fleet
 from killswitch.sandbox.gcp.state import PROJECT
+from killswitch.sandbox.gcp.token import set_clock_skew
 from killswitch.secrets import KeyringFile, Material, Secret, Stores
 from killswitch.settings import Settings
 from revokers.base import ProbeOutcome
 from revokers.gcp.client import Clients
+from revokers.gcp.operations import read_policy
 from revokers.gcp.revoker import GcpRevoker
 from tests.conftest import SeedAgent, keyring_material
 from tests.revokers.saas import contain, provider_runtime, statuses
@@ -32,8 +34,29 @@ def email_of(agent_id: str) -> str:
 
 
 def bindings(clients: Clients) -> dict[str, set[str]]:
-    policy = clients.projects.get_iam_policy(request={"resource": f"projects/{PROJECT}"})
+    policy = read_policy(clients, PROJECT)
     return {b.role: set(b.members) for b in policy.bindings}
+
+
+def every_binding(clients: Clients) -> set[tuple[str, str, str, str]]:
+    """(role, member, condition title, condition expression) for every member of every
+    binding: conditions included, so that a restore is compared exactly."""
+    policy = read_policy(clients, PROJECT)
+    return {
+        (b.role, m, b.condition.title, b.condition.expression)
+        for b in policy.bindings
+        for m in b.members
+    }
+
+
+def add_conditional(clients: Clients, role: str, member: str, title: str, until: str) -> None:
+    """A conditional binding of `member` to `role`, written at version 3 with the etag."""
+    policy = read_policy(clients, PROJECT)
+    binding = policy.bindings.add(role=role, members=[member])
+    binding.condition.expression = f'request.time < timestamp("{until}")'
+    binding.condition.title = title
+    policy.version = 3
+    clients.projects.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
 
 
 def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
@@ -46,11 +69,7 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
     fresh = gcp_fleet.add_key(clients, material_store, email_of(agent_id), agent_id)
     member = f"serviceAccount:{email_of(agent_id)}"
     # A conditional binding grants too: it must come off, and back with its condition.
-    policy = clients.projects.get_iam_policy(request={"resource": f"projects/{PROJECT}"})
-    conditional = policy.bindings.add(role=TEMPORARY_ROLE, members=[member])
-    conditional.condition.expression = 'request.time < timestamp("2030-01-01T00:00:00Z")'
-    conditional.condition.title = "until 2030"
-    clients.projects.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    add_conditional(clients, TEMPORARY_ROLE, member, "until 2030", "2030-01-01T00:00:00Z")
     before = bindings(clients)
     assert member in before[gcp_fleet.OWN_ROLE] and member in before[gcp_fleet.SHARED_ROLE]
     with provider_runtime(settings, "gcp") as runtime:
@@ -90,9 +109,7 @@ def test_contain_refuses_every_key_a_token_and_restore_brings_them_back(
         assert restored.ok, restored.errors
         assert set(statuses(runtime, agent_id, "gcp")) == {VerdictStatus.ALIVE}
         assert bindings(clients) == before  # exactly the bindings it had
-        restored_policy = clients.projects.get_iam_policy(
-            request={"resource": f"projects/{PROJECT}"}
-        )
+        restored_policy = read_policy(clients, PROJECT)
         [back] = [b for b in restored_policy.bindings if b.role == TEMPORARY_ROLE]
         assert back.condition.title == "until 2030" and member in back.members
     clients.close()
@@ -189,3 +206,117 @@ def test_decommission_deletes_keys_then_the_accounts_and_proves_it(
         assert not any(email_of(agent_id) in m for ms in bindings(clients).values() for m in ms)
     finally:
         clients.close()
+
+
+def test_conditional_bindings_are_read_and_written_at_version_3_and_restored_exactly(
+    settings: Settings, seed_agent: SeedAgent, gcp: gcp_fleet.Gcp
+) -> None:
+    agent_id = seed_agent(
+        "gcp", only=("aws", "gcp", "azure"), aws={"users": (("runtime", 1),), "role": False}
+    )
+    clients = gcp.clients()
+    member = f"serviceAccount:{email_of(agent_id)}"
+    bystander = "user:oncall@example.com"
+    # The same role, conditional for both: one for the agent, one for someone else.
+    add_conditional(clients, TEMPORARY_ROLE, member, "agent until 2031", "2031-01-01T00:00:00Z")
+    add_conditional(clients, TEMPORARY_ROLE, bystander, "on-call 2032", "2032-01-01T00:00:00Z")
+    gcp_fleet.bind(clients, TEMPORARY_ROLE, member)  # and the same role unconditionally
+    before = every_binding(clients)
+    assert {(r, m, t) for r, m, t, _ in before if m == member and r == TEMPORARY_ROLE} == {
+        (TEMPORARY_ROLE, member, "agent until 2031"),
+        (TEMPORARY_ROLE, member, ""),
+    }
+    theirs = {b for b in before if b[1] == bystander}
+    assert theirs == {
+        (
+            TEMPORARY_ROLE,
+            bystander,
+            "on-call 2032",
+            'request.time < timestamp("2032-01-01T00:00:00Z")',
+        )
+    }
+    try:
+        with provider_runtime(settings, "gcp") as runtime:
+            report = contain(runtime, agent_id)
+            assert report.ok, report.errors
+            detached = [r.action.target for r in report.grants_detached]
+            assert detached.count(TEMPORARY_ROLE) == 1  # one action for both bindings
+            after = every_binding(clients)
+            assert not any(b[1] == member for b in after)
+            assert {b for b in after if b[1] == bystander} == theirs  # intact, condition too
+            assert read_policy(clients, PROJECT).version == 3
+
+            restored = restoration.restore(
+                runtime, Request(agent_id, "false positive", "test", mode=Mode.BREAK_GLASS)
+            )
+            assert restored.ok, restored.errors
+            assert every_binding(clients) == before
+    finally:
+        clients.close()
+
+
+def test_the_stand_in_refuses_version_1_once_a_binding_has_a_condition(
+    gcp: gcp_fleet.Gcp,
+) -> None:
+    clients = gcp.clients()
+    resource = f"projects/{PROJECT}"
+    try:
+        add_conditional(
+            clients,
+            TEMPORARY_ROLE,
+            "user:auditor@example.com",
+            "audit 2033",
+            "2033-01-01T00:00:00Z",
+        )
+        # A read without requested_policy_version=3 (as the revoker did before).
+        with pytest.raises(gexc.InvalidArgument, match=r"Requested policy version \(0\) cannot"):
+            clients.projects.get_iam_policy(request={"resource": resource})
+        policy = read_policy(clients, PROJECT)
+        assert policy.version == 3
+        # A read-modify-write that keeps the etag but says version 1.
+        policy.version = 1
+        with pytest.raises(gexc.InvalidArgument, match=r"Specified policy version \(1\) cannot"):
+            clients.projects.set_iam_policy(request={"resource": resource, "policy": policy})
+        # A new conditional binding at version 1 is refused too.
+        plain = read_policy(clients, PROJECT)
+        extra = plain.bindings.add(role="roles/viewer", members=["user:x@example.com"])
+        extra.condition.expression = "true"
+        plain.version = 1
+        with pytest.raises(gexc.InvalidArgument):
+            clients.projects.set_iam_policy(request={"resource": resource, "policy": plain})
+    finally:
+        policy = read_policy(clients, PROJECT)
+        for binding in policy.bindings:
+            if "user:auditor@example.com" in binding.members:
+                binding.members.remove("user:auditor@example.com")
+        policy.version = 3
+        clients.projects.set_iam_policy(request={"resource": resource, "policy": policy})
+        clients.close()
+
+
+def test_a_clock_skew_invalid_grant_is_never_dead(
+    settings: Settings, seed_agent: SeedAgent, saas_url: str
+) -> None:
+    agent_id = seed_agent(
+        "gcp", only=("aws", "gcp", "azure"), aws={"users": (("runtime", 1),), "role": False}
+    )
+    http_url = saas_url  # the shared app, direct
+    emails = [
+        email_of(agent_id),
+        f"{gcp_fleet.account_id(agent_id, 'ci')}@{PROJECT}.iam.gserviceaccount.com",
+    ]
+    for email in emails:
+        set_clock_skew(http_url, email)
+    try:
+        with provider_runtime(settings, "gcp", probe_deadline_s=3.0) as runtime:
+            report = contain(runtime, agent_id)
+        assert not report.ok  # an unknown verdict fails the run
+        assert len(report.credentials) == 3
+        for row in report.credentials:
+            # The keys are disabled, but the provider's answer proves nothing: never dead.
+            assert row.verdict.status is VerdictStatus.UNKNOWN, row.verdict
+            assert "short-lived token (60 minutes)" in row.verdict.evidence
+            assert "clock-skew" in row.verdict.evidence
+    finally:
+        for email in emails:
+            set_clock_skew(http_url, email, on=False)

@@ -14,10 +14,9 @@ lives under `/_sandbox/azure/`.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,18 +26,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from killswitch.sandbox.azure import directory, modes
 from killswitch.sandbox.azure.state import (
     API_VERSION,
     ASSIGNMENTS,
     PAGE,
+    Application,
     AzureState,
     Principal,
     Secret,
-    aad_error,
     arm_error,
     graph_error,
     missing,
 )
+from killswitch.sandbox.azure.token import answer
 from killswitch.sandbox.serving import ThreadedServer
 
 
@@ -67,75 +68,7 @@ def build(state: AzureState) -> Starlette:
 
     async def token(request: Request) -> JSONResponse:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        if request.path_params["tenant"] != state.tenant_id:
-            return aad_error(
-                state,
-                400,
-                "invalid_request",
-                90002,
-                f"Tenant '{request.path_params['tenant']}' not found.",
-            )
-        if form.get("grant_type") != "client_credentials":
-            return aad_error(
-                state,
-                400,
-                "unsupported_grant_type",
-                70003,
-                "The app requested an unsupported grant type.",
-            )
-        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        with state.lock:
-            if client_id == state.own_app_id:
-                if not secrets.compare_digest(secret, state.own_secret):
-                    return aad_error(
-                        state, 401, "invalid_client", 7000215, "Invalid client secret provided."
-                    )
-                access = "eyJ0eXAiOiJKV1QiLCJ" + secrets.token_urlsafe(48)
-                state.tokens[access] = time.time() + 3599
-                return JSONResponse(
-                    {
-                        "token_type": "Bearer",
-                        "expires_in": 3599,
-                        "ext_expires_in": 3599,
-                        "access_token": access,
-                    }
-                )
-            principal = state.by_app(client_id)
-            if principal is None:
-                return aad_error(
-                    state,
-                    400,
-                    "unauthorized_client",
-                    700016,
-                    f"Application with identifier '{client_id}' was not found in the "
-                    f"directory '{state.tenant_id}'.",
-                )
-            if not any(secrets.compare_digest(secret, s.value) for s in principal.secrets.values()):
-                return aad_error(
-                    state,
-                    401,
-                    "invalid_client",
-                    7000215,
-                    "Invalid client secret provided. Ensure the secret being sent in the "
-                    "request is the client secret value, not the client secret ID, for a "
-                    f"secret added to app '{client_id}'.",
-                )
-            if not principal.enabled:
-                return aad_error(
-                    state,
-                    400,
-                    "unauthorized_client",
-                    7000112,
-                    f"Application '{client_id}'({principal.display_name}) is disabled.",
-                )
-        return JSONResponse(
-            {
-                "token_type": "Bearer",
-                "expires_in": 3599,
-                "ext_expires_in": 3599,
-                "access_token": "eyJ0eXAiOiJKV1QiLCJ" + secrets.token_urlsafe(48),
-            }
-        )
+        return answer(state, request.path_params["tenant"], form)
 
     async def principals(request: Request) -> Response:
         if not authorized(request):
@@ -176,7 +109,10 @@ def build(state: AzureState) -> Starlette:
                     return graph_error(
                         400, "Request_BadRequest", "Invalid property in the request."
                     )
-                found.enabled = bool(body.get("accountEnabled", found.enabled))
+                enabled = bool(body.get("accountEnabled", found.enabled))
+                if found.enabled and not enabled:
+                    state.disabled_at[found.id] = time.time()
+                found.enabled = enabled
                 return Response(status_code=204)
             return JSONResponse(found.body())
 
@@ -194,21 +130,18 @@ def build(state: AzureState) -> Starlette:
                     missing(ident),
                 )
             if verb == "addPassword":
-                now = datetime.now(UTC)
-                secret = Secret(
-                    key_id=str(uuid.uuid4()),
-                    value=secrets.token_urlsafe(30).replace("-", "~")[:40],
-                    display_name=str((body.get("passwordCredential") or {}).get("displayName", "")),
-                    start=now.isoformat().replace("+00:00", "Z"),
-                    end=(now + timedelta(days=365)).isoformat().replace("+00:00", "Z"),
+                secret = Secret.new(
+                    str((body.get("passwordCredential") or {}).get("displayName", ""))
                 )
                 found.secrets[secret.key_id] = secret
                 return JSONResponse(secret.credential(with_text=True))
             if verb == "removePassword":
-                if found.secrets.pop(str(body.get("keyId", "")), None) is None:
+                gone = found.secrets.pop(str(body.get("keyId", "")), None)
+                if gone is None:
                     return graph_error(
                         400, "Request_BadRequest", "No password credential found with keyId."
                     )
+                state.removed.append((found.app_id, gone.value, time.time()))
                 return Response(status_code=204)
         return graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
 
@@ -289,7 +222,7 @@ def build(state: AzureState) -> Starlette:
 
     def _list(request: Request, scope: str) -> Response:
         wanted = request.query_params.get("$filter", "")
-        principal_id = ""
+        principal_id, through_groups = "", False
         if wanted:
             found = re.fullmatch(
                 r"(?:assignedTo\('([^']+)'\)|principalId eq '([^']+)')", wanted.strip()
@@ -299,14 +232,20 @@ def build(state: AzureState) -> Starlette:
                     400, "UnsupportedQuery", f"The filter '{wanted}' is not supported."
                 )
             principal_id = found.group(1) or found.group(2)
+            # assignedTo() also returns what the principal holds through its groups
+            # (transitively); principalId eq is the principal's own assignments only.
+            through_groups = found.group(1) is not None
         start = int(request.query_params.get("$skiptoken", "0"))
         with state.lock:
+            holders = {principal_id}
+            if through_groups:
+                holders |= state.groups_of(principal_id)
             matching = [
                 a
                 for a in sorted(state.assignments.values(), key=lambda a: a["id"])
                 # At the scope and below it (and above: the subscription holds them all).
                 if a["properties"]["scope"].lower().startswith(scope.lower())
-                and (not principal_id or a["properties"]["principalId"] == principal_id)
+                and (not principal_id or a["properties"]["principalId"] in holders)
             ]
         page = matching[start : start + PAGE]
         body: dict[str, Any] = {"value": page}
@@ -327,8 +266,10 @@ def build(state: AzureState) -> Starlette:
             display_name=str(body["displayName"]),
             tags=[str(t) for t in body.get("tags", [])],
         )
+        application = Application(str(uuid.uuid4()), principal.app_id, principal.display_name)
         with state.lock:
             state.principals[principal.id] = principal
+            state.applications[application.id] = application
         return JSONResponse(principal.body())
 
     async def reset(request: Request) -> JSONResponse:
@@ -344,6 +285,8 @@ def build(state: AzureState) -> Starlette:
             Route("/graph/v1.0/servicePrincipals/{id}/{verb}", password, methods=["POST"]),
             Route("/_sandbox/azure/service-principals", seed, methods=["POST"]),
             Route("/_sandbox/azure/reset", reset, methods=["POST"]),
+            *directory.routes(state, authorized),
+            *modes.routes(state),
             Route("/arm/{path:path}", arm, methods=["GET", "PUT", "DELETE"]),
         ]
     )

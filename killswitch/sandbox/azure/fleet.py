@@ -1,7 +1,9 @@
 """The demo fleet in the Azure stand-in: per agent a service principal tagged
 `agent-id=<id>`, two client secrets (Graph `addPassword`; the secrets go to the
 probe-material stores) and role assignments at two scopes (the subscription and a resource
-group), created through the real azure-mgmt-authorization client."""
+group), created through the real azure-mgmt-authorization client. Options add secrets and
+certificates on the agent's application object; `group` and `assign` build groups and
+their role assignments for tests."""
 
 from __future__ import annotations
 
@@ -96,8 +98,116 @@ def add_secret(
     return ref
 
 
-def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) -> dict[str, Any]:
-    """The agent's service principal, its secrets, two role assignments; ids and refs."""
+def graph_token(azure: Azure) -> str:
+    """A Graph token of the kill switch's own app."""
+    credential = azure.credential()
+    try:
+        return credential.get_token("https://graph.microsoft.com/.default").token
+    finally:
+        credential.close()
+
+
+def application_of(azure: Azure, token: str, app_id: str) -> dict[str, Any]:
+    """GET /applications?$filter=appId eq '…': the principal's application object."""
+    found = httpx.get(
+        f"{azure.info['graph_url']}/v1.0/applications",
+        params={"$filter": f"appId eq '{app_id}'"},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    )
+    found.raise_for_status()
+    [application] = found.json()["value"]
+    return dict(application)
+
+
+def add_application_secret(
+    azure: Azure, token: str, store: MaterialStore, principal: dict[str, Any], agent_id: str
+) -> str:
+    """Graph addPassword on the principal's application object; the secret goes to the
+    store. Returns `<application object id>/<key id>`."""
+    application = application_of(azure, token, principal["appId"])
+    created = httpx.post(
+        f"{azure.info['graph_url']}/v1.0/applications/{application['id']}/addPassword",
+        json={"passwordCredential": {"displayName": f"{agent_id} app secret"}},
+        headers={"Authorization": f"Bearer {token}"},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    )
+    created.raise_for_status()
+    body = created.json()
+    ref = f"{application['id']}/{body['keyId']}"
+    store.add(
+        "azure.application-secret",
+        ref,
+        {
+            "client_id": principal["appId"],
+            "client_secret": body["secretText"],
+            "tenant_id": azure.info["tenant_id"],
+        },
+        agent_id=agent_id,
+    )
+    return ref
+
+
+def add_certificate(azure: Azure, token: str, principal: dict[str, Any]) -> str:
+    """A certificate credential on the application (its public part: no probe material)."""
+    application = application_of(azure, token, principal["appId"])
+    created = httpx.post(
+        f"{azure.info['url']}/_sandbox/azure/applications/{application['id']}/keys",
+        json={"displayName": "agent certificate"},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    )
+    created.raise_for_status()
+    return f"{application['id']}/{created.json()['keyId']}"
+
+
+def group(azure: Azure, name: str, members: list[str]) -> str:
+    """A security group with these members (principal or group object ids); its id."""
+    created = httpx.post(
+        f"{azure.info['url']}/_sandbox/azure/groups",
+        json={"displayName": name, "members": members},
+        verify=tls(azure.info["ca_cert"]),
+        timeout=10,
+    )
+    created.raise_for_status()
+    return str(created.json()["id"])
+
+
+def assign(azure: Azure, scope: str, role: str, principal_id: str, principal_type: str) -> str:
+    """A role assignment through azure-mgmt-authorization; its id."""
+    credential = azure.credential()
+    arm = azure.arm(credential)
+    try:
+        created = arm.role_assignments.create(
+            scope,
+            str(uuid.uuid4()),
+            RoleAssignmentCreateParameters(
+                role_definition_id=azure.role(role),
+                principal_id=principal_id,
+                principal_type=principal_type,
+            ),
+        )
+        return str(created.id)
+    finally:
+        arm.close()
+        credential.close()
+
+
+OPTIONS = frozenset({"application_secrets", "certificates"})
+
+
+def seed_agent(
+    azure: Azure,
+    store: MaterialStore,
+    agent_id: str,
+    owner: str,
+    application_secrets: int = 0,
+    certificates: int = 0,
+) -> dict[str, Any]:
+    """The agent's service principal, its secrets, two role assignments, and (options)
+    secrets and certificates of its application; ids and refs."""
     principal = httpx.post(
         f"{azure.info['url']}/_sandbox/azure/service-principals",
         json={"displayName": f"{agent_id}-app", "tags": [f"agent-id={agent_id}", f"owner={owner}"]},
@@ -109,6 +219,11 @@ def seed_agent(azure: Azure, store: MaterialStore, agent_id: str, owner: str) ->
     try:
         token = credential.get_token("https://graph.microsoft.com/.default").token
         secrets = [add_secret(azure, token, store, principal, agent_id) for _ in range(SECRETS)]
+        secrets += [
+            add_application_secret(azure, token, store, principal, agent_id)
+            for _ in range(application_secrets)
+        ]
+        secrets += [add_certificate(azure, token, principal) for _ in range(certificates)]
         for scope, role in (
             (azure.subscription_scope, READER),
             (f"{azure.subscription_scope}/resourceGroups/{RESOURCE_GROUP}", BLOB_READER),
@@ -136,11 +251,13 @@ class Seeder:
     sandbox: Sandbox
 
     def seed_agent(self, spec: AgentSpec, options: Mapping[str, Any]) -> Seeded:
-        """A service principal, its client secrets, assignments at two scopes (no options)."""
-        if options:
-            raise TypeError(f"no Azure seeding options: {sorted(options)}")
-        seed_agent(self.azure, self.sandbox.store, spec.id, spec.owner)
-        return Seeded(SECRETS, 2)
+        """A service principal, its client secrets, assignments at two scopes; options:
+        `application_secrets`, `certificates` (how many on its application object)."""
+        if set(options) - OPTIONS:
+            raise TypeError(f"Azure seeding options are {sorted(OPTIONS)}: {sorted(options)}")
+        extra = int(options.get("application_secrets", 0)), int(options.get("certificates", 0))
+        seed_agent(self.azure, self.sandbox.store, spec.id, spec.owner, *extra)
+        return Seeded(SECRETS + sum(extra), 2)
 
     def seed_sweep(self) -> SweepSeeds:
         """Nothing: the sweep's Azure findings are the retired agent's principal."""

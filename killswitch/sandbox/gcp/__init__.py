@@ -43,6 +43,17 @@ class GcpStandIn:
             status, body = token_exchange(state, await request.body())
             return JSONResponse(body, status_code=status)
 
+        async def clock_skew(request: Request) -> JSONResponse:
+            """Sandbox only: {"email", "on"} → that account's assertions get Google's
+            clock-skew `invalid_grant`, or no longer."""
+            body = await request.json()
+            with state.lock:
+                if body.get("on", True):
+                    state.skewed.add(str(body["email"]))
+                else:
+                    state.skewed.discard(str(body["email"]))
+            return JSONResponse({"ok": True})
+
         return Hosted(
             stand_ins={
                 "gcp": {
@@ -51,7 +62,10 @@ class GcpStandIn:
                     "project": PROJECT,
                 }
             },
-            routes=[Route("/gcp/token", token, methods=["POST"])],
+            routes=[
+                Route("/gcp/token", token, methods=["POST"]),
+                Route("/_sandbox/gcp/clock-skew", clock_skew, methods=["POST"]),
+            ],
             reset=state.reset,
             stop=server.stop,
         )

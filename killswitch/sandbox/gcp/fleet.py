@@ -16,6 +16,7 @@ from killswitch.sandbox.gcp.state import PROJECT
 from killswitch.sandbox.plugin import AgentSpec, Sandbox, Seeded, SweepSeeds
 from killswitch.secrets import MaterialStore
 from revokers.gcp.client import Clients
+from revokers.gcp.operations import POLICY_VERSION, read_policy
 from revokers.gcp.settings import GcpSettings
 
 OWN_ROLE = "roles/storage.objectViewer"
@@ -57,13 +58,16 @@ def bind(clients: Clients, role: str, member: str) -> None:
     """Add `member` to `role` in the project's allow policy (etag read-modify-write)."""
     resource = f"projects/{PROJECT}"
     for _ in range(5):  # etag conflicts between concurrent seeders: read again
-        policy = clients.projects.get_iam_policy(request={"resource": resource})
-        binding = next((b for b in policy.bindings if b.role == role), None)
+        policy = read_policy(clients, PROJECT)
+        binding = next(
+            (b for b in policy.bindings if b.role == role and not b.HasField("condition")), None
+        )
         if binding is None:
             binding = policy.bindings.add(role=role)
         if member in binding.members:
             return
         binding.members.append(member)
+        policy.version = POLICY_VERSION
         try:
             clients.projects.set_iam_policy(request={"resource": resource, "policy": policy})
             return

@@ -238,9 +238,26 @@ class IamService:
         )
 
 
+CONDITIONAL = 3  # the policy version that can hold conditional role bindings
+VERSIONS_HELP = (
+    "For more information, please refer to https://cloud.google.com/iam/docs/policies#versions."
+)
+
+
+def too_low(which: str, asked: int, stored: int) -> str:
+    """Google's INVALID_ARGUMENT text for a policy version below the stored one (as quoted
+    in client-library and Terraform issues)."""
+    return (
+        f"{which} policy version ({asked}) cannot be less than the existing policy version "
+        f"({stored}). {VERSIONS_HELP}"
+    )
+
+
 class ProjectsService:
     """`google.cloud.resourcemanager.v3.Projects` GetIamPolicy / SetIamPolicy for the one
-    sandbox project, with etag concurrency control (a stale etag → ABORTED)."""
+    sandbox project, with etag concurrency control (a stale etag → ABORTED) and the policy
+    version rule of `google/iam/v1/policy.proto` (INVALID_ARGUMENT below version 3 once any
+    binding has a condition)."""
 
     def __init__(self, state: GcpState) -> None:
         self.state = state
@@ -256,13 +273,23 @@ class ProjectsService:
     def get(
         self, request: iam_policy_pb2.GetIamPolicyRequest, context: grpc.ServicerContext
     ) -> policy_pb2.Policy:
+        """A policy with conditional bindings is given only to `requested_policy_version=3`."""
         self._project(request.resource, context)
         with self.state.lock:
+            stored, asked = self.state.policy.version, request.options.requested_policy_version
+            if asked < stored:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    too_low("Requested", request.options.requested_policy_version, stored),
+                )
             return policy_pb2.Policy.FromString(self.state.policy.SerializeToString())
 
     def set(
         self, request: iam_policy_pb2.SetIamPolicyRequest, context: grpc.ServicerContext
     ) -> policy_pb2.Policy:
+        """Etag concurrency control, and the version rule: a write that keeps an etag must be
+        version 3 when the stored policy or the new one has conditions (without an etag, a
+        version-1 write overwrites the conditions, as Google's docs warn)."""
         self._project(request.resource, context)
         with self.state.lock:
             if request.policy.etag and request.policy.etag != self.state.policy.etag:
@@ -272,6 +299,18 @@ class ProjectsService:
                     "read-modify-write with exponential backoff.",
                 )
             policy = policy_pb2.Policy.FromString(request.policy.SerializeToString())
+            conditional = any(b.HasField("condition") for b in policy.bindings)
+            if request.policy.etag and policy.version < self.state.policy.version:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    too_low("Specified", policy.version, self.state.policy.version),
+                )
+            if conditional and policy.version < CONDITIONAL:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Policy version {policy.version} does not support conditional role "
+                    f"bindings: set version {CONDITIONAL}. {VERSIONS_HELP}",
+                )
             kept = [
                 policy_pb2.Binding.FromString(b.SerializeToString())
                 for b in policy.bindings
@@ -279,6 +318,8 @@ class ProjectsService:
             ]
             del policy.bindings[:]
             policy.bindings.extend(kept)
+            # Stored (and answered) as version 3 only while a condition is left, else 1.
+            policy.version = CONDITIONAL if any(b.HasField("condition") for b in kept) else 1
             policy.etag = hashlib.sha256(
                 policy.SerializeToString() + secrets.token_bytes(4)
             ).digest()[:8]

@@ -73,10 +73,12 @@ class GcpState:
         self.accounts: dict[str, Account] = {}
         self.policy = policy_pb2.Policy(version=1, etag=b"\x00")
         self.token_uri = token_uri
+        self.skewed: set[str] = set()  # accounts whose assertions get the clock-skew answer
 
     def reset(self) -> None:
         with self.lock:
             self.accounts.clear()
+            self.skewed.clear()
             self.policy = policy_pb2.Policy(version=1, etag=b"\x00")
 
     def account(self, name: str) -> Account:
