@@ -91,6 +91,8 @@ def test_a_stand_in_without_a_delay_is_refused_with_the_ones_that_have_it(
     done = run_cli(lagging, "sandbox", "lag", "vault", "2")
     assert done.returncode != 0
     assert "vault" in done.stderr and "aws" in done.stderr and "slack" in done.stderr
+    assert "azure" in done.stderr  # its own propagation mode, through the same command
+    assert lag(lagging, "azure", 2)["azure"]["seconds"] == 2
 
 
 def agent_iam(

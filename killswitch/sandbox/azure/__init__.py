@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
+from killswitch.sandbox.tokens import Lag
 
 if TYPE_CHECKING:
     from killswitch.sandbox.azure.fleet import Seeder
@@ -29,7 +30,15 @@ class AzureStandIn:
         state = AzureState()
         server = AzureServer(state, host.root)
         server.start()
-        return Hosted(stand_ins={"azure": server.describe()}, reset=state.reset, stop=server.stop)
+        def lag(wanted: Lag) -> Mapping[str, Any]:
+            """`killswitch sandbox lag azure N`: its propagation mode (no flaps)."""
+            with state.lock:
+                state.propagation_s = wanted.seconds
+            return {"seconds": wanted.seconds, "flap": False}
+
+        return Hosted(
+            stand_ins={"azure": server.describe()}, reset=state.reset, stop=server.stop, lag=lag
+        )
 
     def material(self, stand_ins: Mapping[str, Any]) -> Mapping[str, MaterialStore]:
         """None."""
