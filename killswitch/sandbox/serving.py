@@ -26,7 +26,10 @@ class ThreadedServer:
     """The port is taken at once (others may need it first); the app is served by `start`."""
 
     def __init__(self, name: str, tls: tuple[Path, Path] | None = None) -> None:
-        self.sock = socket.socket()
+        # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and without it every keep-alive response (headers, then body) waits ~40 ms
+        # for the peer's delayed ACK.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
         self.name = name
