@@ -76,6 +76,13 @@ def _one(
     timings = report.timings
     proven_s = done - (timings.total_s - timings.proven_s)
     traced, planned = float(said["attribution_s"]), float(agent["plan_s"])
+    # The run as the desk saw it (narration, Prefect's flow-run bookkeeping) beyond the
+    # report's own total: what orchestration and the incident channel cost.
+    for _ in range(100):  # the desk's done-callback may trail the waiter by a moment
+        if agent["run_id"] in desk.run_wall_s:
+            break
+        time.sleep(0.01)
+    overhead = desk.run_wall_s.get(agent["run_id"], timings.total_s) - timings.total_s
     return {
         "credentials": len(report.credentials),
         "all_dead": report.count(VerdictStatus.DEAD) == len(report.credentials),
@@ -85,6 +92,7 @@ def _one(
         "plan_s": planned,
         "contain_s": timings.contain_s,
         "probe_s": timings.verify_s,
+        "orchestration_s": overhead,
         "arrival_to_proven_s": proven_s,
     }
 
@@ -152,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{kind}: arrival→proven {m['arrival_to_proven_s']:.2f}s (receive+auth "
             f"{m['receive_auth_s']:.3f}, attribution {m['attribution_s']:.3f}, plan "
-            f"{m['plan_s']:.2f}, contain {m['contain_s']:.2f}, probe {m['probe_s']:.2f})"
+            f"{m['plan_s']:.2f}, contain {m['contain_s']:.2f}, probe {m['probe_s']:.2f}, "
+            f"orchestration and narration {m['orchestration_s']:.2f})"
         )
     print(
         f"refused requests: {results['refused_rps']['sequential']:.0f}/s sequential, "

@@ -80,6 +80,7 @@ class AlertDesk:
         self.fingerprints = prints.opened(runtime.settings, runtime.inventory)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alert-run")
         self.runs: dict[str, Future[ContainmentReport | None]] = {}
+        self.run_wall_s: dict[str, float] = {}  # submitted → returned (the benchmark reads it)
         self._lock = threading.Lock()
         if slack is not None:
             slack.app.action(RESUME_ACTION)(self.on_resume)
@@ -227,7 +228,11 @@ class AlertDesk:
         leaked = attribution.secrets_for(request.agent_id)
         runtime = self.runtime.with_secrets(leaked) if leaked is not None else self.runtime
         tags = (f"alert-source:{alert.source}", f"alert:{alert_run(alert)[:24]}")
+        submitted = time.monotonic()
         future = self.pool.submit(self._run, runtime, request, alert, tags, plan_s)
+        future.add_done_callback(
+            lambda _: self.run_wall_s.__setitem__(request.run_id, time.monotonic() - submitted)
+        )
         with self._lock:
             self.runs[request.run_id] = future
 

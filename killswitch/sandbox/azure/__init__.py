@@ -30,6 +30,7 @@ class AzureStandIn:
         state = AzureState()
         server = AzureServer(state, host.root)
         server.start()
+
         def lag(wanted: Lag) -> Mapping[str, Any]:
             """`killswitch sandbox lag azure N`: its propagation mode (no flaps)."""
             with state.lock:
