@@ -84,6 +84,7 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
         on_result=recorder.result,
         on_verdict=recorder.verdict,
         on_phase=phase,
+        on_start=recorder.intent,
     )
     dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
     progress.emit(

@@ -129,6 +129,7 @@ def run_provider(
     on_result: Callable[[ActionResult], None],
     on_verdict: Callable[[Credential, Verdict], None],
     on_phase: Callable[[str], None] = lambda phase: None,
+    on_start: Callable[[Action], None] = lambda action: None,
 ) -> ProviderOutcome:
     """Baseline-probe every credential, contain and detach in parallel, then prove every
     credential in parallel."""
@@ -169,6 +170,7 @@ def run_provider(
             credential = by_ref.get(action.target)
             needed = action.operation in revoker.material_operations and credential is not None
             given = materials[credential.key].result() if needed and credential else ()
+            on_start(action)  # recorded before the change is made (a kill mid-way is undoable)
             return perform(revoker, action, timing.action_deadline_s, given)
 
         def run(actions: Sequence[Action]) -> None:

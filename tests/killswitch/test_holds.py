@@ -1,12 +1,16 @@
 """Issue 17's breakages, each against the sandbox's fault proxy: a provider that cannot be
 searched is never missing from the report; a silent provider holds no phase past the
-deadline; an HTML 503 is transient; Prefect unreachable is exit 3 with the break-glass hint."""
+deadline; an HTML 503 is transient; Prefect unreachable is exit 3 with the break-glass hint;
+a containment killed mid-way restores exactly."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import signal
 import socket
+import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +29,7 @@ from killswitch.runtime import Runtime
 from killswitch.sandbox import control
 from killswitch.settings import Settings
 from revokers.anthropic.revoker import AnthropicRevoker
-from tests.conftest import SeedAgent, run_cli
+from tests.conftest import KILLSWITCH, SeedAgent, cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 PROXIES = ("aws", "vault", "saas")
@@ -297,7 +301,8 @@ def test_prefect_unreachable_is_exit_3_with_the_break_glass_hint(
     sandbox_home: Path, seed_agent: SeedAgent, health_only_prefect: str, where: str
 ) -> None:
     agent_id = seed_agent("noprefect", only=("anthropic",))
-    api = f"http://127.0.0.1:{_closed_port()}/api" if where == "closed port" else health_only_prefect
+    closed = f"http://127.0.0.1:{_closed_port()}/api"
+    api = closed if where == "closed port" else health_only_prefect
     done = run_cli(
         sandbox_home,
         "contain",
@@ -313,3 +318,46 @@ def test_prefect_unreachable_is_exit_3_with_the_break_glass_hint(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error[")]
     assert len(errors) == 1 and "orchestrator-unreachable" in errors[0]
     assert "--break-glass" in done.stderr
+
+
+def test_restore_after_a_containment_killed_mid_way_reverses_every_change(
+    sandbox_home: Path, settings: Settings, seed_agent: SeedAgent
+) -> None:
+    agent_id = seed_agent("killed", only=("aws", "gcp", "azure", "anthropic"))
+    Runtime.open(settings, providers=[]).close()  # the ledger exists before the run writes
+    ledger = sqlite3.connect(settings.ledger_file)
+    [start] = ledger.execute("SELECT COALESCE(MAX(seq), 0) FROM entries").fetchone()
+    contain = subprocess.Popen(
+        [KILLSWITCH, "contain", agent_id, "--reason", "chaos: kill -9", "--break-glass", "-q"],
+        env=cli_env(sandbox_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and contain.poll() is None:
+            [acted] = ledger.execute(
+                "SELECT COUNT(*) FROM entries WHERE seq > ? AND agent = ? "
+                "AND action NOT IN ('plan', 'contain', 'probe')",
+                (start, agent_id),
+            ).fetchone()
+            if acted:
+                break
+            time.sleep(0.005)
+        assert contain.poll() is None, "the containment ended before its first action was seen"
+        contain.send_signal(signal.SIGKILL)  # its other actions are under way right now
+        contain.wait(timeout=10)
+    finally:
+        if contain.poll() is None:
+            contain.kill()
+        ledger.close()
+    restored = run_cli(
+        sandbox_home, "restore", agent_id, "--reason", "false positive", "--break-glass", "--json"
+    )
+    assert "Traceback" not in restored.stderr
+    report = json.loads(restored.stdout)
+    assert restored.returncode == 0, report
+    assert report["ok"] and report["checks"]
+    assert all(check["verdict"] == "alive" for check in report["checks"]), report["checks"]
+    verify = run_cli(sandbox_home, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
