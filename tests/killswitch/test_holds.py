@@ -72,8 +72,9 @@ def rendered(report: ContainmentReport) -> str:
     return console.export_text()
 
 
+@pytest.mark.parametrize("mode", ["--break-glass", "--quiet"])  # --quiet: the Prefect flow
 def test_a_provider_that_is_down_lists_what_the_inventory_declares_unknown(
-    sandbox_home: Path, seed_agent: SeedAgent, faults: Path
+    sandbox_home: Path, seed_agent: SeedAgent, faults: Path, mode: str
 ) -> None:
     agent_id = seed_agent(
         "down", only=("aws", "anthropic"), aws={"users": (("runtime", 2),), "role": False}
@@ -85,7 +86,7 @@ def test_a_provider_that_is_down_lists_what_the_inventory_declares_unknown(
         agent_id,
         "--reason",
         "chaos: aws down",
-        "--break-glass",
+        mode,
         "--json",
         KILLSWITCH_PROVIDERS='["aws", "anthropic"]',
         KILLSWITCH_ACTION_DEADLINE_S="1",
@@ -93,6 +94,7 @@ def test_a_provider_that_is_down_lists_what_the_inventory_declares_unknown(
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     report = json.loads(done.stdout)
+    assert report["mode"] == ("break-glass" if mode == "--break-glass" else "flow")
     aws = [c for c in report["credentials"] if c["provider"] == "aws"]
     # The two keys the inventory declares: named, each unknown with the provider's failure.
     assert len(aws) == 2, report["credentials"]
