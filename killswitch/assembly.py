@@ -49,6 +49,44 @@ def converged(verdicts: Sequence[tuple[Credential, Verdict]]) -> tuple[float | N
     return (max(times) if times else None), sum(v.flaps for _, v in verdicts)
 
 
+def unsearched_rows(plan: Plan) -> tuple[CredentialReport, ...]:
+    """A provider whose discovery failed: each credential known there is `unknown` (neither
+    contained nor probed), and with none known the provider itself is one `unknown` row — the
+    report never hides what could not be searched."""
+    rows: list[CredentialReport] = []
+    for u in plan.unsearched:
+        again = f"run the command again once {u.provider} answers"
+        for c in u.known:
+            rows.append(
+                CredentialReport(
+                    c,
+                    (),
+                    Verdict(
+                        VerdictStatus.UNKNOWN,
+                        f"{u.provider} {u.reason}: not contained, not probed",
+                        to_prove=again,
+                    ),
+                )
+            )
+        if not u.known:
+            anything = Credential(
+                u.provider, f"{u.provider}.*", "(could not be searched)", "", plan.agent.id
+            )
+            rows.append(
+                CredentialReport(
+                    anything,
+                    (),
+                    Verdict(
+                        VerdictStatus.UNKNOWN,
+                        f"{u.provider} {u.reason}; nothing is known of the agent's credentials "
+                        "there (neither the inventory nor an earlier discovery names any)",
+                        to_prove=again,
+                    ),
+                )
+            )
+    return tuple(rows)
+
+
 def assemble(
     runtime: Runtime,
     request: Request,
@@ -93,6 +131,7 @@ def assemble(
             )
             for c in late
         )
+        + unsearched_rows(plan)
     )
     claimed = {id(r) for c in credentials for r in c.actions}
     grants = tuple(r for r in results if r.action.verb is Verb.DETACH)

@@ -142,6 +142,14 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "irreversible_actions": sum(1 for a in plan.actions if not a.reversible),
         "protected_skipped": list(plan.protected_skipped),
         "errors": list(plan.errors),
+        "unsearched": [
+            {
+                "provider": u.provider,
+                "reason": u.reason,
+                "known": [credential_to_dict(c) for c in u.known],
+            }
+            for u in plan.unsearched
+        ],
     }
 
 

@@ -54,7 +54,7 @@ def appeared_since(runtime: Runtime, plan: Plan, age_s: float) -> tuple[Credenti
     by an attacker, say): they were not contained, and the report must name them."""
     if age_s < STALE_PLAN_S:
         return ()
-    known = {c.key for c in plan.credentials}
+    known = {c.key for c in plan.credentials} | {c.key for u in plan.unsearched for c in u.known}
     late: list[Credential] = []
     for found in discover(runtime, plan.agent).values():
         if not isinstance(found, KillSwitchError):
@@ -84,6 +84,7 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
         on_result=recorder.result,
         on_verdict=recorder.verdict,
         on_phase=phase,
+        on_start=recorder.intent,
     )
     dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
     progress.emit(

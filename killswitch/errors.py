@@ -128,3 +128,13 @@ class TransientError(ProviderError):
     ) -> None:
         super().__init__(message, provider=provider, provider_code=provider_code)
         self.retry_after = retry_after
+
+
+class SilentProviderError(TransientError):
+    """A provider that did not answer within the deadline (a black hole, a hung connection)."""
+
+    code = "provider-silent"
+    remediation = (
+        "The provider did not answer within the deadline: check its status and the network "
+        "path to it, then run the command again."
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 from killswitch.errors import KillSwitchError
@@ -25,6 +26,7 @@ from killswitch.models import (
     ProviderOutcome,
     Verb,
     Verdict,
+    VerdictStatus,
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import CARRIED, Material, SecretSource
@@ -82,6 +84,42 @@ def materials_for(
     return secrets.materials(credential)
 
 
+class Unread(tuple[Material, ...]):
+    """No material, because its read did not answer in time (not: the sources hold none)."""
+
+
+def _due_by(
+    reads: Mapping[str, Future[Sequence[Material]]], due: float
+) -> dict[str, Future[Sequence[Material]]]:
+    """Material reads as futures that answer by `due` at the latest: `Unread` for one that
+    had not answered by then (the read itself goes on, unwaited for). One timer for all."""
+    bounded: dict[str, Future[Sequence[Material]]] = {key: Future() for key in reads}
+    lock = threading.Lock()
+
+    def relay(key: str, read: Future[Sequence[Material]]) -> None:
+        with lock:
+            if bounded[key].done():
+                return
+            error = read.exception()
+            if error is not None:
+                bounded[key].set_exception(error)
+            else:
+                bounded[key].set_result(read.result())
+
+    def expire() -> None:
+        with lock:
+            for future in bounded.values():
+                if not future.done():
+                    future.set_result(Unread())
+
+    for key, read in reads.items():
+        read.add_done_callback(partial(relay, key))
+    timer = threading.Timer(max(0.0, due - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    return bounded
+
+
 def run_provider(
     revoker: Revoker,
     plan: Plan,
@@ -91,6 +129,7 @@ def run_provider(
     on_result: Callable[[ActionResult], None],
     on_verdict: Callable[[Credential, Verdict], None],
     on_phase: Callable[[str], None] = lambda phase: None,
+    on_start: Callable[[Action], None] = lambda action: None,
 ) -> ProviderOutcome:
     """Baseline-probe every credential, contain and detach in parallel, then prove every
     credential in parallel."""
@@ -104,23 +143,25 @@ def run_provider(
     pending = [a for a in plan.actions if not a.in_place]
     workers = max(1, min(revoker.max_workers, max(len(pending), len(plan.credentials))))
     lookups = max(1, min(16, len(plan.credentials)))
+    # Probe material (a secrets store is a round trip too) is read while the actions run,
+    # on threads nobody joins: a silent secret store holds no phase past the action deadline.
+    reads = ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material")
+    prefetched = {c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials}
+    reads.shutdown(wait=False)
+    due = started + timing.action_deadline_s
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool,
-        ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material") as reads,
         # Baselines on threads of their own: one that hangs must not hold a worker the
         # containment actions need.
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="baseline") as baselines,
     ):
-        # Probe material (a secrets store is a round trip too) is read while the actions run.
-        prefetched = {
-            c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials
-        }
+        materials = _due_by(prefetched, due)
         by_ref = {c.ref: c for c in plan.credentials}
         # The control: each credential probed before anything is contained (its rejection
         # afterwards proves a kill only if this one could succeed). In parallel, bounded by
         # the action deadline; one that does not answer does not hold containment back.
         controls = take_baselines(
-            revoker, plan.credentials, prefetched, baselines, timing.action_deadline_s
+            revoker, plan.credentials, materials, baselines, timing.action_deadline_s
         )
 
         def perform_one(action: Action) -> ActionResult:
@@ -128,8 +169,9 @@ def run_provider(
             # API): the revoker says which operations, the engine hands the material over.
             credential = by_ref.get(action.target)
             needed = action.operation in revoker.material_operations and credential is not None
-            materials = prefetched[credential.key].result() if needed and credential else ()
-            return perform(revoker, action, timing.action_deadline_s, materials)
+            given = materials[credential.key].result() if needed and credential else ()
+            on_start(action)  # recorded before the change is made (a kill mid-way is undoable)
+            return perform(revoker, action, timing.action_deadline_s, given)
 
         def run(actions: Sequence[Action]) -> None:
             for future in as_completed([pool.submit(perform_one, a) for a in actions]):
@@ -153,10 +195,20 @@ def run_provider(
         verifying = time.monotonic()
 
         def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
+            found = materials[credential.key].result()
+            if isinstance(found, Unread):
+                verdict = Verdict(
+                    VerdictStatus.UNKNOWN,
+                    f"probe material not read within {timing.action_deadline_s:g}s (a secret "
+                    "source did not answer): not probed",
+                    to_prove="run the command again once the secret source answers",
+                )
+                on_verdict(credential, verdict)
+                return credential, verdict
             verdict = prove_dead(
                 revoker,
                 credential,
-                prefetched[credential.key].result(),
+                found,
                 deadline_s=timing.probe_deadline_s,
                 interval_s=timing.probe_interval_s,
                 controls=controls[credential.key],

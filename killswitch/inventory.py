@@ -169,6 +169,18 @@ class Inventory:
             )
             return int(cursor.lastrowid or 0)
 
+    def settle_undo(self, record_id: int, data: Mapping[str, Any] | None) -> None:
+        """Complete a record written before its change was made: its undo data, or None when
+        nothing changed (the record goes)."""
+        with self._tx() as db:
+            if data is None:
+                db.execute("DELETE FROM undo_records WHERE id = ?", (record_id,))
+            else:
+                db.execute(
+                    "UPDATE undo_records SET data = ? WHERE id = ?",
+                    (json.dumps(dict(data), sort_keys=True), record_id),
+                )
+
     def pending_undo(self, agent_id: str) -> list[UndoRecord]:
         """Changes made to the agent by containments and not restored yet, oldest first."""
         with self._tx() as db:

@@ -98,6 +98,16 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Unsearched:
+    """A provider whose discovery failed: why, and the agent's credentials known there from
+    the inventory or an earlier discovery (none of them contained: each reported unknown)."""
+
+    provider: str
+    reason: str
+    known: tuple[Credential, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """The exact list of actions a run will perform: the blast-radius preview."""
 
@@ -110,6 +120,7 @@ class Plan:
     actions: tuple[Action, ...]
     protected_skipped: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    unsearched: tuple[Unsearched, ...] = ()
 
     @property
     def providers(self) -> tuple[str, ...]:

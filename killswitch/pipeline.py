@@ -16,7 +16,7 @@ from killswitch import engine, planning, restoration
 from killswitch import sweep as sweeping
 from killswitch.assembly import assemble
 from killswitch.models import ContainmentReport, RestoreReport
-from killswitch.orchestrator import prefect_environment
+from killswitch.orchestrator import prefect_environment, reaching_orchestrator
 from killswitch.plans import PlanNotRunnableError, Plans, PlanState
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
@@ -67,7 +67,12 @@ def run(
     from flows import handover
     from flows.contain import ContainmentNotProven, run_kept
 
-    with handover.fast(), handover.using(runtime), tagged(*tags):
+    with (
+        reaching_orchestrator(runtime.settings),
+        handover.fast(),
+        handover.using(runtime),
+        tagged(*tags),
+    ):
         try:
             return run_kept(request, check_untouched=check_untouched, plan_s=plan_s)
         except ContainmentNotProven as exc:
@@ -93,7 +98,7 @@ def sweep(
     from flows import handover
     from flows.zombie_sweep import SweepIncomplete, zombie_sweep
 
-    with handover.fast(), handover.using(runtime):
+    with reaching_orchestrator(runtime.settings), handover.fast(), handover.using(runtime):
         try:
             return zombie_sweep(
                 dry_run=request.dry_run,
@@ -143,9 +148,13 @@ def sweep_via_deployment(
         actor=request.actor,
         trigger=request.trigger,
     )
-    flow_run = run_deployment(
-        deployment, parameters={**args, "ticket": ticket}, timeout=timeout_s, tags=["killswitch"]
-    )
+    with reaching_orchestrator(runtime.settings):
+        flow_run = run_deployment(
+            deployment,
+            parameters={**args, "ticket": ticket},
+            timeout=timeout_s,
+            tags=["killswitch"],
+        )
     assert isinstance(flow_run, FlowRun)  # noqa: S101  (called synchronously)
     state = flow_run.state.type.value if flow_run.state else "UNKNOWN"
     return str(flow_run.id), state
@@ -162,7 +171,7 @@ def restore(runtime: Runtime, request: Request, *, verbose: bool = False) -> Res
     from flows.restore import RestoreIncomplete
     from flows.restore import restore as restore_flow
 
-    with handover.fast(), handover.using(runtime):
+    with reaching_orchestrator(runtime.settings), handover.fast(), handover.using(runtime):
         try:
             return restore_flow(
                 request.agent_id,

@@ -4,20 +4,30 @@ exactly what then runs."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from killswitch import progress
 from killswitch.codec import action_to_dict
-from killswitch.errors import KillSwitchError, RefusedError
+from killswitch.deadlines import answered_within
+from killswitch.errors import (
+    KillSwitchError,
+    ProviderError,
+    RefusedError,
+    SilentProviderError,
+)
 from killswitch.guards import resolve_agent, validate_reason
-from killswitch.models import Action, Agent, Credential, Grant, Plan
+from killswitch.models import Action, Agent, Credential, Grant, Plan, Unsearched
 from killswitch.plans import Plans
 from killswitch.recorder import Recorder, refuse
 from killswitch.request import Mode, Request
 from killswitch.retry import retrying_transient
 from killswitch.runtime import Runtime
+from killswitch.sightings import Sightings
 from revokers.base import Discovery
+
+log = logging.getLogger(__name__)
 
 
 def authorize(runtime: Runtime, request: Request) -> Agent:
@@ -31,18 +41,57 @@ def authorize(runtime: Runtime, request: Request) -> Agent:
 
 
 def discover(runtime: Runtime, agent: Agent) -> dict[str, Discovery | KillSwitchError]:
-    """Every provider's discovery in parallel; transient errors retried inside the deadline."""
+    """Every provider's discovery in parallel; transient errors retried inside the action
+    deadline, and no provider waited for past it (a silent one is a SilentProviderError).
+    Whatever else goes wrong is that provider's error, never a crash of the run."""
     declared = runtime.inventory.declared(agent.id)
+    deadline_s = runtime.settings.action_deadline_s
 
-    def one(name: str) -> tuple[str, Discovery | KillSwitchError]:
-        retrying = retrying_transient(runtime.settings.action_deadline_s)
+    def one(name: str) -> Discovery | KillSwitchError:
         try:
-            return name, retrying(runtime.revokers[name].discover, agent, declared)
+            found: Discovery = retrying_transient(deadline_s)(
+                runtime.revokers[name].discover, agent, declared
+            )
+            return found
         except KillSwitchError as exc:
-            return name, exc
+            return exc
+        except Exception as exc:
+            log.exception("unexpected error discovering %s at %s", agent.id, name)
+            return ProviderError(f"unexpected {type(exc).__name__} (see the log)", provider=name)
 
-    with ThreadPoolExecutor(max_workers=runtime.provider_workers(len(runtime.revokers))) as pool:
-        return dict(pool.map(one, runtime.revokers))
+    answers = answered_within(
+        {name: partial(one, name) for name in runtime.revokers},
+        deadline_s=deadline_s,
+        workers=runtime.provider_workers(len(runtime.revokers)),
+    )
+    return {
+        name: found
+        if found is not None
+        else SilentProviderError(f"did not answer within {deadline_s:g}s", provider=name)
+        for name, found in answers.items()
+    }
+
+
+def known_credentials(runtime: Runtime, agent: Agent, provider: str) -> tuple[Credential, ...]:
+    """What is known of the agent's credentials at a provider that cannot be searched now:
+    its newest kept plan's (an earlier discovery), the sweep's sightings tagged with it, and
+    what the inventory declares; each once."""
+    revoker = runtime.revokers.get(provider)
+    kinds = set(revoker.credential_kinds) if revoker is not None else None
+    known: dict[str, Credential] = {}
+    for c in Plans(runtime.inventory).last_known(agent.id, provider):
+        known.setdefault(c.key, c)
+    for nhi in Sightings(runtime.inventory).nhis(provider):
+        if nhi.agent_tag == agent.id and (kinds is None or nhi.kind in kinds):
+            known.setdefault(
+                nhi.key, Credential(provider, nhi.kind, nhi.ref, nhi.principal, agent.id)
+            )
+    for ref in runtime.inventory.declared(agent.id):
+        if ref.provider == provider and (kinds is None or ref.kind in kinds):
+            known.setdefault(
+                f"{ref.kind}:{ref.ref}", Credential(provider, ref.kind, ref.ref, "", agent.id)
+            )
+    return tuple(known.values())
 
 
 def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan:
@@ -60,9 +109,13 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
     actions: list[Action] = []
     skipped: list[str] = []
     errors: list[str] = []
+    unsearched: list[Unsearched] = []
     for name, found in discover(runtime, agent).items():
         if isinstance(found, KillSwitchError):
-            errors.append(f"{name}: discovery failed: {found.code}: {found.message}")
+            reason = f"discovery failed: {found.code}: {found.message}"
+            errors.append(f"{name}: {reason}")
+            unsearched.append(Unsearched(name, reason, known_credentials(runtime, agent, name)))
+            progress.emit("plan", reason, provider=name, run_id=request.run_id)
             continue
         credentials += found.credentials
         grants += found.grants
@@ -80,6 +133,7 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
         actions=tuple(actions),
         protected_skipped=tuple(skipped),
         errors=tuple(errors),
+        unsearched=tuple(unsearched),
     )
     Plans(runtime.inventory).save(request, made)
     Recorder(runtime, request).write(
@@ -93,6 +147,7 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
         actions=[action_to_dict(a) for a in made.actions],
         protected_skipped=list(skipped),
         errors=errors,
+        unsearched={u.provider: [c.key for c in u.known] for u in unsearched},
     )
     progress.emit(
         "plan",

@@ -17,7 +17,7 @@ from typing import Any
 from killswitch.codec import action_from_dict, action_to_dict
 from killswitch.errors import RefusedError
 from killswitch.inventory import Inventory
-from killswitch.models import Agent, AgentStatus, Credential, Grant, Plan
+from killswitch.models import Agent, AgentStatus, Credential, Grant, Plan, Unsearched
 from killswitch.request import Mode, Request, Workflow
 
 _SCHEMA = """
@@ -105,6 +105,26 @@ class Plans:
                 (PlanState.FINISHED.value, _now(), run_id),
             )
 
+    def last_known(
+        self, agent_id: str, provider: str, *, plans: int = 50
+    ) -> tuple[Credential, ...]:
+        """The provider's credentials in the agent's newest kept plan that has any (a dry run
+        counts: it is a discovery too); () when none of its last `plans` plans has."""
+        with self.inventory.transaction() as db:
+            rows = db.execute(
+                "SELECT plan FROM plans WHERE agent_id = ? ORDER BY created_at DESC LIMIT ?",
+                (agent_id, plans),
+            ).fetchall()
+        for (record,) in rows:
+            kept = plan_from_record(json.loads(record))
+            found = tuple(c for c in kept.credentials if c.provider == provider)
+            found = found or tuple(
+                c for u in kept.unsearched if u.provider == provider for c in u.known
+            )
+            if found:
+                return found
+        return ()
+
     def latest(self, agent_id: str) -> str | None:
         """The run id of the agent's newest plan that was (or is being) run."""
         with self.inventory.transaction() as db:
@@ -161,6 +181,10 @@ def plan_to_record(plan: Plan) -> dict[str, Any]:
         "actions": [action_to_dict(a) for a in plan.actions],
         "protected_skipped": list(plan.protected_skipped),
         "errors": list(plan.errors),
+        "unsearched": [
+            {"provider": u.provider, "reason": u.reason, "known": [_record(c) for c in u.known]}
+            for u in plan.unsearched
+        ],
     }
 
 
@@ -178,18 +202,25 @@ def plan_from_record(data: Mapping[str, Any]) -> Plan:
         ),
         target=str(data["target"]),
         created_at=datetime.fromisoformat(str(data["created_at"])),
-        credentials=tuple(
-            Credential(
-                **{
-                    **c,
-                    "created_at": _when(c["created_at"]),
-                    "last_used_at": _when(c["last_used_at"]),
-                }
-            )
-            for c in data["credentials"]
-        ),
+        credentials=tuple(_credential(c) for c in data["credentials"]),
         grants=tuple(Grant(**g) for g in data["grants"]),
         actions=tuple(action_from_dict(a) for a in data["actions"]),
         protected_skipped=tuple(str(s) for s in data["protected_skipped"]),
         errors=tuple(str(e) for e in data["errors"]),
+        unsearched=tuple(
+            Unsearched(
+                str(u["provider"]), str(u["reason"]), tuple(_credential(c) for c in u["known"])
+            )
+            for u in data.get("unsearched", ())  # plans kept before it was recorded
+        ),
+    )
+
+
+def _credential(data: Mapping[str, Any]) -> Credential:
+    return Credential(
+        **{
+            **data,
+            "created_at": _when(data["created_at"]),
+            "last_used_at": _when(data["last_used_at"]),
+        }
     )

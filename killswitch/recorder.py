@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 from killswitch import progress
 from killswitch.errors import RefusedError
 from killswitch.ledger import Entry
-from killswitch.models import ActionResult, Credential, Outcome, Verdict
+from killswitch.models import Action, ActionResult, Credential, Outcome, Verb, Verdict
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+
+# The undo data of a change made by a run that did not live to record what it did.
+IN_FLIGHT = "in_flight"
 
 
 class Recorder:
@@ -16,6 +21,23 @@ class Recorder:
     def __init__(self, runtime: Runtime, request: Request) -> None:
         self.runtime = runtime
         self.request = request
+        self._intents: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def intent(self, action: Action) -> None:
+        """Before a contain or detach is made: an undo record marked in flight, so that a run
+        killed while the change is under way leaves restore something to reverse (or to say
+        why it cannot); `result` completes it."""
+        if action.verb not in (Verb.CONTAIN, Verb.DETACH):
+            return
+        record_id = self.runtime.inventory.record_undo(
+            run_id=self.request.run_id,
+            agent_id=self.request.agent_id,
+            action=action,
+            data={IN_FLIGHT: True},
+        )
+        with self._lock:
+            self._intents[action.key] = record_id
 
     def entry(self, action: str, outcome: str, **kw: object) -> Entry:
         r = self.request
@@ -37,12 +59,18 @@ class Recorder:
     def result(self, result: ActionResult) -> None:
         a = result.action
         undo_id = None
-        if result.outcome is Outcome.DONE and result.undo is not None:
+        with self._lock:
+            intended = self._intents.pop(a.key, None)
+        undo = result.undo if result.outcome is Outcome.DONE else None
+        if intended is not None:
+            self.runtime.inventory.settle_undo(intended, undo)
+            undo_id = intended if undo is not None else None
+        elif undo is not None:
             undo_id = self.runtime.inventory.record_undo(
                 run_id=self.request.run_id,
                 agent_id=self.request.agent_id,
                 action=a,
-                data=result.undo,
+                data=undo,
             )
         self.write(
             a.operation,

@@ -71,6 +71,12 @@ def render_plan(console: Console, plan: Plan) -> None:
         console.print(f"[yellow]protected, never touched:[/] {escape(principal)}")
     for error in plan.errors:
         console.print(f"[bold red]error:[/] {escape(error)}")
+    for u in plan.unsearched:
+        known = ", ".join(_short(c.ref, 32) for c in u.known) or "none known"
+        console.print(
+            f"[bold red]not searched:[/] {escape(u.provider)} — its credentials are not in "
+            f"this plan and would stay uncontained ({len(u.known)} known: {known})"
+        )
 
 
 def render_containment(console: Console, report: ContainmentReport) -> None:

@@ -6,10 +6,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from killswitch import progress
 from killswitch.assembly import belongs
-from killswitch.errors import DecommissionedError, KillSwitchError, NothingToRestoreError
+from killswitch.errors import (
+    DecommissionedError,
+    KillSwitchError,
+    NothingToRestoreError,
+    ProviderError,
+)
 from killswitch.execution import attempt, materials_for
 from killswitch.models import (
     ActionResult,
@@ -22,10 +28,11 @@ from killswitch.models import (
     Verdict,
 )
 from killswitch.planning import authorize
-from killswitch.recorder import Recorder, refuse
+from killswitch.recorder import IN_FLIGHT, Recorder, refuse
 from killswitch.request import Request
 from killswitch.runtime import Runtime
 from killswitch.verdicts import check_alive
+from revokers.base import Revoker
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +68,37 @@ def _refusal(record: UndoRecord, runtime: Runtime) -> str | None:
     return None
 
 
+def in_flight(revoker: Revoker, record: UndoRecord, deadline_s: float) -> ActionResult:
+    """Reverse a change a run started and did not live to record (killed while it was under
+    way): back to the state its plan saw, from the action alone — every inverse is
+    idempotent, so this is exact whether or not the change was made. What cannot be rebuilt
+    without what the run would have recorded is a failure that says so."""
+    a = record.action
+
+    def call(bare: UndoRecord) -> ActionResult:
+        try:
+            return revoker.restore(bare)
+        except KeyError as exc:
+            raise ProviderError(
+                f"{a.operation} {a.target} needs {exc} as the run would have recorded it, and "
+                "the run died first: check it at the provider and put it back by hand",
+                provider=a.provider,
+                provider_code="not-recorded",
+            ) from exc
+
+    result = attempt(call, replace(record, data={}), a, deadline_s)
+    return replace(
+        result, detail=f"in flight when run {record.run_id[:12]} died: {result.detail}".strip()
+    )
+
+
 def reverse_all(runtime: Runtime, records: Sequence[UndoRecord]) -> list[ActionResult]:
     def one(record: UndoRecord) -> ActionResult:
         revoker = runtime.revokers[record.action.provider]
-        return attempt(revoker.restore, record, record.action, runtime.settings.action_deadline_s)
+        deadline_s = runtime.settings.action_deadline_s
+        if record.data.get(IN_FLIGHT):
+            return in_flight(revoker, record, deadline_s)
+        return attempt(revoker.restore, record, record.action, deadline_s)
 
     if not records:
         return []

@@ -9,6 +9,7 @@ These providers have no tag search: what an agent holds comes from the inventory
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from abc import abstractmethod
@@ -85,6 +86,28 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+# A body that does not parse (an HTML 503 page from a proxy, a cut-off answer) is not the
+# provider's verdict on the request: transient, like a 5xx, wherever a revoker reads one.
+UNPARSEABLE = (json.JSONDecodeError, UnicodeDecodeError)
+
+
+def unparseable(provider: str, doing: str, exc: Exception) -> TransientError:
+    """The error for a body that does not parse (never quoting the body)."""
+    return TransientError(
+        f"{doing}: unparseable response body ({type(exc).__name__}; body not shown)",
+        provider=provider,
+        provider_code="unparseable-body",
+    )
+
+
+async def parsed(coroutine: Coroutine[Any, Any, T], provider: str, doing: str) -> T:
+    """Await a revoker coroutine; an unparseable response body becomes a TransientError."""
+    try:
+        return await coroutine
+    except UNPARSEABLE as exc:
+        raise unparseable(provider, doing, exc) from exc
+
+
 class HttpRevoker(Revoker):
     """Base of the HTTP token revokers: inventory discovery, one action per credential."""
 
@@ -139,14 +162,22 @@ class HttpRevoker(Revoker):
         after: str | None = None
         while True:
             query = {"limit": str(limit), **params, **({cursor: after} if after else {})}
-            response = retrying_transient(self.config.timeout_s * 3)(self._get, path, query)
-            if response.status_code != 200:
-                raise self.refused(response, f"GET {path}")
-            body = response.json()
+            body = retrying_transient(self.config.timeout_s * 3)(self._page, path, query)
             yield from body.get("data", [])
             after = body.get("last_id")
             if not body.get("has_more") or not after:
                 return
+
+    def _page(self, path: str, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page of an admin listing; an unparseable one is transient (retried)."""
+        response = self._get(path, query)
+        if response.status_code != 200:
+            raise self.refused(response, f"GET {path}")
+        try:
+            body: dict[str, Any] = response.json()
+        except UNPARSEABLE as exc:
+            raise unparseable(self.provider, f"GET {path}", exc) from exc
+        return body
 
     def _get(self, path: str, query: Mapping[str, str]) -> httpx.Response:
         return self._loop.run(
@@ -210,7 +241,9 @@ class HttpRevoker(Revoker):
     async def _timed(self, action: Action, materials: Sequence[Material]) -> ActionResult:
         started = asyncio.get_running_loop().time()
         try:
-            detail, undo = await self.aperform(action, materials)
+            detail, undo = await parsed(
+                self.aperform(action, materials), self.provider, action.operation
+            )
         except NotFoundError:
             detail, undo = "gone already", None
         outcome = Outcome.DONE if undo is not None else Outcome.ALREADY
@@ -218,13 +251,16 @@ class HttpRevoker(Revoker):
         return ActionResult(action, outcome, detail, undo, elapsed)
 
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
-        return self._loop.run(self.aprobe(credential, material))
+        return self._loop.run(parsed(self.aprobe(credential, material), self.provider, "probe"))
 
     def read_back(self, credential: Credential) -> Verdict:
-        return self._loop.run(self.aread_back(credential))
+        return self._loop.run(parsed(self.aread_back(credential), self.provider, "read back"))
 
     def restore(self, record: UndoRecord) -> ActionResult:
-        return self._loop.run(self.arestore(record.action, record.data))
+        doing = f"restore {record.action.operation}"
+        return self._loop.run(
+            parsed(self.arestore(record.action, record.data), self.provider, doing)
+        )
 
     @abstractmethod
     async def aperform(

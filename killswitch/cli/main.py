@@ -8,6 +8,8 @@ Exit codes: 0 proven / ok · 1 not proven (a credential alive or unknown, or a c
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -331,4 +333,15 @@ def permissions(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        from killswitch.deadlines import abandoned
+
+        if abandoned():
+            # A silent provider's discovery was given up on (read-only; the report is out):
+            # do not let the interpreter wait for its client timeouts at exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(exc.code if isinstance(exc.code, int) else 1)
+        raise

@@ -100,7 +100,9 @@ def fault(
     target: str = typer.Argument(..., help="a fault proxy (see --help), or *"),
     latency_ms: float = typer.Option(None, "--latency-ms", min=0, help="Per-request latency."),
     kind: str = typer.Option(
-        None, "--kind", help="throttle, error (503), reset, blackhole; '' clears it."
+        None,
+        "--kind",
+        help="throttle, error (503), error-html (503 + HTML), reset, blackhole; '' clears it.",
     ),
     count: int = typer.Option(1, "--count", min=0, help="How many requests get the fault."),
     down: bool = typer.Option(None, "--down/--up", help="Refuse every connection, or stop."),

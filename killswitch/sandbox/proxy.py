@@ -2,11 +2,11 @@
 
 One listener per stand-in, in front of it on loopback. Per request it can add latency,
 answer a throttling response (the provider's own, given by its plug-in, or 429 with
-`Retry-After`), answer a
-5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
-down entirely (connections refused). It counts the requests it forwards, which is how the
-benchmarks know how many provider calls a run made. A plug-in may give its proxy a `Layer`
-that sees every exchange and may answer differently (a propagation delay).
+`Retry-After`), answer a 5xx (plain, or an HTML page as a load balancer sends), reset the
+connection, or swallow the request (a black hole); a proxy can also be taken down entirely
+(connections refused). It counts the requests it forwards, which is how the benchmarks know
+how many provider calls a run made. A plug-in may give its proxy a `Layer` that sees every
+exchange and may answer differently (a propagation delay).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-KINDS = ("throttle", "error", "reset", "blackhole")
+KINDS = ("throttle", "error", "error-html", "reset", "blackhole")
+# What a load balancer or proxy in front of a provider answers when it is overloaded: a 503
+# with an HTML page that no SDK can parse (botocore: not XML, not a bare `<html>`).
+HTML_503 = (
+    b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>"
+    b"<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service "
+    b"your request.<br>Please try again later.</p></body></html>\n"
+)
 
 
 @dataclass
@@ -150,6 +157,10 @@ async def _serve_client(
                 continue
             if fault == "error":
                 client_w.write(canned(503, b"sandbox proxy: injected 503", "text/plain"))
+                await client_w.drain()
+                continue
+            if fault == "error-html":
+                client_w.write(canned(503, HTML_503, "text/html; charset=utf-8"))
                 await client_w.drain()
                 continue
             if fault == "reset":

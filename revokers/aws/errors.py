@@ -10,6 +10,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from killswitch.errors import (
     KillSwitchError,
@@ -56,6 +57,10 @@ TRANSIENT_EXCEPTIONS = (
     ReadTimeoutError,
     ConnectionClosedError,
 )
+# A body botocore cannot parse (an HTML 503 page from a proxy or load balancer, a cut-off
+# answer): not AWS's verdict on the request, so retried like a 5xx. ResponseParserError is
+# not a BotoCoreError; the message quotes the whole body, which is never repeated here.
+UNPARSEABLE_EXCEPTIONS = (ResponseParserError,)
 
 
 def error_code(exc: ClientError) -> str:
@@ -64,6 +69,12 @@ def error_code(exc: ClientError) -> str:
 
 def error_message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+def unparseable(exc: Exception) -> str:
+    """What botocore says of a body it could not parse, without the body it quotes."""
+    first = str(exc).split("\n", 1)[0].split(":\n", 1)[0]
+    return (first[:200] or "unparseable response body") + " (body not shown)"
 
 
 def translate(exc: Exception, *, doing: str) -> KillSwitchError:
@@ -81,6 +92,12 @@ def translate(exc: Exception, *, doing: str) -> KillSwitchError:
         return ProviderError(text, provider="aws", provider_code=code)
     if isinstance(exc, TRANSIENT_EXCEPTIONS):
         return TransientError(f"{doing}: {type(exc).__name__}: {exc}", provider="aws")
+    if isinstance(exc, UNPARSEABLE_EXCEPTIONS):
+        return TransientError(
+            f"{doing}: {type(exc).__name__}: {unparseable(exc)}",
+            provider="aws",
+            provider_code="unparseable-body",
+        )
     if isinstance(exc, BotoCoreError):
         return ProviderError(f"{doing}: {type(exc).__name__}: {exc}", provider="aws")
     raise exc

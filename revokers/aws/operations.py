@@ -270,9 +270,30 @@ def _attach_policy(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> s
     return "managed policy attached again"
 
 
+def _inline_exists(iam: IAMClient, action: Action) -> bool:
+    """iam:GetUserPolicy / iam:GetRolePolicy: is the inline policy still there?"""
+    try:
+        if "role" in action.params:
+            iam.get_role_policy(RoleName=action.params["role"], PolicyName=action.target)
+        else:
+            iam.get_user_policy(UserName=action.params["user"], PolicyName=action.target)
+    except Exception as exc:
+        if isinstance(translate(exc, doing=f"read inline policy {action.target}"), NotFoundError):
+            return False
+        raise
+    return True
+
+
 def _put_inline(iam: IAMClient, action: Action, data: Mapping[str, Any]) -> str:
     """iam:PutUserPolicy / iam:PutRolePolicy with the document recorded at detach time."""
-    document = _policy_json(data["document"])
+    # Recorded at detach time; else the one discovery read into the plan (a run killed while
+    # deleting it recorded nothing).
+    recorded = data.get("document", action.params.get("document"))
+    if recorded is None:
+        if _inline_exists(iam, action):
+            return "inline policy still in place (the delete never happened)"
+        raise KeyError("document")
+    document = _policy_json(recorded)
     if "role" in action.params:
         iam.put_role_policy(
             RoleName=action.params["role"], PolicyName=action.target, PolicyDocument=document

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from azure.core import exceptions as aexc
 
@@ -30,6 +32,12 @@ def translate(exc: Exception, *, doing: str) -> KillSwitchError:
         return ProviderError(f"{doing}: {exc.message}", provider="azure", provider_code=code)
     if isinstance(exc, aexc.ServiceRequestError | aexc.ServiceResponseError | httpx.TransportError):
         return TransientError(f"{doing}: {type(exc).__name__}", provider="azure")
+    if isinstance(exc, json.JSONDecodeError):  # an HTML page where JSON was due: not Azure's
+        return TransientError(
+            f"{doing}: unparseable response body (body not shown)",
+            provider="azure",
+            provider_code="unparseable-body",
+        )
     raise exc
 
 

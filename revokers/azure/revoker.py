@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
 from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
@@ -356,15 +356,18 @@ class AzureRevoker(Revoker):
 
         def recreate(_: AzureRevoker, a: Action) -> Done:
             p = a.params
-            created = self.arm.role_assignments.create(
-                p["scope"],
-                p["name"],
-                RoleAssignmentCreateParameters(
-                    role_definition_id=p["role_definition_id"],
-                    principal_id=p["object_id"],
-                    principal_type=p["principal_type"],
-                ),
-            )
+            try:
+                created = self.arm.role_assignments.create(
+                    p["scope"],
+                    p["name"],
+                    RoleAssignmentCreateParameters(
+                        role_definition_id=p["role_definition_id"],
+                        principal_id=p["object_id"],
+                        principal_type=p["principal_type"],
+                    ),
+                )
+            except ResourceExistsError:  # 409 RoleAssignmentExists: never deleted, or back
+                return "role assignment in place already", None
             return f"role assignment re-created at {created.scope}", {}
 
         def add_member(_: AzureRevoker, a: Action) -> Done:

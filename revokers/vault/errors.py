@@ -26,6 +26,9 @@ TRANSIENT = (
 
 def translate(exc: Exception, *, doing: str) -> KillSwitchError:
     """Map an hvac/requests exception raised while `doing` something into the error tree."""
+    if isinstance(exc, rq.JSONDecodeError):  # a 200 with an HTML page: not Vault's answer
+        text = f"{doing}: unparseable response body (body not shown)"
+        return TransientError(text, provider="vault", provider_code="unparseable-body")
     text = f"{doing}: {type(exc).__name__}: {_message(exc)}"
     if isinstance(exc, TRANSIENT):
         return TransientError(text, provider="vault", provider_code=type(exc).__name__)

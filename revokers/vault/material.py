@@ -16,7 +16,7 @@ from typing import Any
 
 from hvac import exceptions as hv
 
-from killswitch.errors import NotFoundError
+from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import Credential
 from killswitch.secrets import Material, Secret
 from revokers.vault.client import Clients
@@ -24,6 +24,9 @@ from revokers.vault.errors import translate
 from revokers.vault.settings import VaultSettings
 
 CACHE_S = 30.0
+# A failed read answers the credentials queued behind it for this long: a silent Vault costs
+# a run one client timeout, not one per credential (they wait for the same read).
+FAILED_S = 5.0
 
 
 class VaultKvSource:
@@ -35,6 +38,7 @@ class VaultKvSource:
         self.config = config
         self.clients = clients or Clients(config)
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failed: dict[str, tuple[float, KillSwitchError]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -64,7 +68,15 @@ class VaultKvSource:
             cached = self._cache.get(agent_id)
             if cached and time.monotonic() - cached[0] < CACHE_S:
                 return cached[1]
-            data, _ = self._read(agent_id)
+            failed = self._failed.get(agent_id)
+            if failed and time.monotonic() - failed[0] < FAILED_S:
+                raise failed[1]
+            try:
+                data, _ = self._read(agent_id)
+            except KillSwitchError as exc:
+                self._failed[agent_id] = (time.monotonic(), exc)
+                raise
+            self._failed.pop(agent_id, None)
             self._cache[agent_id] = (time.monotonic(), data)
             return data
 

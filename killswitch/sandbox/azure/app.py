@@ -192,11 +192,9 @@ def build(state: AzureState) -> Starlette:
                     "roleDefinitionId and principalId are required.",
                 )
             if existing is not None:
-                if existing["properties"]["principalId"] != props["principalId"]:
-                    return arm_error(
-                        409, "RoleAssignmentExists", "The role assignment already exists."
-                    )
-                return JSONResponse(existing)
+                # ARM is not idempotent here: a PUT of an assignment that exists, identical or
+                # not, answers 409 in many regions (azure-cli #8568, #31995): the stricter case.
+                return arm_error(409, "RoleAssignmentExists", "The role assignment already exists.")
             now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             created = {
                 "id": ident,
