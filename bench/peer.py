@@ -221,17 +221,23 @@ def run_killswitch(runtime: Runtime, agent_id: str, mode: Mode) -> dict[str, Any
 
 
 def measure(bench: Bench, tool: str, exe: Path, warm: Runtime) -> dict[str, Any]:
+    """One run of `tool` on a fresh agent, with the AWS calls it made through the proxy (the
+    read-backs afterwards go straight to moto and are not counted)."""
     agent_id, keys = seed(bench)
+    bench.reset_calls()
     if tool == "c7n":
         timed = run_c7n(bench, exe, agent_id)
-        return {**timed, **c7n_shows(bench, agent_id, keys)}
+        calls = bench.calls().get("aws", 0)
+        return {**timed, "aws_calls": calls, **c7n_shows(bench, agent_id, keys)}
     if tool == "flow_warm":
-        return run_killswitch(warm, agent_id, Mode.FLOW)
-    fresh = Runtime.open(bench.settings, providers=["aws"])
-    try:
-        return run_killswitch(fresh, agent_id, Mode.BREAK_GLASS)
-    finally:
-        fresh.close()
+        done = run_killswitch(warm, agent_id, Mode.FLOW)
+    else:
+        fresh = Runtime.open(bench.settings, providers=["aws"])
+        try:
+            done = run_killswitch(fresh, agent_id, Mode.BREAK_GLASS)
+        finally:
+            fresh.close()
+    return {**done, "aws_calls": bench.calls().get("aws", 0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["execution_s"] = summary([r["execution_s"] for r in runs])["median"]
                 else:
                     row["proven_s"] = summary([r["proven_s"] for r in runs])["median"]
+                row["aws_calls"] = summary([r["aws_calls"] for r in runs])["median"]
                 rows.append(row)
                 print(f"L={latency_ms:>4.0f} {tool:<12} {stats['median']:6.2f}s", flush=True)
         write(

@@ -99,8 +99,8 @@ def _peer(data: dict[str, Any]) -> str:
         "flow_warm": ("killswitch", "warm flow (in process)"),
     }
     lines = [
-        "| tool | mode | L ms | seconds | of which | what it proves afterwards |",
-        "|---|---|---:|---:|---|---|",
+        "| tool | mode | L ms | seconds | of which | AWS calls | what it proves afterwards |",
+        "|---|---|---:|---:|---|---:|---|",
     ]
     for r in data["rows"]:
         tool, mode = modes[r["tool"]]
