@@ -224,11 +224,13 @@ def measure(bench: Bench, tool: str, exe: Path, warm: Runtime) -> dict[str, Any]
     """One run of `tool` on a fresh agent, with the AWS calls it made through the proxy (the
     read-backs afterwards go straight to moto and are not counted)."""
     agent_id, keys = seed(bench)
+    users = len(bench.admin.iam().list_users(MaxItems=1000)["Users"])
     bench.reset_calls()
     if tool == "c7n":
         timed = run_c7n(bench, exe, agent_id)
         calls = bench.calls().get("aws", 0)
-        return {**timed, "aws_calls": calls, **c7n_shows(bench, agent_id, keys)}
+        shown = c7n_shows(bench, agent_id, keys)
+        return {**timed, "aws_calls": calls, "account_users": users, **shown}
     if tool == "flow_warm":
         done = run_killswitch(warm, agent_id, Mode.FLOW)
     else:
@@ -237,7 +239,7 @@ def measure(bench: Bench, tool: str, exe: Path, warm: Runtime) -> dict[str, Any]
             done = run_killswitch(fresh, agent_id, Mode.BREAK_GLASS)
         finally:
             fresh.close()
-    return {**done, "aws_calls": bench.calls().get("aws", 0)}
+    return {**done, "aws_calls": bench.calls().get("aws", 0), "account_users": users}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     exe = ensure_c7n()
+    load_start = os.getloadavg()[0]
     version = subprocess.run(
         [str(exe), "version"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -258,27 +261,34 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for latency_ms in [float(x) for x in args.ls.split(",")]:
             bench.latency(latency_ms)
+            # Interleaved (c7n, break-glass, flow, c7n, ...): the account grows by one agent
+            # per run, and c7n describes every user in it, so each tool sees the same sizes.
+            runs: dict[str, list[dict[str, Any]]] = {tool: [] for tool in TOOLS}
+            for _ in range(args.runs):
+                for tool in TOOLS:
+                    runs[tool].append(measure(bench, tool, exe, warm))
             for tool in TOOLS:
-                runs = [measure(bench, tool, exe, warm) for _ in range(args.runs)]
-                stats = summary([r["wall_s"] for r in runs])
+                stats = summary([r["wall_s"] for r in runs[tool]])
                 row: dict[str, Any] = {
                     "tool": tool,
                     "L": latency_ms,
                     "seconds": stats["median"],
                     "spread_s": [stats["min"], stats["max"]],
-                    "runs": runs,
+                    "runs": runs[tool],
                 }
                 if tool == "c7n":
-                    row["execution_s"] = summary([r["execution_s"] for r in runs])["median"]
+                    row["execution_s"] = summary([r["execution_s"] for r in runs[tool]])["median"]
                 else:
-                    row["proven_s"] = summary([r["proven_s"] for r in runs])["median"]
-                row["aws_calls"] = summary([r["aws_calls"] for r in runs])["median"]
+                    row["proven_s"] = summary([r["proven_s"] for r in runs[tool]])["median"]
+                row["aws_calls"] = summary([r["aws_calls"] for r in runs[tool]])["median"]
+                row["account_users"] = [r["account_users"] for r in runs[tool]]
                 rows.append(row)
                 print(f"L={latency_ms:>4.0f} {tool:<12} {stats['median']:6.2f}s", flush=True)
         write(
             "peer",
             {
                 "machine": machine(),
+                "load_average_1m": {"start": load_start, "end": os.getloadavg()[0]},
                 "c7n": version,
                 "agent": {"users": USERS, "keys_per_user": KEYS, "groups": list(GROUPS)},
                 "rows": rows,
