@@ -136,7 +136,7 @@ def run_c7n(bench: Bench, exe: Path, agent_id: str) -> dict[str, Any]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(work),
-            "AWS_ENDPOINT_URL": str(bench.settings.aws.endpoint_url),
+            "AWS_ENDPOINT_URL": str(bench.status["stand_ins"]["moto"]["proxied"]),
             "AWS_ACCESS_KEY_ID": bench.admin.access_key_id,
             "AWS_SECRET_ACCESS_KEY": bench.admin.secret_access_key,
             "AWS_DEFAULT_REGION": aws_fleet.REGION,

@@ -110,7 +110,8 @@ def _peer(data: dict[str, Any]) -> str:
             else f"all proven dead at {r['proven_s']:.2f}"
         )
         lines.append(
-            f"| {tool} | {mode} | {r['L']:.0f} | {r['seconds']:.2f} | {part} | {_peer_proves(r)} |"
+            f"| {tool} | {mode} | {r['L']:.0f} | {r['seconds']:.2f} | {part} "
+            f"| {r.get('aws_calls', 0):.0f} | {_peer_proves(r)} |"
         )
     agent = data["agent"]
     runs = sorted({len(r["runs"]) for r in data["rows"]})
@@ -121,6 +122,19 @@ def _peer(data: dict[str, Any]) -> str:
         f"{len(agent['groups'])} groups; seconds are wall time of the whole command or call. "
         f"c7n {data['c7n']}. Machine: {data['machine']}."
     )
+    users = [n for r in data["rows"] for n in r.get("account_users", [])]
+    if users:
+        lines.append("")
+        lines.append(
+            f"IAM users in the account when a run started: {min(users)}–{max(users)} (one agent "
+            "more per run; the tools take turns, so each saw the same sizes). "
+            "AWS calls are those made through the fault proxy during the run."
+        )
+    load = data.get("load_average_1m")
+    if load:
+        lines.append(
+            f"Load average (1 min) at the start and end: {load['start']:.1f}, {load['end']:.1f}."
+        )
     return "\n".join(lines)
 
 
