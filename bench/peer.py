@@ -6,8 +6,8 @@ user in GROUPS, no role (c7n's `iam-user` resource does not reach roles) — wit
 
   c7n          `custodian run` (a subprocess, in its own venv `.venv-c7n/`: every c7n release
                pins boto3 exactly, below ours) of an `iam-user` policy filtered on the
-               agent's tag, actions `remove-keys` (disable: true) and one `set-groups`
-               (state: remove) per group
+               agent's tag, actions `remove-keys` (disable: true) and `delete` with
+               `options: [groups]` (every group membership off, the user kept)
   break-glass  `pipeline.contain` in process, Mode.BREAK_GLASS, providers limited to AWS
   flow-warm    the Prefect `contain` flow in an already-running process, AWS only
 
@@ -113,8 +113,13 @@ def keys_of(bench: Bench, agent_id: str) -> list[tuple[str, str]]:
 
 def policy(agent_id: str) -> dict[str, Any]:
     """The c7n policy: the agent's users by tag; keys disabled, every group membership off."""
-    actions: list[dict[str, Any]] = [{"type": "remove-keys", "disable": True}]
-    actions += [{"type": "set-groups", "state": "remove", "group": g} for g in GROUPS]
+    # `delete` with options only deletes those parts (c7n's UserDelete: `groups` lists the
+    # user's groups and removes each membership), never the user; `set-groups` would need
+    # every group named, one action each.
+    actions: list[dict[str, Any]] = [
+        {"type": "remove-keys", "disable": True},
+        {"type": "delete", "options": ["groups"]},
+    ]
     return {
         "policies": [
             {
