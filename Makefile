@@ -23,6 +23,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench.containment
 	$(PY) -m bench.fleet
 	$(PY) -m bench.sweep
+	$(PY) -m bench.peer
 	$(PY) -m bench.report
 
 demo: $(STAMP)

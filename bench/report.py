@@ -10,6 +10,7 @@ from bench.harness import RESULTS, ROOT
 
 README = ROOT / "bench" / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+PEER_START, PEER_END = "<!-- peer:start -->", "<!-- peer:end -->"
 
 
 def _containment(rows: list[dict[str, Any]]) -> str:
@@ -70,6 +71,73 @@ def _sweep(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _peer_proves(row: dict[str, Any]) -> str:
+    runs = row["runs"]
+    if row["tool"] == "c7n":
+        inactive = sum(r["keys_inactive"] for r in runs)
+        keys = sum(r["keys"] for r in runs)
+        left = sum(r["group_memberships_left"] for r in runs)
+        moto = {v for r in runs for v in r["disabled_key_on_moto"].values()}
+        return (
+            f"{inactive}/{keys} keys read back Inactive, {left} group memberships left; "
+            f"no probe — a disabled key's own call on moto: {', '.join(sorted(moto))}"
+        )
+    dead = sum(r["keys_dead_with_evidence"] for r in runs)
+    keys = sum(r["keys"] for r in runs)
+    groups = sum(r["group_memberships_removed"] for r in runs)
+    ok = all(r["ok"] for r in runs)
+    return (
+        f"{dead}/{keys} keys `dead` with probe evidence, {groups} group memberships removed, "
+        f"report ok: {ok}"
+    )
+
+
+def _peer(data: dict[str, Any]) -> str:
+    modes = {
+        "c7n": ("Cloud Custodian", "`custodian run` (subprocess)"),
+        "break_glass": ("killswitch", "break-glass (in process)"),
+        "flow_warm": ("killswitch", "warm flow (in process)"),
+    }
+    lines = [
+        "| tool | mode | L ms | seconds | of which | AWS calls | what it proves afterwards |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
+    for r in data["rows"]:
+        tool, mode = modes[r["tool"]]
+        part = (
+            f"policy execution {r['execution_s']:.2f}"
+            if r["tool"] == "c7n"
+            else f"all proven dead at {r['proven_s']:.2f}"
+        )
+        lines.append(
+            f"| {tool} | {mode} | {r['L']:.0f} | {r['seconds']:.2f} | {part} "
+            f"| {r.get('aws_calls', 0):.0f} | {_peer_proves(r)} |"
+        )
+    agent = data["agent"]
+    runs = sorted({len(r["runs"]) for r in data["rows"]})
+    lines.append("")
+    lines.append(
+        f"Medians of {', '.join(map(str, runs))} run(s), each on a fresh agent of "
+        f"{agent['users']} IAM users × {agent['keys_per_user']} keys in "
+        f"{len(agent['groups'])} groups; seconds are wall time of the whole command or call. "
+        f"c7n {data['c7n']}. Machine: {data['machine']}."
+    )
+    users = [n for r in data["rows"] for n in r.get("account_users", [])]
+    if users:
+        lines.append("")
+        lines.append(
+            f"IAM users in the account when a run started: {min(users)}–{max(users)} (one agent "
+            "more per run; the tools take turns, so each saw the same sizes). "
+            "AWS calls are those made through the fault proxy during the run."
+        )
+    load = data.get("load_average_1m")
+    if load:
+        lines.append(
+            f"Load average (1 min) at the start and end: {load['start']:.1f}, {load['end']:.1f}."
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parts = []
     containment = RESULTS / "containment.json"
@@ -94,6 +162,15 @@ def main() -> int:
     text = re.sub(
         re.escape(START) + r".*?" + re.escape(END), f"{START}\n{body}\n{END}", text, flags=re.S
     )
+    peer = RESULTS / "peer.json"
+    if peer.exists() and PEER_START in text:
+        body = _peer(json.loads(peer.read_text()))
+        text = re.sub(
+            re.escape(PEER_START) + r".*?" + re.escape(PEER_END),
+            f"{PEER_START}\n{body}\n{PEER_END}",
+            text,
+            flags=re.S,
+        )
     README.write_text(text)
     return 0
 
