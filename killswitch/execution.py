@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
 
+from killswitch.controls import taken as taken_early
 from killswitch.errors import KillSwitchError
 from killswitch.models import (
     Action,
@@ -30,7 +31,7 @@ from killswitch.models import (
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import CARRIED, Material, SecretSource
-from killswitch.verdicts import prove_dead, take_baselines
+from killswitch.verdicts import gathered, prove_dead, take_baselines
 from revokers.base import Revoker
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,17 @@ def run_provider(
     lookups = max(1, min(16, len(plan.credentials)))
     # Probe material (a secrets store is a round trip too) is read while the actions run,
     # on threads nobody joins: a silent secret store holds no phase past the action deadline.
-    reads = ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material")
-    prefetched = {c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials}
-    reads.shutdown(wait=False)
+    # Taken while the plan was made (killswitch.controls), when the run follows it at once.
+    early = taken_early(plan.run_id, revoker.provider)
+    if early is not None and set(early.controls) >= {c.key for c in plan.credentials}:
+        prefetched = dict(early.materials)
+    else:
+        early = None
+        reads = ThreadPoolExecutor(max_workers=lookups, thread_name_prefix="material")
+        prefetched = {
+            c.key: reads.submit(materials_for, revoker, secrets, c) for c in plan.credentials
+        }
+        reads.shutdown(wait=False)
     due = started + timing.action_deadline_s
     with (
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix=revoker.provider) as pool,
@@ -160,9 +169,15 @@ def run_provider(
         # The control: each credential probed before anything is contained (its rejection
         # afterwards proves a kill only if this one could succeed). In parallel, bounded by
         # the action deadline; one that does not answer does not hold containment back.
-        controls = take_baselines(
-            revoker, plan.credentials, materials, baselines, timing.action_deadline_s
-        )
+        if early is not None:
+            controls = gathered(
+                {c.key: early.controls[c.key] for c in plan.credentials},
+                timing.action_deadline_s,
+            )
+        else:
+            controls = take_baselines(
+                revoker, plan.credentials, materials, baselines, timing.action_deadline_s
+            )
 
         def perform_one(action: Action) -> ActionResult:
             # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke

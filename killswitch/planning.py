@@ -5,10 +5,11 @@ exactly what then runs."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 
-from killswitch import progress
+from killswitch import controls, progress
 from killswitch.codec import action_to_dict
 from killswitch.deadlines import answered_within
 from killswitch.errors import (
@@ -40,7 +41,11 @@ def authorize(runtime: Runtime, request: Request) -> Agent:
         raise
 
 
-def discover(runtime: Runtime, agent: Agent) -> dict[str, Discovery | KillSwitchError]:
+def discover(
+    runtime: Runtime,
+    agent: Agent,
+    on_found: Callable[[str, Discovery], None] = lambda name, found: None,
+) -> dict[str, Discovery | KillSwitchError]:
     """Every provider's discovery in parallel; transient errors retried inside the action
     deadline, and no provider waited for past it (a silent one is a SilentProviderError).
     Whatever else goes wrong is that provider's error, never a crash of the run."""
@@ -52,6 +57,7 @@ def discover(runtime: Runtime, agent: Agent) -> dict[str, Discovery | KillSwitch
             found: Discovery = retrying_transient(deadline_s)(
                 runtime.revokers[name].discover, agent, declared
             )
+            on_found(name, found)  # while the other providers are still being searched
             return found
         except KillSwitchError as exc:
             return exc
@@ -110,7 +116,15 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
     skipped: list[str] = []
     errors: list[str] = []
     unsearched: list[Unsearched] = []
-    for name, found in discover(runtime, agent).items():
+
+    def baselines(name: str, found: Discovery) -> None:
+        """The controls of a run that contains, taken as soon as the provider answered."""
+        if request.mode is not Mode.DRY_RUN and found.credentials:
+            controls.start(
+                request.run_id, runtime.revokers[name], found.credentials, runtime.secrets
+            )
+
+    for name, found in discover(runtime, agent, baselines).items():
         if isinstance(found, KillSwitchError):
             reason = f"discovery failed: {found.code}: {found.message}"
             errors.append(f"{name}: {reason}")

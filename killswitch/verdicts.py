@@ -111,7 +111,14 @@ def take_baselines(
     def one(credential: Credential) -> tuple[Control, ...]:
         return tuple(control(revoker, credential, m) for m in materials[credential.key].result())
 
-    futures = {c.key: pool.submit(one, c) for c in credentials}
+    return gathered({c.key: pool.submit(one, c) for c in credentials}, deadline_s)
+
+
+def gathered(
+    futures: Mapping[str, Future[tuple[Control, ...]]], deadline_s: float
+) -> dict[str, tuple[Control, ...]]:
+    """Baselines being taken, as they stand after at most `deadline_s`: one not answered by
+    then counts as not taken (containment is not held back for it)."""
     done, _ = wait(futures.values(), timeout=deadline_s)
     late = Control(f"no baseline within {deadline_s:g}s: contained without one")
     controls: dict[str, tuple[Control, ...]] = {}

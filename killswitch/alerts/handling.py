@@ -203,9 +203,13 @@ class AlertDesk:
                 )
                 if admission.tell:
                     self.tell_storm(admission.contained)
+        # The leaked value is the probe material from the plan on: the baselines taken while
+        # it is made (killswitch.controls) and the probes after containment use the same.
+        leaked = attribution.secrets_for(agent_id)
+        runtime = self.runtime.with_secrets(leaked) if leaked is not None else self.runtime
         planning = time.monotonic()
         try:
-            plan = pipeline.plan(self.runtime, request, agent)
+            plan = pipeline.plan(runtime, request, agent)
         except KillSwitchError as exc:
             record.write("alert-decision", "failed", code=exc.code, message=exc.message)
             self.tell(f":rotating_light: alert for `{agent_id}`: planning failed: {exc.message}")
@@ -215,18 +219,16 @@ class AlertDesk:
         )
         plan_s = time.monotonic() - planning
         if do == "contain":
-            self.start(request, attribution, alert, plan_s)
+            self.start(request, runtime, alert, plan_s)
             return AgentDecision(agent_id, "contain", why, request.run_id, plan_s)
         self.ask(request, alert, why)
         return AgentDecision(agent_id, do, why, request.run_id, plan_s)
 
     def start(
-        self, request: Request, attribution: Attribution, alert: Alert, plan_s: float = 0.0
+        self, request: Request, runtime: Runtime, alert: Alert, plan_s: float = 0.0
     ) -> None:
-        """Run the kept plan in the background: a flow in this process, with the leaked values
-        as the first secret source; narrated in the incident channel."""
-        leaked = attribution.secrets_for(request.agent_id)
-        runtime = self.runtime.with_secrets(leaked) if leaked is not None else self.runtime
+        """Run the kept plan in the background: a flow in this process (`runtime`: with the
+        leaked values as the first secret source); narrated in the incident channel."""
         tags = (f"alert-source:{alert.source}", f"alert:{alert_run(alert)[:24]}")
         submitted = time.monotonic()
         future = self.pool.submit(self._run, runtime, request, alert, tags, plan_s)

@@ -186,3 +186,52 @@ def test_each_credential_gets_its_own_baseline(acme: None, tmp_path: Path) -> No
     report, verdicts = contain(tmp_path, {"plain": {}, "refused": {"refused": True}})
     assert verdicts["plain"].status is VerdictStatus.DEAD
     assert verdicts["refused"].status is VerdictStatus.UNVERIFIED
+
+
+def test_baselines_are_taken_while_the_plan_is_made_and_used_by_the_run(
+    acme: None, tmp_path: Path
+) -> None:
+    """The controls start as soon as the provider's discovery answers (killswitch.controls):
+    a run right after its plan finds them taken, a dry run takes none."""
+    import time
+
+    from killswitch import controls
+
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    profile = tmp_path / "profile.json"
+    profile.write_text(
+        json.dumps(
+            {
+                "home": str(tmp_path),
+                "keyring_path": str(tmp_path / "keyring.json"),
+                "probe_interval_s": 0.05,
+                "acme": {},
+            }
+        )
+    )
+    runtime = Runtime.open(load_settings(profile))
+    try:
+        runtime.inventory.upsert_agent(Agent(agent, "team-v", AgentStatus.ACTIVE))
+        token, secret = f"{agent}-t", f"acme-secret-{agent}-t"
+        stand_in.mint(agent, token, secret, slow_s=0.6)  # a probe takes 0.6 s until revoked
+        KeyringFile(tmp_path / "keyring.json").add(
+            "acme.token", token, {"token_id": token, "secret": secret}
+        )
+        dry = Request(agent, "drill", "test", mode=Mode.DRY_RUN)
+        pipeline.plan(runtime, dry)
+        assert (dry.run_id, "acme") not in controls._taken  # noqa: SLF001
+        request = Request(agent, "drill", "test", mode=Mode.BREAK_GLASS)
+        started = time.monotonic()
+        pipeline.plan(runtime, request)
+        planned_s = time.monotonic() - started
+        early = controls._taken[(request.run_id, "acme")]  # noqa: SLF001
+        time.sleep(0.8)
+        assert all(f.done() for f in early.controls.values())  # taken while nothing waited
+        assert planned_s < 0.6  # the plan did not wait for its baselines
+        report = pipeline.run(runtime, request.run_id)
+        assert (request.run_id, "acme") not in controls._taken  # noqa: SLF001  (used, once)
+    finally:
+        runtime.close()
+    [row] = report.credentials
+    assert row.verdict.status is VerdictStatus.DEAD, row.verdict.evidence
+    assert "baseline" in row.verdict.evidence

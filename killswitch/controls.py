@@ -1,0 +1,69 @@
+"""The baselines, taken while the plan is being made: each provider's credentials are probed
+as soon as its discovery answers — while slower providers are still being searched — so the
+containment that follows does not wait for its controls.
+
+Kept in this process by (run id, provider) for `FRESH_S`: a run that starts right after its
+plan (the CLI, an alert, a Slack command under the confirmation threshold) takes them; one
+that starts later (a button clicked after a while, another process) takes its own, as a
+control must show the probe could succeed *just before* containment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from killswitch.models import Credential
+from killswitch.secrets import Material, SecretSource
+from killswitch.verdicts import Control, control
+from revokers.base import Revoker
+
+FRESH_S = 5.0
+
+# Material reads and probes on pools of their own (a probe waits on its material read).
+_reads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="early-material")
+_probes = ThreadPoolExecutor(max_workers=32, thread_name_prefix="early-baseline")
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """One provider's probe material and controls, as they were being taken at plan time."""
+
+    at: float
+    materials: Mapping[str, Future[Sequence[Material]]]
+    controls: Mapping[str, Future[tuple[Control, ...]]]
+
+
+_lock = threading.Lock()
+_taken: dict[tuple[str, str], Early] = {}
+
+
+def start(
+    run_id: str, revoker: Revoker, credentials: Sequence[Credential], secrets: SecretSource
+) -> None:
+    """Begin reading material for, and probing, every credential of one provider's plan."""
+    from killswitch.execution import materials_for
+
+    materials = {c.key: _reads.submit(materials_for, revoker, secrets, c) for c in credentials}
+
+    def one(credential: Credential) -> tuple[Control, ...]:
+        return tuple(control(revoker, credential, m) for m in materials[credential.key].result())
+
+    controls = {c.key: _probes.submit(one, c) for c in credentials}
+    now = time.monotonic()
+    with _lock:
+        for key in [k for k, e in _taken.items() if now - e.at > 4 * FRESH_S]:
+            del _taken[key]  # plans that never ran (a button never pressed)
+        _taken[(run_id, revoker.provider)] = Early(now, materials, controls)
+
+
+def taken(run_id: str, provider: str) -> Early | None:
+    """The provider's early baselines for this run, once, if they are still fresh."""
+    with _lock:
+        early = _taken.pop((run_id, provider), None)
+    if early is None or time.monotonic() - early.at > FRESH_S:
+        return None
+    return early
