@@ -33,6 +33,7 @@ class Early:
     """One provider's probe material and controls, as they were being taken at plan time."""
 
     at: float
+    secrets: SecretSource  # what the material was read from: a run reading others takes its own
     materials: Mapping[str, Future[Sequence[Material]]]
     controls: Mapping[str, Future[tuple[Control, ...]]]
 
@@ -57,13 +58,14 @@ def start(
     with _lock:
         for key in [k for k, e in _taken.items() if now - e.at > 4 * FRESH_S]:
             del _taken[key]  # plans that never ran (a button never pressed)
-        _taken[(run_id, revoker.provider)] = Early(now, materials, controls)
+        _taken[(run_id, revoker.provider)] = Early(now, secrets, materials, controls)
 
 
-def taken(run_id: str, provider: str) -> Early | None:
-    """The provider's early baselines for this run, once, if they are still fresh."""
+def taken(run_id: str, provider: str, secrets: SecretSource) -> Early | None:
+    """The provider's early baselines for this run, once, if they are still fresh and were
+    read from the secret source the run reads from."""
     with _lock:
         early = _taken.pop((run_id, provider), None)
-    if early is None or time.monotonic() - early.at > FRESH_S:
+    if early is None or time.monotonic() - early.at > FRESH_S or early.secrets is not secrets:
         return None
     return early

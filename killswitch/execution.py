@@ -147,7 +147,7 @@ def run_provider(
     # Probe material (a secrets store is a round trip too) is read while the actions run,
     # on threads nobody joins: a silent secret store holds no phase past the action deadline.
     # Taken while the plan was made (killswitch.controls), when the run follows it at once.
-    early = taken_early(plan.run_id, revoker.provider)
+    early = taken_early(plan.run_id, revoker.provider, secrets)
     if early is not None and set(early.controls) >= {c.key for c in plan.credentials}:
         prefetched = dict(early.materials)
     else:
