@@ -41,6 +41,23 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
 
 
+# The two narratives that run a sandbox of their own, a minute or more each.
+LONGEST = ("tests/test_runbooks.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first, then the other `slow` ones, each group in its own order:
+    with `-n 2` (pytest-xdist hands tests out in turn) the two narratives start at once on
+    two workers, side by side, instead of trailing at the end of the run."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(LONGEST):
+            return 0
+        return 1 if item.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)
+
+
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))}
     env.update(KILLSWITCH_HOME=str(home), KILLSWITCH_ACTOR="test-suite", COLUMNS="200")
