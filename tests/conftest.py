@@ -1,5 +1,8 @@
 """Shared fixtures: one sandbox per test session, started and stopped through the real CLI.
 
+Under `pytest -n 2` (what `make test` runs) every xdist worker is a session of its own: its
+own sandbox (free ports, a home under its own basetemp) and its own PREFECT_HOME below.
+
 Integration tests run against the sandbox's stand-ins (moto with auth enforced, a Prefect
 server); each test that changes state seeds agents of its own, so tests do not depend on
 each other's order.
