@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
+# `make test` runs pytest on two workers (pytest-xdist), each with a sandbox of its own: much
+# of the suite waits on stand-ins and CLI subprocesses. `make test PYTEST_WORKERS=` runs it
+# in one process; a targeted `pytest tests/...` stays serial (one sandbox).
+PYTEST_WORKERS ?= -n 2
 
 .PHONY: demo test lint fmt bench clean sandbox-down
 
@@ -33,7 +37,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,5 +1,8 @@
 """Shared fixtures: one sandbox per test session, started and stopped through the real CLI.
 
+Under `pytest -n 2` (what `make test` runs) every xdist worker is a session of its own: its
+own sandbox (free ports, a home under its own basetemp) and its own PREFECT_HOME below.
+
 Integration tests run against the sandbox's stand-ins (moto with auth enforced, a Prefect
 server); each test that changes state seeds agents of its own, so tests do not depend on
 each other's order.
@@ -39,6 +42,23 @@ KILLSWITCH = str(Path(sys.executable).parent / "killswitch")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="killswitch-tests-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+
+
+# The two narratives that run a sandbox of their own, a minute or more each.
+LONGEST = ("tests/test_runbooks.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first, then the other `slow` ones, each group in its own order:
+    with `-n 2` (pytest-xdist hands tests out in turn) the two narratives start at once on
+    two workers, side by side, instead of trailing at the end of the run."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.nodeid.startswith(LONGEST):
+            return 0
+        return 1 if item.get_closest_marker("slow") is not None else 2
+
+    items.sort(key=rank)
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:

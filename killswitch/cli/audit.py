@@ -5,6 +5,7 @@ Audit commands open the ledger as it is: they never create a ledger, a key or a 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -12,9 +13,9 @@ from rich.table import Table
 
 from killswitch.cli.common import EXIT_FAILED, EXIT_OK, JSON, emit_json, errors_handled, out
 from killswitch.errors import ConfigurationError
-from killswitch.ledger import Ledger
-from killswitch.ledger_key import open_ledger
-from killswitch.settings import load_settings
+
+if TYPE_CHECKING:  # the ledger (and its anchors) only for the audit commands themselves
+    from killswitch.ledger import Ledger
 
 app = typer.Typer(
     help="The ledger: verify its hash chain, show or export entries.", no_args_is_help=True
@@ -26,6 +27,9 @@ NO_ANCHOR = "no external anchor configured: a rollback of the newest entries can
 
 
 def _open(path: Path | None) -> Ledger:
+    from killswitch.ledger_key import open_ledger
+    from killswitch.settings import load_settings
+
     return open_ledger(load_settings(), path, create=False)
 
 

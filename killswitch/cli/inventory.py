@@ -20,7 +20,6 @@ from killswitch.cli.common import (
     progress_to_stderr,
 )
 from killswitch.cli.common import actor as current_actor
-from killswitch.codec import agent_to_dict, nhi_to_dict
 
 app = typer.Typer(
     help="The inventory: the declared fleet (import), what providers hold (discover), list.",
@@ -191,6 +190,7 @@ def list_(
 ) -> None:
     """The agents the inventory knows: status, owner, expiry, declared credentials, and the
     NHIs discovery attributed to each."""
+    from killswitch.codec import agent_to_dict, nhi_to_dict
     from killswitch.errors import UnknownAgentError
     from killswitch.inventory import Inventory
     from killswitch.settings import load_settings

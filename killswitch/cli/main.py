@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -30,12 +31,12 @@ from killswitch.cli.common import (
     progress_to_stderr,
 )
 from killswitch.cli.common import actor as current_actor
-from killswitch.codec import report_to_dict, restore_to_dict
-from killswitch.report import render_containment, render_restore
 from killswitch.request import Mode, Request, Workflow
-from killswitch.runtime import Runtime
-from killswitch.settings import Settings, load_settings
 from revokers.registry import PACKAGES
+
+if TYPE_CHECKING:  # imported where used: every CLI process pays each import (issue 19)
+    from killswitch.runtime import Runtime
+    from killswitch.settings import Settings
 
 app = typer.Typer(
     name="killswitch",
@@ -55,6 +56,9 @@ app.add_typer(playbook.app, name="playbook")
 @contextmanager
 def opened(settings: Settings | None = None) -> Iterator[Runtime]:
     """A runtime for one command (the warm service keeps one for its whole life)."""
+    from killswitch.runtime import Runtime
+    from killswitch.settings import load_settings
+
     runtime = Runtime.open(settings or load_settings())
     try:
         yield runtime
@@ -65,6 +69,8 @@ def opened(settings: Settings | None = None) -> Iterator[Runtime]:
 def _contain(request: Request, *, as_json: bool, quiet: bool, verbose: bool) -> None:
     """Start a containment (or decommission) from the CLI and print its report."""
     from killswitch import pipeline
+    from killswitch.codec import report_to_dict
+    from killswitch.report import render_containment
 
     with errors_handled(as_json), progress_to_stderr(quiet), opened() as runtime:
         report = pipeline.contain(runtime, request, verbose=verbose)
@@ -140,6 +146,8 @@ def restore(
 ) -> None:
     """Undo a containment: reverse exactly the recorded changes, then prove the keys work."""
     from killswitch import pipeline
+    from killswitch.codec import restore_to_dict
+    from killswitch.report import render_restore
 
     request = Request(
         agent_id,
@@ -183,9 +191,11 @@ def demo(
         _demo_via_alert(as_json, quiet, save_alert)
         return
     from killswitch import pipeline
+    from killswitch.codec import report_to_dict
+    from killswitch.report import render_containment
     from killswitch.sandbox import control, fleet
     from killswitch.sandbox.state import Paths
-    from killswitch.settings import default_home
+    from killswitch.settings import default_home, load_settings
 
     with errors_handled(as_json), progress_to_stderr(quiet):
         home = default_home()
@@ -216,7 +226,7 @@ def _demo_via_slack(as_json: bool, quiet: bool) -> None:
     from killswitch.sandbox import control, fleet
     from killswitch.sandbox.slack import demo as slack_demo
     from killswitch.sandbox.state import Paths
-    from killswitch.settings import default_home
+    from killswitch.settings import default_home, load_settings
 
     with errors_handled(as_json), progress_to_stderr(quiet):
         home = default_home()
@@ -247,9 +257,11 @@ def _demo_via_slack(as_json: bool, quiet: bool) -> None:
 
 
 def _demo_via_alert(as_json: bool, quiet: bool, save: Path | None) -> None:
+    from killswitch.codec import report_to_dict
+    from killswitch.report import render_containment
     from killswitch.sandbox import alert_demo, control, fleet
     from killswitch.sandbox.state import Paths
-    from killswitch.settings import default_home
+    from killswitch.settings import default_home, load_settings
 
     with errors_handled(as_json), progress_to_stderr(quiet):
         home = default_home()

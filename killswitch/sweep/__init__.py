@@ -26,8 +26,9 @@ __all__ = ["Contain", "Step", "SweepReport", "SweepRequest", "declared_alive", "
 
 
 def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepReport:
-    """Discover, classify, act. `contain` starts a containment (the flow, or break-glass)."""
-    started, clock = datetime.now(UTC), time.monotonic()
+    """Discover, classify, act. `contain` starts a containment (the flow, or break-glass).
+    Every decision is taken as of `request.at` (default: now)."""
+    started, clock = request.at or datetime.now(UTC), time.monotonic()
     sightings = Sightings(runtime.inventory)
     first = sightings.sweeps() == 0
     dry_run = first if request.dry_run is None else request.dry_run
@@ -36,7 +37,7 @@ def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepRepor
     agents = {a.id: a for a in runtime.inventory.list_agents()}
     nhis = _chain(
         (n for n in sightings.nhis() if not request.providers or n.provider in request.providers),
-        declared_alive(runtime, request.providers, request.agents),
+        declared_alive(runtime, request.providers, request.agents, now=started),
     )
     findings = classify(
         nhis,
@@ -48,7 +49,7 @@ def run(runtime: Runtime, request: SweepRequest, contain: Contain) -> SweepRepor
     if request.agents:
         findings = [f for f in findings if set(f.agent_ids) & set(request.agents)]
     progress.emit("classify", f"{len(findings)} finding(s)", run_id=request.run_id)
-    acting = Acting(runtime, request, contain, dry_run, sightings)
+    acting = Acting(runtime, request, contain, dry_run, sightings, now=started)
     steps = acting.act(findings)
     if not dry_run or first:
         sightings.record_sweep(request.run_id, dry_run=dry_run, findings=len(findings))

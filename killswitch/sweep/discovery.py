@@ -58,12 +58,16 @@ def _counted(stream: Iterable[Nhi], provider: str, run_id: str) -> Iterator[Nhi]
 
 
 def declared_alive(
-    runtime: Runtime, providers: Sequence[str] = (), only: Sequence[str] = ()
+    runtime: Runtime,
+    providers: Sequence[str] = (),
+    only: Sequence[str] = (),
+    *,
+    now: datetime | None = None,
 ) -> list[Nhi]:
     """Providers that cannot list their credentials (Slack, GitHub): the inventory's
     declared tokens of retired or expired agents, probed once with the material on file.
     Only a token the provider accepted counts; one without material is not guessed at."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     agents = [
         a
         for a in runtime.inventory.list_agents()

@@ -25,6 +25,10 @@ class SweepRequest:
     # Only findings of these agents are acted on and reported (empty: every NHI).
     agents: tuple[str, ...] = ()
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The sweep's clock: grace deadlines, ages and expiry are judged as of this instant
+    # (None: the wall clock when the run starts). A sweep as of a later time sees the grace
+    # periods that will have passed by then; the deadlines it stores are relative to it.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from killswitch import progress
 from killswitch.errors import KillSwitchError
@@ -70,6 +70,8 @@ class Acting:
         contain: Contain,
         dry_run: bool,
         sightings: Sightings,
+        *,
+        now: datetime,
     ) -> None:
         self.runtime = runtime
         self.request = request
@@ -77,7 +79,7 @@ class Acting:
         self.dry_run = dry_run
         self.sightings = sightings
         self.config = runtime.settings.sweep
-        self.now = datetime.now(UTC)
+        self.now = now
         self.notifier = Notifier(runtime.settings)
 
     def write(self, action: str, outcome: str, agent: str = "", **detail: object) -> None:

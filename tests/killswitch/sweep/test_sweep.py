@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from killswitch import pipeline
 from killswitch.execution import materials_for
 from killswitch.inventory import Inventory
 from killswitch.models import AgentStatus, Credential, VerdictStatus
@@ -19,6 +21,7 @@ from killswitch.sandbox.aws import fleet
 from killswitch.secrets import KeyringFile
 from killswitch.settings import Settings
 from killswitch.sweep import SweepRequest, run
+from killswitch.sweep.report import sweep_to_dict
 from killswitch.verdicts import check_alive
 from tests.conftest import SeedAgent, run_cli
 
@@ -138,6 +141,16 @@ def aws_key_status(runtime: Runtime, keyring: KeyringFile, agent_id: str) -> Ver
     return check_alive(revoker, credential, materials, deadline_s=0.0, interval_s=0.0).status
 
 
+def deadline_of(step: dict[str, Any]) -> datetime:
+    """The grace deadline a notify/wait step names ("… contain after <ISO time>")."""
+    return datetime.fromisoformat(step["detail"].rsplit(" after ", 1)[1])
+
+
+def sleep_until(deadline: datetime) -> None:
+    """Wall-clock wait until `deadline` has passed (normally nothing: sweeps take longer)."""
+    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() + 0.1))
+
+
 def test_grace_periods_are_kept_then_containment_and_destruction_are_proven(
     sandbox_home: Path,
     seed_agent: SeedAgent,
@@ -146,45 +159,59 @@ def test_grace_periods_are_kept_then_containment_and_destruction_are_proven(
     saas_url: str,
 ) -> None:
     agent_id = seed_agent("zombie", status=AgentStatus.DECOMMISSIONED)
-    # Graces well above one sweep's duration (up to ~9 s on a loaded 2-core machine): the
-    # sweep right after each step must still fall inside the grace.
-    notify_grace, destroy_grace = 20.0, 20.0
+    # Every stage runs as `killswitch sweep --apply` (the flow, as an operator runs it) on
+    # the wall clock, with grace periods of a few seconds. The sweeps that must fall inside
+    # a grace period run in this process as of one second after the stage that opened it
+    # (the sweep's own clock, `SweepRequest.at`), so machine load cannot push them out.
+    grace = timedelta(seconds=3)
     env = {
-        "KILLSWITCH_SWEEP__NOTIFY_GRACE_S": str(int(notify_grace)),
-        "KILLSWITCH_SWEEP__DESTROY_GRACE_S": str(int(destroy_grace)),
+        "KILLSWITCH_SWEEP__NOTIFY_GRACE_S": str(int(grace.total_seconds())),
+        "KILLSWITCH_SWEEP__DESTROY_GRACE_S": str(int(grace.total_seconds())),
     }
 
-    def sweep(**extra: str) -> list[dict[str, Any]]:
-        report = sweep_json(sandbox_home, "--apply", "--agent", agent_id, **env, **extra)
+    def cases(report: dict[str, Any]) -> list[dict[str, Any]]:
         assert not report["dry_run"]
         return [s for s in report["steps"] if s["case"] == f"zombie:{agent_id}"]
 
-    first = sweep()
-    notified_at = time.monotonic()  # no earlier than the deadline's start
+    def sweep() -> tuple[list[dict[str, Any]], datetime]:
+        report = sweep_json(sandbox_home, "--apply", "--agent", agent_id, **env)
+        return cases(report), datetime.fromisoformat(report["started_at"])
+
+    def sweep_as_of(at: datetime) -> list[dict[str, Any]]:
+        request = SweepRequest(actor="test-suite", dry_run=False, agents=(agent_id,), at=at)
+        report = pipeline.sweep(runtime, request, break_glass=True)
+        assert report.ok and report.started_at == at
+        return cases(sweep_to_dict(report))
+
+    first, notified_at = sweep()
     assert [(s["action"], s["ok"]) for s in first] == [("notify", True)]
+    contain_after = deadline_of(first[0])
+    assert contain_after == notified_at + grace  # the grace period of the settings
     assert len(messages_about(saas_url, agent_id)) == 1
     assert aws_key_status(runtime, keyring, agent_id) is VerdictStatus.ALIVE
 
-    again = sweep()  # inside the grace period: nothing contained, nobody told twice
+    # Inside the grace period: nothing contained, nobody told twice.
+    again = sweep_as_of(notified_at + timedelta(seconds=1))
     assert [s["action"] for s in again] == ["wait"]
-    assert "contain after" in again[0]["detail"]
+    assert "contain after" in again[0]["detail"] and deadline_of(again[0]) == contain_after
     assert len(messages_about(saas_url, agent_id)) == 1
     assert aws_key_status(runtime, keyring, agent_id) is VerdictStatus.ALIVE
 
-    time.sleep(max(0.0, notify_grace + 0.5 - (time.monotonic() - notified_at)))
-    contained = sweep()
-    contained_at = time.monotonic()
+    sleep_until(contain_after)
+    contained, contained_at = sweep()
     assert [(s["action"], s["ok"]) for s in contained] == [("contain", True)], contained
     assert contained[0]["detail"].startswith("proven:") and contained[0]["containment_run"]
     assert aws_key_status(runtime, keyring, agent_id) is not VerdictStatus.ALIVE
     assert runtime.inventory.get_agent(agent_id).status is AgentStatus.DECOMMISSIONED  # type: ignore[union-attr]
 
-    waiting = sweep()
+    waiting = sweep_as_of(contained_at + timedelta(seconds=1))
     assert [s["action"] for s in waiting] == ["wait"] and "destroy after" in waiting[0]["detail"]
-    time.sleep(max(0.0, destroy_grace + 0.5 - (time.monotonic() - contained_at)))
-    destroyed = sweep()
+    destroy_after = deadline_of(waiting[0])
+    assert destroy_after == contained_at + grace
+    sleep_until(destroy_after)
+    destroyed, _ = sweep()
     assert [(s["action"], s["ok"]) for s in destroyed] == [("destroy", True)], destroyed
-    assert sweep() == []  # the case is closed: nothing of the agent works any more
+    assert sweep()[0] == []  # the case is closed: nothing of the agent works any more
     assert len(messages_about(saas_url, agent_id)) == 1
 
 
