@@ -224,9 +224,7 @@ class AlertDesk:
         self.ask(request, alert, why)
         return AgentDecision(agent_id, do, why, request.run_id, plan_s)
 
-    def start(
-        self, request: Request, runtime: Runtime, alert: Alert, plan_s: float = 0.0
-    ) -> None:
+    def start(self, request: Request, runtime: Runtime, alert: Alert, plan_s: float = 0.0) -> None:
         """Run the kept plan in the background: a flow in this process (`runtime`: with the
         leaked values as the first secret source); narrated in the incident channel."""
         tags = (f"alert-source:{alert.source}", f"alert:{alert_run(alert)[:24]}")
