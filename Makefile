@@ -28,6 +28,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench.fleet
 	$(PY) -m bench.sweep
 	$(PY) -m bench.peer
+	$(PY) -m bench.alerts
 	$(PY) -m bench.report
 
 demo: $(STAMP)
