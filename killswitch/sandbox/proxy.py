@@ -5,10 +5,10 @@ TLS stand-in, as for Azure), and HTTP/2 without TLS (gRPC's h2c, as for GCP:
 
 One listener per stand-in, in front of it on loopback. Per request it can add latency,
 answer a throttling response (the provider's own, given by its plug-in, or 429 with
-`Retry-After`), answer a
-5xx, reset the connection, or swallow the request (a black hole); a proxy can also be taken
-down entirely (connections refused, and the open ones dropped). It counts the requests it forwards, which is how the
-benchmarks know how many provider calls a run made. A plug-in may give its proxy a `Layer`
+`Retry-After`), answer a 5xx, reset the connection, or swallow the request (a black hole); a
+proxy can also be taken down entirely (connections refused, and the open ones dropped). It
+counts the requests it forwards, which is how the benchmarks know how many provider calls a
+run made. A plug-in may give its proxy a `Layer` (HTTP/1.1 only)
 that sees every exchange and may answer differently (a propagation delay).
 """
 
