@@ -71,11 +71,6 @@ class Proxy:
     throttle_body: tuple[bytes, str] | None = None
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
 
-    @property
-    def scheme(self) -> str:
-        """How clients address it (`https` when it terminates TLS)."""
-        return "https" if self.tls is not None else "http"
-
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
     try:

@@ -132,10 +132,10 @@ class Relay:
             if event.stream_id in self.streams:
                 self.streams[event.stream_id].to_up.put_nowait(("end", None))
         elif isinstance(event, h2.events.StreamReset):
-            stream = self.streams.pop(event.stream_id, None)
-            if stream is not None and stream.upstream_id is not None:
+            gone = self.streams.pop(event.stream_id, None)
+            if gone is not None and gone.upstream_id is not None:
                 with contextlib.suppress(h2.exceptions.H2Error):
-                    self.up.reset_stream(stream.upstream_id, event.error_code)
+                    self.up.reset_stream(gone.upstream_id, event.error_code)
         elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
             self._opened()
 
@@ -170,15 +170,16 @@ class Relay:
         stream_id: int,
     ) -> None:
         """Send a stream's frames in order to one side (`stream_id`: the client's id)."""
+        target = stream_id  # the upstream's id once its headers are sent
         try:
             while True:
                 kind, value = await queue.get()
                 if kind == "headers":
                     headers, ended = value
                     if upstream:
-                        stream.upstream_id = conn.get_next_available_stream_id()
-                        self.by_upstream[stream.upstream_id] = stream_id
-                    conn.send_headers(stream.upstream_id if upstream else stream_id, headers, ended)
+                        target = stream.upstream_id = conn.get_next_available_stream_id()
+                        self.by_upstream[target] = stream_id
+                    conn.send_headers(target, headers, ended)
                     if ended:
                         self.flush()
                         return
@@ -187,11 +188,9 @@ class Relay:
                     self.flush()
                     return
                 elif kind == "data":
-                    await self._send_data(
-                        conn, stream.upstream_id if upstream else stream_id, value
-                    )
+                    await self._send_data(conn, target, value)
                 elif kind == "end":
-                    conn.end_stream(stream.upstream_id if upstream else stream_id)
+                    conn.end_stream(target)
                     self.flush()
                     return
                 elif kind == "reset":
@@ -205,7 +204,7 @@ class Relay:
             if not upstream:
                 self.streams.pop(stream_id, None)
 
-    async def _send_data(self, conn: h2.connection.H2Connection, sid: Any, data: bytes) -> None:
+    async def _send_data(self, conn: h2.connection.H2Connection, sid: int, data: bytes) -> None:
         while data:
             size = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
             if size <= 0:

@@ -13,13 +13,12 @@ from killswitch.errors import (
     TransientError,
 )
 
-
 TRANSPORT = (aexc.ServiceRequestError, aexc.ServiceResponseError, httpx.TransportError)
 
 
 def _unreachable(exc: BaseException) -> bool:
     """Whether a token failure was caused by the transport or a server error, not a refusal."""
-    from msal.exceptions import MsalServiceError
+    from msal.exceptions import MsalServiceError  # type: ignore[import-untyped]
 
     cause = exc.__cause__ or exc.__context__
     while cause is not None:
