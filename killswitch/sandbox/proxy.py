@@ -1,6 +1,6 @@
 """A small fault proxy of the project's own (Toxiproxy has no package here): HTTP/1.1, the
-same over TLS (terminated with a certificate of the sandbox's own CA and spoken again to a
-TLS stand-in, as for Azure), and HTTP/2 without TLS (gRPC's h2c, as for GCP:
+same over TLS (terminated with a certificate the plug-in gives, of the CA its clients trust,
+and spoken again to a TLS stand-in), and HTTP/2 without TLS (gRPC's h2c:
 `killswitch.sandbox.proxy_h2`).
 
 One listener per stand-in, in front of it on loopback. Per request it can add latency,
