@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TypeVar
 
 from killswitch.models import Credential
 from killswitch.secrets import Material, SecretSource
@@ -23,9 +24,22 @@ from revokers.base import Revoker
 
 FRESH_S = 5.0
 
-# Material reads and probes on pools of their own (a probe waits on its material read).
-_reads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="early-material")
-_probes = ThreadPoolExecutor(max_workers=32, thread_name_prefix="early-baseline")
+T = TypeVar("T")
+
+
+def _spawn(name: str, fn: Callable[..., T], *args: object) -> Future[T]:
+    """`fn(*args)` on a daemon thread of its own: a baseline nobody waits for (its run never
+    came) must not hold the process at exit, as an executor's threads would."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to whoever waits
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +62,14 @@ def start(
     """Begin reading material for, and probing, every credential of one provider's plan."""
     from killswitch.execution import materials_for
 
-    materials = {c.key: _reads.submit(materials_for, revoker, secrets, c) for c in credentials}
+    materials = {
+        c.key: _spawn("early-material", materials_for, revoker, secrets, c) for c in credentials
+    }
 
     def one(credential: Credential) -> tuple[Control, ...]:
         return tuple(control(revoker, credential, m) for m in materials[credential.key].result())
 
-    controls = {c.key: _probes.submit(one, c) for c in credentials}
+    controls = {c.key: _spawn("early-baseline", one, c) for c in credentials}
     now = time.monotonic()
     with _lock:
         for key in [k for k, e in _taken.items() if now - e.at > 4 * FRESH_S]:

@@ -21,11 +21,20 @@ BREAK_GLASS = (
 )
 
 
+# Set once this process found the Prefect API unreachable: the CLI then exits without
+# waiting for Prefect's exit-time log and event drains, which would retry that API.
+UNREACHABLE: list[str] = []
+
+
 class OrchestratorUnreachableError(ConfigurationError):
     """The Prefect API did not answer (down, hung, or answering its health check only)."""
 
     code = "orchestrator-unreachable"
     remediation = BREAK_GLASS
+
+    def __init__(self, message: str, *, remediation: str | None = None) -> None:
+        super().__init__(message, remediation=remediation)
+        UNREACHABLE.append(message)
 
 
 def _unreachable(exc: BaseException, api: str) -> str | None:

@@ -46,8 +46,9 @@ def fail(exc: KillSwitchError, as_json: bool) -> NoReturn:
                 "error": {"code": exc.code, "message": exc.message, "remediation": exc.remediation},
             }
         )
-    err.print(f"[bold red]{escape(f'error[{exc.code}]')}[/]: {escape(exc.message)}")
-    err.print(f"  → {escape(exc.remediation)}")
+    # Never folded: a message keeps its lines (a file:line, a path) whole for grep and humans.
+    err.print(f"[bold red]{escape(f'error[{exc.code}]')}[/]: {escape(exc.message)}", soft_wrap=True)
+    err.print(f"  → {escape(exc.remediation)}", soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 

@@ -349,10 +349,12 @@ def main() -> None:
         app()
     except SystemExit as exc:
         from killswitch.deadlines import abandoned
+        from killswitch.orchestrator import UNREACHABLE
 
-        if abandoned():
-            # A silent provider's discovery was given up on (read-only; the report is out):
-            # do not let the interpreter wait for its client timeouts at exit.
+        if abandoned() or UNREACHABLE:
+            # A silent provider's discovery was given up on (read-only; the report is out),
+            # or the Prefect API is unreachable (Prefect's exit-time drains would retry it):
+            # do not let the interpreter wait for their client timeouts at exit.
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(exc.code if isinstance(exc.code, int) else 1)

@@ -49,8 +49,9 @@ def validate(directory: Path | None = DIR, as_json: bool = JSON) -> None:
         if as_json:
             emit_json({"ok": False, "error": {"code": exc.code, "message": exc.message}})
         else:
-            err.print(exc.message, markup=False, highlight=False)
-            err.print(f"  → {exc.remediation}", markup=False)
+            # Never folded: each problem stays one line with its file:line (scripts grep it).
+            err.print(exc.message, markup=False, highlight=False, soft_wrap=True)
+            err.print(f"  → {exc.remediation}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from exc
     if as_json:
         emit_json({"ok": True, "directory": str(where), "playbooks": book.names})

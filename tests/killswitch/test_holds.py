@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -265,10 +266,13 @@ def test_an_unparseable_body_is_transient_for_http_revokers(
         revoker.close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port bound but never listening: connections are refused, and no other process
+    (another xdist worker's sandbox) can take it while the test runs."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 class _HealthOnly(http.server.BaseHTTPRequestHandler):
@@ -303,18 +307,19 @@ def test_prefect_unreachable_is_exit_3_with_the_break_glass_hint(
     sandbox_home: Path, seed_agent: SeedAgent, health_only_prefect: str, where: str
 ) -> None:
     agent_id = seed_agent("noprefect", only=("anthropic",))
-    closed = f"http://127.0.0.1:{_closed_port()}/api"
-    api = closed if where == "closed port" else health_only_prefect
-    done = run_cli(
-        sandbox_home,
-        "contain",
-        agent_id,
-        "--reason",
-        "chaos: prefect down",
-        KILLSWITCH_PREFECT_API_URL=api,
-        PREFECT_CLIENT_MAX_RETRIES="0",
-        PREFECT_API_URL=api,
-    )
+    with _closed_port() as port:
+        closed = f"http://127.0.0.1:{port}/api"
+        api = closed if where == "closed port" else health_only_prefect
+        done = run_cli(
+            sandbox_home,
+            "contain",
+            agent_id,
+            "--reason",
+            "chaos: prefect down",
+            KILLSWITCH_PREFECT_API_URL=api,
+            PREFECT_CLIENT_MAX_RETRIES="0",
+            PREFECT_API_URL=api,
+        )
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error[")]
