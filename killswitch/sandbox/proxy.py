@@ -1,16 +1,12 @@
-"""A small fault proxy of the project's own (Toxiproxy has no package here): HTTP/1.1, the
-same over TLS (terminated with a certificate the plug-in gives, of the CA its clients trust,
-and spoken again to a TLS stand-in), and HTTP/2 without TLS (gRPC's h2c:
-`killswitch.sandbox.proxy_h2`).
+"""A small HTTP/1.1 fault proxy of the project's own (Toxiproxy has no package here).
 
 One listener per stand-in, in front of it on loopback. Per request it can add latency,
 answer a throttling response (the provider's own, given by its plug-in, or 429 with
 `Retry-After`), answer a 5xx (plain, or an HTML page as a load balancer sends), reset the
 connection, or swallow the request (a black hole); a proxy can also be taken down entirely
-(connections refused, and the open ones dropped). It counts the requests it forwards, which
-is how the benchmarks know how many provider calls a run made. A plug-in may give its proxy
-a `Layer` (HTTP/1.1 only) that sees every exchange and may answer differently (a
-propagation delay).
+(connections refused). It counts the requests it forwards, which is how the benchmarks know
+how many provider calls a run made. A plug-in may give its proxy a `Layer` that sees every
+exchange and may answer differently (a propagation delay).
 """
 
 from __future__ import annotations
@@ -18,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 KINDS = ("throttle", "error", "error-html", "reset", "blackhole")
@@ -33,7 +27,6 @@ HTML_503 = (
     b"<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service "
     b"your request.<br>Please try again later.</p></body></html>\n"
 )
-PROTOCOLS = ("http/1.1", "h2c")
 
 
 @dataclass
@@ -72,12 +65,6 @@ class Proxy:
     server: asyncio.base_events.Server | None = None
     throttled: bytes | None = None  # the provider's own throttling response, when it has one
     layer: Layer | None = None
-    protocol: str = "http/1.1"  # or "h2c": HTTP/2 with prior knowledge (gRPC, no TLS)
-    tls: ssl.SSLContext | None = None  # clients speak TLS to the proxy (its certificate)
-    upstream_tls: ssl.SSLContext | None = None  # the proxy speaks TLS to the stand-in
-    # A 429's body when the provider throttles with 429 + Retry-After: (body, content type).
-    throttle_body: tuple[bytes, str] | None = None
-    connections: set[asyncio.StreamWriter] = field(default_factory=set)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
@@ -130,61 +117,22 @@ def _throttled(proxy: Proxy) -> bytes:
     if proxy.throttled is not None:
         return proxy.throttled
     after = max(1, round(proxy.faults.retry_after_s))
-    body, content_type = proxy.throttle_body or (
+    return canned(
+        429,
         b'{"error": "rate limited by the sandbox proxy"}',
         "application/json",
+        f"Retry-After: {after}\r\n",
     )
-    return canned(429, body, content_type, f"Retry-After: {after}\r\n")
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:  # SO_LINGER 0: close with RST, as a dropped connection looks
-        with contextlib.suppress(OSError):  # already closed by the other side
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
 
 
-async def _open_upstream(proxy: Proxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    if proxy.upstream_tls is None:
-        return await asyncio.open_connection("127.0.0.1", proxy.upstream_port)
-    return await asyncio.open_connection(
-        "127.0.0.1", proxy.upstream_port, ssl=proxy.upstream_tls, server_hostname="127.0.0.1"
-    )
-
-
 async def _serve_client(
-    proxy: Proxy, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-) -> None:
-    proxy.connections.add(client_w)
-    try:
-        if proxy.protocol == "h2c":
-            await _serve_h2(proxy, client_r, client_w)
-        else:
-            await _serve_http1(proxy, client_r, client_w)
-    finally:
-        proxy.connections.discard(client_w)
-
-
-async def _serve_h2(
-    proxy: Proxy, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-) -> None:
-    from killswitch.sandbox.proxy_h2 import Relay
-
-    upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    try:
-        upstream = await _open_upstream(proxy)
-        await Relay(proxy, (client_r, client_w), upstream).run(_reset)
-    except (ConnectionError, OSError):
-        _reset(client_w)
-    finally:
-        if upstream is not None:
-            upstream[1].close()
-        with contextlib.suppress(Exception):
-            client_w.close()
-
-
-async def _serve_http1(
     proxy: Proxy, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
 ) -> None:
     upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -222,7 +170,7 @@ async def _serve_http1(
                 await asyncio.sleep(3600)
                 return
             if upstream is None:
-                upstream = await _open_upstream(proxy)
+                upstream = await asyncio.open_connection("127.0.0.1", proxy.upstream_port)
             up_r, up_w = upstream
             up_w.write(head + body)
             await up_w.drain()
@@ -254,26 +202,13 @@ async def _serve_http1(
             await client_w.drain()
             if closes:
                 return
-    except (ConnectionError, asyncio.IncompleteReadError, OSError, ssl.SSLError):
+    except (ConnectionError, asyncio.IncompleteReadError, OSError):
         return
     finally:
         if upstream is not None:
             upstream[1].close()
         with contextlib.suppress(Exception):
             client_w.close()
-
-
-def _contexts(
-    tls: tuple[Path, Path] | None, upstream_ca: Path | None
-) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-    """The TLS the proxy offers (certificate chain, key) and the CA it trusts upstream."""
-    served = upstream = None
-    if tls is not None:
-        served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        served.load_cert_chain(str(tls[0]), str(tls[1]))
-    if upstream_ca is not None:
-        upstream = ssl.create_default_context(cafile=str(upstream_ca))
-    return served, upstream
 
 
 class Proxies:
@@ -297,28 +232,10 @@ class Proxies:
         latency_ms: float = 0.0,
         throttled: bytes | None = None,
         layer: Layer | None = None,
-        *,
-        protocol: str = "http/1.1",
-        tls: tuple[Path, Path] | None = None,
-        upstream_ca: Path | None = None,
-        throttle_body: tuple[bytes, str] | None = None,
     ) -> int:
-        """Put a proxy in front of `upstream_port`; returns the port clients use. `tls`: the
-        certificate chain and key it serves (clients speak TLS to it); `upstream_ca`: the
-        stand-in speaks TLS, signed by this CA; `protocol` "h2c": gRPC without TLS."""
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-        served, upstream = _contexts(tls, upstream_ca)
+        """Put a proxy in front of `upstream_port`; returns the port clients use."""
         proxy = Proxy(
-            name,
-            upstream_port,
-            Faults(latency_ms=latency_ms),
-            throttled=throttled,
-            layer=layer,
-            protocol=protocol,
-            tls=served,
-            upstream_tls=upstream,
-            throttle_body=throttle_body,
+            name, upstream_port, Faults(latency_ms=latency_ms), throttled=throttled, layer=layer
         )
         self._run(self._listen(proxy))
         self.proxies[name] = proxy
@@ -326,7 +243,7 @@ class Proxies:
 
     async def _listen(self, proxy: Proxy) -> None:
         proxy.server = await asyncio.start_server(
-            lambda r, w: _serve_client(proxy, r, w), "127.0.0.1", proxy.port, ssl=proxy.tls
+            lambda r, w: _serve_client(proxy, r, w), "127.0.0.1", proxy.port
         )
         proxy.port = int(proxy.server.sockets[0].getsockname()[1])
 
@@ -350,11 +267,6 @@ class Proxies:
     async def _down(self, proxy: Proxy) -> None:
         if proxy.server is not None:  # the port stays ours; new connections are refused
             proxy.server.close()
-        # A provider that is down does not go on answering on connections opened before (a
-        # gRPC channel keeps one for its life): drop them, as a crashed server's look.
-        for writer in list(proxy.connections):
-            _reset(writer)
-        if proxy.server is not None:
             await proxy.server.wait_closed()
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -362,8 +274,6 @@ class Proxies:
             name: {
                 "port": p.port,
                 "upstream_port": p.upstream_port,
-                "protocol": p.protocol,
-                "tls": p.tls is not None,
                 "latency_ms": p.faults.latency_ms,
                 "fault": p.faults.kind,
                 "remaining": p.faults.remaining,

@@ -15,34 +15,12 @@ from killswitch.errors import (
     TransientError,
 )
 
-TRANSPORT = (aexc.ServiceRequestError, aexc.ServiceResponseError, httpx.TransportError)
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """Whether a token failure was caused by the transport or a server error, not a refusal."""
-    from msal.exceptions import MsalServiceError  # type: ignore[import-untyped]
-
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None:
-        if isinstance(cause, TRANSPORT) or (
-            isinstance(cause, MsalServiceError)
-            and str(cause).startswith(("HTTP Error: 5", "HTTP Error: 429"))
-        ):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
 
 def translate(exc: Exception, *, doing: str) -> KillSwitchError:
     """Map an azure-core or httpx exception raised while `doing` something."""
     if isinstance(exc, aexc.ResourceNotFoundError):
         return NotFoundError(f"{doing}: {exc.message}", provider="azure", provider_code="404")
     if isinstance(exc, aexc.ClientAuthenticationError):
-        # azure-identity wraps every failure to get a token in this one, a connection
-        # refused or reset by the token endpoint and its 5xx (MSAL's service error) too:
-        # those are transient, only the token endpoint's own refusal is about our identity.
-        if _unreachable(exc):
-            return TransientError(f"{doing}: {exc.message}", provider="azure")
         return OwnIdentityError(f"{doing}: {exc.message}", provider="azure", provider_code="401")
     if isinstance(exc, aexc.HttpResponseError):
         status = exc.status_code or 0

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ClientAuthenticationError
 
 from killswitch.errors import NotFoundError
-from revokers.azure.errors import graph_error, translate
+from revokers.azure.errors import graph_error
 
 
 def tls(verify: bool | str) -> bool | ssl.SSLContext:
@@ -31,16 +30,12 @@ class Graph:
             base_url=base_url.rstrip("/") + "/v1.0", verify=tls(verify), timeout=timeout_s
         )
 
-    def _headers(self, doing: str) -> dict[str, str]:
-        try:
-            token = self.credential.get_token(self.scope).token
-        except ClientAuthenticationError as exc:  # into the error tree (transient or not)
-            raise translate(exc, doing=f"{doing}: token") from exc
-        return {"Authorization": f"Bearer {token}"}
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credential.get_token(self.scope).token}"}
 
     def request(self, method: str, path: str, doing: str, **kw: Any) -> httpx.Response:
         try:
-            response = self.http.request(method, path, headers=self._headers(doing), **kw)
+            response = self.http.request(method, path, headers=self._headers(), **kw)
         except httpx.TransportError as exc:
             raise graph_error(httpx.Response(503), f"{doing}: {type(exc).__name__}") from exc
         if response.status_code >= 400:

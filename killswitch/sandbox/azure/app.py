@@ -53,8 +53,7 @@ def build(state: AzureState) -> Starlette:
 
     async def openid(request: Request) -> JSONResponse:
         tenant = request.path_params["tenant"]
-        # The address the client used (the fault proxy's, or the stand-in's own).
-        base = f"{str(request.base_url).rstrip('/')}/{tenant}"
+        base = f"{state.base_url}/{tenant}"
         return JSONResponse(
             {
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
@@ -250,8 +249,7 @@ def build(state: AzureState) -> Starlette:
         body: dict[str, Any] = {"value": page}
         if start + PAGE < len(matching):
             body["nextLink"] = (
-                f"{str(request.base_url).rstrip('/')}/arm{scope}/providers/"
-                "Microsoft.Authorization/roleAssignments"
+                f"{state.base_url}/arm{scope}/providers/Microsoft.Authorization/roleAssignments"
                 f"?api-version={API_VERSION}&$skiptoken={start + PAGE}"
                 + (f"&$filter={wanted}" if wanted else "")
             )

@@ -266,9 +266,7 @@ class Seeder:
     def profile(self) -> Mapping[str, Any]:
         """`azure`: tenant, subscription, the kill switch's app, endpoints and the CA."""
         # The stand-in applies changes at once: a short settle window keeps the rule honest.
-        # Through the `azure` fault proxy (ARM, Graph and the token endpoint).
-        endpoints = {**self.azure.info, **self.azure.info.get("proxied", {})}
-        return {"azure": {**{k: endpoints[k] for k in PROFILE_KEYS}, "settle_s": 0.5}}
+        return {"azure": {**{k: self.azure.info[k] for k in PROFILE_KEYS}, "settle_s": 0.5}}
 
     def status(self) -> Mapping[str, Any]:
         """`providers.azure`: everything the stand-in describes of itself."""

@@ -1,7 +1,7 @@
 """GCP's sandbox plug-in: a gRPC server for `google.iam.admin.v1.IAM` and the project's IAM
-policy behind the `gcp` fault proxy (HTTP/2 without TLS, per call), and Google's token
-endpoint on the shared HTTP app (through its `saas` proxy, like every HTTP call); per agent
-two service accounts with keys and bindings."""
+policy (direct: the fault proxy speaks HTTP/1.1 only), and Google's token endpoint on the
+shared HTTP app (through its proxy, like every HTTP call); per agent two service accounts
+with keys and bindings."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from killswitch.sandbox.http import PROXY
 from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
 
 if TYPE_CHECKING:
@@ -18,10 +19,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class GcpStandIn:
-    """The gRPC stand-in (`stand_ins.gcp`) behind the `gcp` proxy; its token endpoint
-    behind the shared app's."""
+    """The gRPC stand-in (`stand_ins.gcp`); only its token endpoint sits behind a proxy."""
 
-    fault_target: str | None = "gcp"
+    fault_target: str | None = PROXY
 
     def serve(self, host: Host) -> Hosted:
         """Start the gRPC server; the token endpoint joins the shared app at `/gcp/token`."""
@@ -37,7 +37,6 @@ class GcpStandIn:
         state = GcpState(token_uri=f"{host.http_proxied}/gcp/token")
         server = GcpServer(state)
         server.start()
-        proxied = host.proxies.add("gcp", server.port, host.latency_ms, protocol="h2c")
 
         async def token(request: Request) -> JSONResponse:
             """Google's OAuth2 token endpoint for service-account keys (jwt-bearer grant)."""
@@ -58,8 +57,7 @@ class GcpStandIn:
         return Hosted(
             stand_ins={
                 "gcp": {
-                    "grpc_target": f"127.0.0.1:{server.port}",  # direct: seeding
-                    "proxied_target": f"127.0.0.1:{proxied}",  # the kill switch's
+                    "grpc_target": f"127.0.0.1:{server.port}",
                     "token_uri": state.token_uri,
                     "project": PROJECT,
                 }

@@ -126,14 +126,12 @@ class Seeder:
         return SweepSeeds()
 
     def profile(self) -> Mapping[str, Any]:
-        """`gcp`: the project and the gRPC target (through the `gcp` fault proxy)."""
+        """`gcp`: the project and the gRPC target (direct: the proxy speaks HTTP/1.1)."""
         # The stand-in applies changes at once: a short settle window keeps the rule honest.
         return {
             "gcp": {
                 "project": self.gcp.project,
-                "grpc_target": self.sandbox.stand_ins["gcp"].get(
-                    "proxied_target", self.gcp.grpc_target
-                ),
+                "grpc_target": self.gcp.grpc_target,
                 "settle_s": 0.5,
             }
         }
