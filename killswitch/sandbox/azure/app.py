@@ -34,7 +34,6 @@ from killswitch.sandbox.azure.state import (
     Application,
     AzureState,
     Principal,
-    Secret,
     arm_error,
     graph_error,
     missing,
@@ -129,21 +128,7 @@ def build(state: AzureState) -> Starlette:
                     "Request_ResourceNotFound",
                     missing(ident),
                 )
-            if verb == "addPassword":
-                secret = Secret.new(
-                    str((body.get("passwordCredential") or {}).get("displayName", ""))
-                )
-                found.secrets[secret.key_id] = secret
-                return JSONResponse(secret.credential(with_text=True))
-            if verb == "removePassword":
-                gone = found.secrets.pop(str(body.get("keyId", "")), None)
-                if gone is None:
-                    return graph_error(
-                        400, "Request_BadRequest", "No password credential found with keyId."
-                    )
-                state.removed.append((found.app_id, gone.value, time.time()))
-                return Response(status_code=204)
-        return graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
+            return directory.password_action(state, verb, body, found.secrets, found.app_id)
 
     async def arm(request: Request) -> Response:
         path = "/" + request.path_params["path"]

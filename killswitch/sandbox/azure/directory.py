@@ -25,6 +25,26 @@ GRAPH = "/graph/v1.0"
 APP_FILTER = re.compile(r"appId eq '([^']+)'")
 
 
+def password_action(
+    state: AzureState, verb: str, body: dict[str, Any], passwords: dict[str, Secret], app_id: str
+) -> Response:
+    """`POST …/addPassword` / `…/removePassword` on a service principal or an application
+    (Graph answers both alike); call with `state.lock` held."""
+    if verb == "addPassword":
+        secret = Secret.new(str((body.get("passwordCredential") or {}).get("displayName", "")))
+        passwords[secret.key_id] = secret
+        return JSONResponse(secret.credential(with_text=True))
+    if verb == "removePassword":
+        gone = passwords.pop(str(body.get("keyId", "")), None)
+        if gone is None:
+            return graph_error(
+                400, "Request_BadRequest", "No password credential found with keyId."
+            )
+        state.removed.append((app_id, gone.value, time.time()))
+        return Response(status_code=204)
+    return graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
+
+
 def routes(state: AzureState, authorized: Callable[[Request], bool]) -> list[Route]:
     """Graph's groups, memberships and applications; sandbox-only seeding of groups and
     certificates under `/_sandbox/azure/`."""
@@ -152,21 +172,7 @@ def routes(state: AzureState, authorized: Callable[[Request], bool]) -> list[Rou
             found = state.applications.get(ident)
             if found is None:
                 return graph_error(404, "Request_ResourceNotFound", missing(ident))
-            if verb == "addPassword":
-                secret = Secret.new(
-                    str((body.get("passwordCredential") or {}).get("displayName", ""))
-                )
-                found.passwords[secret.key_id] = secret
-                return JSONResponse(secret.credential(with_text=True))
-            if verb == "removePassword":
-                gone = found.passwords.pop(str(body.get("keyId", "")), None)
-                if gone is None:
-                    return graph_error(
-                        400, "Request_BadRequest", "No password credential found with keyId."
-                    )
-                state.removed.append((found.app_id, gone.value, time.time()))
-                return Response(status_code=204)
-        return graph_error(400, "Request_BadRequest", f"Unsupported action {verb}")
+            return password_action(state, verb, body, found.passwords, found.app_id)
 
     async def seed_group(request: Request) -> JSONResponse:
         """Sandbox only: {"displayName", "members": [object ids]} → a security group."""
