@@ -35,6 +35,7 @@ from killswitch.verdicts import gathered, prove_dead, take_baselines
 from revokers.base import Revoker
 
 log = logging.getLogger(__name__)
+MAX_BATCHED = 1000  # actions of one batched operation in flight at once
 T = TypeVar("T")
 
 
@@ -53,6 +54,8 @@ def perform(
     """Perform one action, retrying transient errors; a failure is a result, not a raise."""
 
     def gated(a: Action) -> ActionResult:
+        if a.operation in revoker.batched_operations:  # gathered into the revoker's own calls
+            return revoker.perform(a, materials)
         with revoker.gate:
             return revoker.perform(a, materials)
 
@@ -189,10 +192,20 @@ def run_provider(
             return perform(revoker, action, timing.action_deadline_s, given)
 
         def run(actions: Sequence[Action]) -> None:
-            for future in as_completed([pool.submit(perform_one, a) for a in actions]):
-                result = future.result()
-                results.append(result)
-                on_result(result)
+            batched = [a for a in actions if a.operation in revoker.batched_operations]
+            # A batched operation's actions all go at once (the revoker gathers them into as
+            # few provider calls as it may), on threads beyond the provider's worker count.
+            together = ThreadPoolExecutor(
+                max_workers=max(1, min(len(batched), MAX_BATCHED)), thread_name_prefix="batched"
+            )
+            with together:
+                futures = [together.submit(perform_one, a) for a in batched]
+                alone = [a for a in actions if a.operation not in revoker.batched_operations]
+                futures += [pool.submit(perform_one, a) for a in alone]
+                for future in as_completed(futures):
+                    result = future.result()
+                    results.append(result)
+                    on_result(result)
 
         # Containment first: what stops every credential authenticating. Grants come off
         # while the probes run (a detach changes no verdict), unless a decommission must

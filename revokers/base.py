@@ -87,6 +87,10 @@ class Revoker(ABC):
     # How long a rejection must hold, probe after probe, before it counts as `dead`:
     # eventually consistent providers set it from their settings (0: the first one counts).
     settle_s: float = 0.0
+    # Operations the provider performs for many credentials in one call (GitHub's revoke API
+    # takes 1,000 tokens): the engine puts all of a run's such actions in flight at once,
+    # outside the per-provider gate, so that the revoker can gather them into its calls.
+    batched_operations: frozenset[str] = frozenset()
     _gate: threading.BoundedSemaphore | None = None
 
     @property

@@ -66,6 +66,7 @@ class GitHubRevoker(HttpRevoker):
     credential_kinds = ("github.token",)
     grant_kinds = ()
     operation = "revoke-token"
+    batched_operations = frozenset({"revoke-token"})  # POST /credentials/revoke: 1,000 a call
     reversible = False
     material_operations = frozenset({"revoke-token"})
     permissions = {

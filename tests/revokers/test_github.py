@@ -86,6 +86,21 @@ def test_an_agents_tokens_are_revoked_in_one_call(
     assert all("POST /credentials/revoke of 4 token(s)" in d for d in details)
 
 
+def test_more_tokens_than_workers_still_go_in_one_call(
+    settings: Settings, seed_agent: SeedAgent, saas_url: str
+) -> None:
+    """The engine puts every revocation of a run in flight at once (a batched operation),
+    not `github.max_workers` at a time: 40 tokens, 16 workers, one call."""
+    agent_id = seed_agent(only=("github",), github={"mints": [{}] * 40})
+    with provider_runtime(settings, "github") as runtime:
+        assert runtime.revokers["github"].max_workers < 40
+        refs = {r.ref for r in runtime.inventory.declared(agent_id) if r.provider == "github"}
+        report = contain(runtime, agent_id)
+    assert report.ok and len(refs) == 40
+    [call] = _calls_with(saas_url, refs)
+    assert set(call["refs"]) == refs
+
+
 def test_the_revoke_api_takes_at_most_1000_tokens_a_call(saas_url: str) -> None:
     many = [f"ghp_{i:036d}" for i in range(1001)]
     refused = httpx.post(f"{saas_url}/github/credentials/revoke", json={"credentials": many})
