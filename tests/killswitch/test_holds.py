@@ -102,7 +102,12 @@ def test_a_provider_that_is_down_lists_what_the_inventory_declares_unknown(
     assert {c["kind"] for c in aws} == {"aws.access-key"}
     for credential in aws:
         assert credential["verdict"] == "unknown"
-        assert "discovery failed: transient" in credential["evidence"]
+        # Refused connections are retried as transient until the 1 s deadline; under load
+        # the deadline may pass first, and the provider is then named silent. Either says why.
+        assert any(
+            f"discovery failed: {why}" in credential["evidence"]
+            for why in ("transient", "provider-silent")
+        ), credential["evidence"]
         assert credential["actions"] == []
     assert report["summary"]["unknown"] == 2
     assert any(e.startswith("aws: discovery failed") for e in report["errors"])
