@@ -75,18 +75,43 @@ def add_secret(
     azure: Azure, token: str, store: MaterialStore, principal: dict[str, Any], agent_id: str
 ) -> str:
     """Graph addPassword; the secret goes to the store. Returns `<object id>/<key id>`."""
+    return _add_password(
+        azure,
+        token,
+        store,
+        principal,
+        agent_id,
+        ("servicePrincipals", principal["id"]),
+        "azure.client-secret",
+        f"{agent_id} secret",
+    )
+
+
+def _add_password(
+    azure: Azure,
+    token: str,
+    store: MaterialStore,
+    principal: dict[str, Any],
+    agent_id: str,
+    owner: tuple[str, str],
+    kind: str,
+    display: str,
+) -> str:
+    """`POST /{collection}/{id}/addPassword` (a principal or its application: Graph answers
+    both alike); the secret goes to the store under `kind`. Returns `<id>/<key id>`."""
+    collection, ident = owner
     created = httpx.post(
-        f"{azure.info['graph_url']}/v1.0/servicePrincipals/{principal['id']}/addPassword",
-        json={"passwordCredential": {"displayName": f"{agent_id} secret"}},
+        f"{azure.info['graph_url']}/v1.0/{collection}/{ident}/addPassword",
+        json={"passwordCredential": {"displayName": display}},
         headers={"Authorization": f"Bearer {token}"},
         verify=tls(azure.info["ca_cert"]),
         timeout=10,
     )
     created.raise_for_status()
     body = created.json()
-    ref = f"{principal['id']}/{body['keyId']}"
+    ref = f"{ident}/{body['keyId']}"
     store.add(
-        "azure.client-secret",
+        kind,
         ref,
         {
             "client_id": principal["appId"],
@@ -127,27 +152,16 @@ def add_application_secret(
     """Graph addPassword on the principal's application object; the secret goes to the
     store. Returns `<application object id>/<key id>`."""
     application = application_of(azure, token, principal["appId"])
-    created = httpx.post(
-        f"{azure.info['graph_url']}/v1.0/applications/{application['id']}/addPassword",
-        json={"passwordCredential": {"displayName": f"{agent_id} app secret"}},
-        headers={"Authorization": f"Bearer {token}"},
-        verify=tls(azure.info["ca_cert"]),
-        timeout=10,
-    )
-    created.raise_for_status()
-    body = created.json()
-    ref = f"{application['id']}/{body['keyId']}"
-    store.add(
+    return _add_password(
+        azure,
+        token,
+        store,
+        principal,
+        agent_id,
+        ("applications", application["id"]),
         "azure.application-secret",
-        ref,
-        {
-            "client_id": principal["appId"],
-            "client_secret": body["secretText"],
-            "tenant_id": azure.info["tenant_id"],
-        },
-        agent_id=agent_id,
+        f"{agent_id} app secret",
     )
-    return ref
 
 
 def add_certificate(azure: Azure, token: str, principal: dict[str, Any]) -> str:
