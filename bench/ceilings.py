@@ -10,9 +10,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from google.api_core.exceptions import NotFound
 
 from bench.harness import Bench
 from killswitch.sandbox.aws import fleet
+from killswitch.sandbox.gcp import fleet as gcp_fleet
+from killswitch.sandbox.gcp.fleet import Gcp
 from killswitch.sandbox.http import mint
 
 
@@ -35,9 +38,42 @@ def _rate(call: Callable[[], object], seconds: float = 2.0, workers: int = 16) -
     return done / (time.monotonic() - started)
 
 
+def _azure(bench: Bench) -> tuple[httpx.Client, str]:
+    """A client of the Azure stand-in, direct, with an ARM token of the kill switch's own
+    identity, and the path of one role-assignment listing (what discovery asks)."""
+    azure = bench.status["stand_ins"]["azure"]
+    client = httpx.Client(base_url=azure["url"], verify=azure["ca_cert"])
+    token = client.post(
+        f"/{azure['tenant_id']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": azure["client_id"],
+            "client_secret": azure["client_secret"],
+            "scope": f"{azure['arm_url']}/.default",
+        },
+    ).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    path = (
+        f"/arm/subscriptions/{azure['subscription_id']}/providers/Microsoft.Authorization/"
+        "roleAssignments?api-version=2022-04-01&$filter=assignedTo('ceiling')"
+    )
+    return client, path
+
+
 def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
-    """Requests per second of moto (iam:GetUser), OpenBao (lookup-self) and the SaaS
-    stand-ins (GitHub's GET /user)."""
+    """Requests per second of moto (iam:GetUser), OpenBao (lookup-self), the SaaS
+    stand-ins (GitHub's GET /user), the GCP stand-in (GetServiceAccount over gRPC) and the
+    Azure stand-in (an ARM role-assignment listing over TLS)."""
+    gcp = Gcp(bench.status["stand_ins"]["gcp"]["grpc_target"]).clients()
+    account = f"projects/{gcp_fleet.PROJECT}/serviceAccounts/ceiling@example.invalid"
+    azure, assignments = _azure(bench)
+
+    def gcp_call() -> None:
+        try:
+            gcp.iam.get_service_account(request={"name": account})
+        except NotFound:
+            pass  # a full round trip all the same
+
     iam = bench.admin.iam()
     vault = httpx.Client(
         base_url=bench.vault.addr, headers={"X-Vault-Token": bench.vault.root_token}
@@ -49,7 +85,11 @@ def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
             "aws": _rate(lambda: iam.get_user(UserName=fleet.ADMIN_USER), seconds),
             "vault": _rate(lambda: vault.get("/v1/auth/token/lookup-self"), seconds),
             "saas": _rate(lambda: saas.get("/github/user"), seconds),
+            "gcp": _rate(gcp_call, seconds),
+            "azure": _rate(lambda: azure.get(assignments), seconds),
         }
     finally:
+        gcp.close()
+        azure.close()
         vault.close()
         saas.close()

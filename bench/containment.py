@@ -6,10 +6,11 @@ Modes, each on a fresh agent per run (containment is destructive):
   flow-warm  the Prefect `contain` flow in an already-running process (the service path)
   cli-cold   `killswitch contain` as a fresh process (what an engineer types)
   bound      the critical-path lower bound: L x (discover -> contain -> probe) for one
-             credential, or the stand-ins' own capacity (calls / their measured ceiling),
-             whichever is larger
+             credential plus the longest settle window in the mix (a rejection must hold
+             that long before it is `dead`), or the stand-ins' own capacity (calls / their
+             measured ceiling), whichever is larger
 
-    python -m bench.containment [--ks 10,60,240] [--ls 0,50] [--runs 3] [--quick]
+    python -m bench.containment [--ks 11,60,240] [--ls 0,50] [--runs 3] [--quick]
 
 Writes bench/results/containment.json and bench/results/*.png; bench/README.md quotes them.
 """
@@ -31,7 +32,7 @@ from killswitch.runtime import Runtime
 
 MODES = ("serial", "parallel", "flow_warm", "cli_cold")
 CHAIN = 3  # discover -> contain -> probe: the fewest dependent round trips for one credential
-PROVIDERS = ("aws", "vault", "slack", "github", "openai", "anthropic")
+PROVIDERS = ("aws", "vault", "gcp", "azure", "slack", "github", "openai", "anthropic")
 
 
 def serial_settings(bench: Bench) -> Any:
@@ -41,6 +42,21 @@ def serial_settings(bench: Bench) -> Any:
         for name in PROVIDERS
     }
     return bench.settings.model_copy(update={"provider_concurrency": 1, **one})
+
+
+PHASES: dict[str, dict[str, dict[str, float]]] = {}  # mode -> provider -> its last run's phases
+
+
+def _phases(mode: str, report: Any) -> None:
+    PHASES[mode] = {
+        t.provider: {
+            "start_s": round(t.start_s, 3),
+            "contain_s": round(t.contain_s, 3),
+            "verify_s": round(t.verify_s, 3),
+            "end_s": round(t.end_s, 3),
+        }
+        for t in report.timings.providers
+    }
 
 
 def run_once(
@@ -60,12 +76,14 @@ def run_once(
         returned = time.monotonic() - started
         # Prefect's own start of the flow run counts: proven_s starts inside the flow.
         overhead = returned - report.timings.total_s
+        _phases(mode, report)
         return overhead + report.timings.proven_s, returned, report.ok, report.run_id
     runtime = Runtime.open(serial_settings(bench) if mode == "serial" else bench.settings)
     try:
         started = time.monotonic()
         report = pipeline.contain(runtime, request)
         returned = time.monotonic() - started
+        _phases(mode, report)
         return report.timings.proven_s, returned, report.ok, report.run_id
     finally:
         runtime.close()
@@ -114,12 +132,12 @@ def runs_for(mode: str, k: int, latency_ms: float, runs: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ks", default="10,60,240")
+    parser.add_argument("--ks", default="11,60,240")
     parser.add_argument("--ls", default="0,50")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="K=10,60; L=50; 1 run")
+    parser.add_argument("--quick", action="store_true", help="K=11,60; L=50; 1 run")
     args = parser.parse_args(argv)
-    ks = [10, 60] if args.quick else [int(k) for k in args.ks.split(",")]
+    ks = [11, 60] if args.quick else [int(k) for k in args.ks.split(",")]
     ls = [50.0] if args.quick else [float(x) for x in args.ls.split(",")]
     runs = 1 if args.quick else args.runs
     home = Path(tempfile.mkdtemp(prefix="killswitch-bench-"))
@@ -131,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print("ceilings (requests/s):", {k: round(v) for k, v in ceiling.items()}, flush=True)
         warm_agent, _ = bench.seed(10)
         pipeline.contain(warm, Request(warm_agent, "warm-up", "bench", mode=Mode.FLOW))
+        # A verdict is `dead` only once its rejection has held over the provider's settle
+        # window: no run can prove a containment sooner than the longest window in the mix.
+        settle = max(max(r.settle_s, 0.0) for r in warm.revokers.values())
         rows, timelines = [], {}
         for latency_ms in ls:
             bench.latency(latency_ms)
@@ -157,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                     row[f"{mode}_runs"] = len(samples)
                     row[f"{mode}_returned_s"] = summary(returned)["median"]
                     row[f"{mode}_proven"] = proven
+                    if mode in PHASES:
+                        row[f"{mode}_providers"] = PHASES.pop(mode)
                     print(
                         f"K={k:>3} L={latency_ms:>4.0f} {mode:<9} {stats['median']:7.3f}s "
                         f"({len(samples)} run(s), proven={proven})",
@@ -164,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 capacity = max(calls.get(name, 0) / ceiling[name] for name in ceiling)
                 row["calls"] = calls
-                row["bound_s"] = max(CHAIN * latency_ms / 1000, capacity)
-                row["bound_parts"] = {"chain_s": CHAIN * latency_ms / 1000, "capacity_s": capacity}
+                chain = CHAIN * latency_ms / 1000
+                row["bound_s"] = max(chain + settle, capacity)
+                row["bound_parts"] = {"chain_s": chain, "settle_s": settle, "capacity_s": capacity}
+                row["round_trip_bound_s"] = max(chain, capacity)
                 row["serial_over_parallel"] = row["serial_s"] / row["parallel_s"]
                 row["flow_warm_over_bound"] = row["flow_warm_s"] / row["bound_s"]
                 row["runs"] = runs

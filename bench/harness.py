@@ -43,6 +43,56 @@ SAAS_SPLIT = (
 )
 
 
+def pin_cores(status: dict[str, Any]) -> dict[str, list[int]] | None:
+    """Keep the stand-ins off the kill switch's core: the sandbox daemon (moto, the SaaS,
+    GCP and Azure stand-ins, the fault proxy) and OpenBao on the last core, this process
+    (and the CLI processes it starts, which inherit it) and the Prefect server on the rest.
+    On two cores that is one each: a run and the bound it is compared with no longer fight
+    for one core. `KILLSWITCH_BENCH_PIN=0` leaves scheduling to the kernel."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or os.environ.get("KILLSWITCH_BENCH_PIN", "1") == "0":
+        return None
+    stand_ins, ours = [cpus[-1]], cpus[:-1]
+    processes = status.get("processes", {})
+    for name in ("stand-ins", "openbao"):
+        pid = processes.get(name, {}).get("pid")
+        if pid:
+            for task in _threads(int(pid)):
+                _pin(task, stand_ins)
+    prefect = processes.get("prefect", {}).get("pid")
+    if prefect:
+        for task in _threads(int(prefect)):
+            _pin(task, ours)
+    os.sched_setaffinity(0, ours)
+    return {"stand_ins": stand_ins, "killswitch": ours}
+
+
+def _threads(pid: int) -> list[int]:
+    """Every thread of `pid` and of its children (affinity is per thread on Linux)."""
+    found = []
+    for child in [pid, *_children(pid)]:
+        try:
+            found += [int(t) for t in os.listdir(f"/proc/{child}/task")]
+        except OSError:
+            continue
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        direct = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in direct] + [g for c in direct for g in _children(int(c))]
+
+
+def _pin(task: int, cores: list[int]) -> None:
+    try:
+        os.sched_setaffinity(task, cores)
+    except OSError:
+        pass
+
+
 def machine() -> str:
     cpus = os.cpu_count() or 0
     return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}"
@@ -58,6 +108,7 @@ class Bench:
     plugins: seeding.Seeding
     admin: aws_fleet.Admin
     vault: vault_fleet.Vault
+    cores: dict[str, list[int]] | None = None
 
     @property
     def inventory(self) -> Inventory:
@@ -86,6 +137,7 @@ class Bench:
             vault=vault_fleet.Vault(bao["url"], bao["root_token"]),
         )
         github.set_delay(bench.saas_url, 0.0)
+        bench.cores = pin_cores(status)
         return bench
 
     @property
@@ -109,9 +161,12 @@ class Bench:
     def seed(self, k: int) -> tuple[str, int]:
         """A fresh agent holding about K credentials over every provider; (id, actual K)."""
         agent_id = f"bench-{k}-{uuid.uuid4().hex[:6]}"
-        users = max(1, round(k * 0.15))
-        tokens = max(1, round(k * 0.15))
-        certificates = max(1, round(k * 0.05))
+        # Every provider holds some: GCP two service accounts with three keys; Azure a
+        # service principal with two secrets (and application secrets as K grows).
+        users = max(1, round(k * 0.12))
+        tokens = max(1, round(k * 0.12))
+        certificates = max(1, round(k * 0.04))
+        application_secrets = round(k * 0.04)
         spec = AgentSpec(
             agent_id,
             "bench",
@@ -122,12 +177,13 @@ class Bench:
                     "groups": ("agents-readonly",),
                 },
                 "vault": {"tokens": tokens, "certificates": certificates},
+                "azure": {"application_secrets": application_secrets},
             },
-            skip=frozenset(self.plugins.seeders) - {"aws", "vault"},
+            skip=frozenset(self.plugins.seeders) - {"aws", "vault", "gcp", "azure"},
         )
         seeded = fleet.seed_agent(self.plugins.sandbox, self.plugins.seeders, spec)
         held = sum(s.credentials for s in seeded.values())
-        rest = max(0, k - held)
+        rest = max(len(SAAS_SPLIT), k - held)  # every SaaS provider holds one at least
         for i in range(rest):
             provider, field, extra = SAAS_SPLIT[i % len(SAAS_SPLIT)]
             minted = mint(self.saas_url, provider, agent_id, **extra)

@@ -15,6 +15,7 @@ agent's principals carry the tag `agent-id=<id>`, or the inventory names them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,13 @@ from revokers.azure.probes import classify as classify
 from revokers.azure.probes import said
 from revokers.azure.settings import AzureSettings
 from revokers.base import Discovery, Done, ProbeAttempt, ProbeOutcome, Revoker, dispatch, revoker
+
+# azure-identity logs a WARNING ("ClientSecretCredential.get_token failed: …") for every
+# refused token request before it raises, and a probe of a revoked secret is refused by
+# design: on the CLI that printed Entra's whole refusal on stderr per probe. The exception
+# carries the same text to the revoker, which says what it means (or pages for our own
+# identity), so the library's own warning is dropped.
+logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 DEFAULT_AUTHORITY = "login.microsoftonline.com"
 # Entra access tokens live 60-90 minutes; disabling the principal does not recall them.
