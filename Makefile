@@ -29,6 +29,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m bench.sweep
 	$(PY) -m bench.peer
 	$(PY) -m bench.alerts
+	$(PY) -m bench.startup
 	$(PY) -m bench.report
 
 demo: $(STAMP)

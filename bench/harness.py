@@ -95,7 +95,9 @@ def _pin(task: int, cores: list[int]) -> None:
 
 def machine() -> str:
     cpus = os.cpu_count() or 0
-    return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}"
+    pinned = sorted(os.sched_getaffinity(0))
+    mine = f" (this process on core {','.join(map(str, pinned))})" if len(pinned) < cpus else ""
+    return f"{platform.machine()}, {cpus} cores{mine}, Python {platform.python_version()}"
 
 
 @dataclass

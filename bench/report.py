@@ -16,23 +16,77 @@ PEER_START, PEER_END = "<!-- peer:start -->", "<!-- peer:end -->"
 def _containment(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| K | L ms | serial | parallel | flow-warm | cli-cold | bound | serial / parallel "
-        "| flow-warm / bound | provider calls (aws · vault · saas) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| flow-warm / bound | flow-warm / round trips | provider calls |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         calls = r.get("calls", {})
+        trips = r.get("round_trip_bound_s") or r["bound_s"]
         lines.append(
             f"| {r['K_actual']} | {r['L']:.0f} | {r['serial_s']:.2f} | {r['parallel_s']:.2f} "
             f"| {r['flow_warm_s']:.2f} | {r['cli_cold_s']:.2f} | {r['bound_s']:.2f} "
             f"| **{r['serial_over_parallel']:.1f}** | **{r['flow_warm_over_bound']:.1f}** "
-            f"| {calls.get('aws', 0)} · {calls.get('vault', 0)} · {calls.get('saas', 0)} |"
+            f"| {r['flow_warm_s'] / trips:.1f} "
+            f"| {' · '.join(f'{k} {v}' for k, v in sorted(calls.items()))} |"
         )
     runs = sorted({r.get("flow_warm_runs", 0) for r in rows})
     lines.append("")
     lines.append(
         f"Medians of {', '.join(map(str, runs))} run(s) each (serial: one run where it "
         "takes minutes); seconds from the start of the run until every credential "
-        f"was proven dead. Machine: {rows[0]['machine'] if rows else '?'}."
+        f"was proven dead. Machine: {rows[0]['machine'] if rows else '?'}; the stand-ins "
+        "on the other core. *bound*: L × 3 dependent round trips plus the longest settle "
+        "window in the mix "
+        "(a rejection must hold that long before it is `dead`), or the stand-ins' capacity "
+        "for the calls made, whichever is larger; *round trips*: the same without the "
+        "settle window."
+    )
+    phased = [r for r in rows if r.get("flow_warm_providers")]
+    if phased:
+        r = max(phased, key=lambda r: (r["L"], r["K"] == 60, r["K"]))
+        lines += [
+            "",
+            f"Per provider, flow-warm, K = {r['K_actual']}, L = {r['L']:.0f} (seconds from "
+            "the start of the run; one run):",
+            "",
+            "| provider | starts | contain phase | probe phase | ends |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, t in r["flow_warm_providers"].items():
+            lines.append(
+                f"| {name} | {t['start_s']:.2f} | {t['contain_s']:.2f} | {t['verify_s']:.2f} "
+                f"| {t['end_s']:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+STARTUP_ROWS = {
+    "cli-break-glass": "`killswitch contain --break-glass`, fresh process, to the first revocation",
+    "cli-flow": "`killswitch contain` (flow), fresh process, running Prefect server, "
+    "to the first revocation",
+    "slack-warm": "a Slack slash command to the first revocation, warm service",
+    "alert-warm": "an alert (AWS Health event) to the first revocation, warm service",
+}
+
+
+def _startup(data: dict[str, Any]) -> str:
+    lines = [
+        "| figure | goal | median | worst | met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, row in data["rows"].items():
+        median = row["median_first_revocation_s"]
+        lines.append(
+            f"| {STARTUP_ROWS.get(name, name)} | ≤ {row['goal_s']:g} s | {median:.2f} s "
+            f"| {row['max_first_revocation_s']:.2f} s "
+            f"| {'yes' if median <= row['goal_s'] else 'no'} |"
+        )
+    imports = data.get("imports_s", {})
+    lines.append("")
+    lines.append(
+        f"Medians of {data['runs']} run(s), each a fresh agent of {data['k']} credentials over "
+        f"every provider; every run proven. Importing the CLI: "
+        f"{imports.get('killswitch.cli.main', 0):.2f} s. Machine: {data['machine']}."
     )
     return "\n".join(lines)
 
@@ -151,6 +205,9 @@ def main() -> int:
             + ", ".join(f"{k} {v:.0f}" for k, v in rps.items())
             + "."
         )
+    startup = RESULTS / "startup.json"
+    if startup.exists():
+        parts.append(_startup(json.loads(startup.read_text())))
     fleet = RESULTS / "fleet.json"
     if fleet.exists():
         parts.append(_fleet(json.loads(fleet.read_text())))
