@@ -10,6 +10,8 @@ from bench.harness import RESULTS
 COLORS = {
     "aws": "#d97706",
     "vault": "#0f766e",
+    "gcp": "#2563eb",
+    "azure": "#0891b2",
     "slack": "#7c3aed",
     "github": "#1f2937",
     "openai": "#059669",
@@ -30,25 +32,48 @@ def draw(rows: Sequence[Mapping[str, Any]], timelines: Mapping[str, Any]) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for name, bars in timelines.items():
-        fig, ax = plt.subplots(figsize=(9, max(3.0, 0.12 * len(bars) + 1.5)))
-        for i, bar in enumerate(bars):
-            color = COLORS.get(bar["provider"], "#6b7280")
-            ax.barh(i, bar["contained_s"], color=color, alpha=0.35)
-            ax.barh(
-                i,
-                max(bar["dead_s"] - bar["contained_s"], 0.002),
-                left=bar["contained_s"],
-                color=color,
-            )
-        ax.set_yticks([])
+    for name, drawn in timelines.items():
+        providers = drawn.get("providers", {})
+        if not providers:
+            continue
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(providers) + 1.8))
+        phases = drawn.get("phases", {})
+        for i, (provider, p) in enumerate(reversed(list(providers.items()))):
+            color = COLORS.get(provider, "#6b7280")
+            # The run's own phase times where it has them (the ledger has when each action
+            # ended, not when the provider's work began).
+            phase = phases.get(provider)
+            first = phase["start_s"] if phase else p["first_s"]
+            contained = first + phase["contain_s"] if phase else p.get("contain_end_s", first)
+            dead = max(p["dead_s"] or [contained])
+            ax.barh(i, contained - first, left=first, color=color, alpha=0.45, height=0.6)
+            ax.barh(i, max(dead - contained, 0.005), left=contained, color=color, height=0.6)
+            if "detach_end_s" in p:
+                ax.plot([contained, p["detach_end_s"]], [i - 0.38, i - 0.38], color=color, lw=2)
+            for moment in p["dead_s"]:
+                ax.plot(moment, i, marker="|", color="white", markersize=8)
+        starts = [t["start_s"] for t in phases.values()]
+        if starts:
+            ax.barh(-1, min(starts), color="#e5e7eb", hatch="//", edgecolor="#9ca3af", height=0.6)
+        labels = ["plan", *reversed(list(providers))] if starts else list(reversed(providers))
+        ax.set_yticks(range(-1 if starts else 0, len(providers)), labels)
+        ax.set_xlim(left=0)
+        bound = drawn.get("bound_s")
+        if bound:
+            ax.axvline(bound, color="#dc2626", linestyle="--", lw=1)
+            ax.axvline(3 * bound, color="#dc2626", linestyle=":", lw=1)
+            ax.text(bound, len(providers) - 0.4, " bound", color="#dc2626", fontsize=8)
+            ax.text(3 * bound, len(providers) - 0.4, " 3× bound", color="#dc2626", fontsize=8)
+        last = max((m for p in providers.values() for m in p["dead_s"]), default=0.0)
+        if last:
+            ax.axvline(last, color="#111827", lw=1)
+            ax.text(last, -1.45 if starts else -0.45, " all proven", fontsize=8)
         ax.set_xlabel("seconds since the run started")
         ax.set_title(
-            f"one containment ({name.replace('_', ', ')} ms): pale = until the "
-            "provider's contain phase ended, solid = probing until dead"
+            f"one containment, {name.replace('_', ', ')} ms\nhatched = plan, pale = contain, "
+            "solid = probing until the last dead (ticks: verdicts), line = detaching",
+            fontsize=9,
         )
-        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()]
-        ax.legend(handles, list(COLORS), loc="lower right", fontsize=8)
         fig.tight_layout()
         fig.savefig(RESULTS / f"timeline_{name}.png", dpi=110)
         plt.close(fig)

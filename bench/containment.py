@@ -89,31 +89,28 @@ def run_once(
         runtime.close()
 
 
-def timeline(bench: Bench, run_id: str) -> list[dict[str, Any]]:
-    """Per credential: when its provider's containment phase ended (probes start only then)
-    and when its probe saw it dead, in seconds since the run started — from the ledger."""
+def timeline(bench: Bench, run_id: str) -> dict[str, Any]:
+    """Per provider: when its first entry, its last contain and its last detach were
+    recorded, and when each credential's probe saw it dead, in seconds since the run
+    started — from the ledger (the bound is added by the caller)."""
     rows = list(warm_ledger(bench).rows(run_id=run_id))
     start = datetime.fromisoformat(rows[0]["ts"])
 
     def at(row: dict[str, Any]) -> float:
         return (datetime.fromisoformat(row["ts"]) - start).total_seconds()
 
-    contained: dict[str, float] = {}
+    providers: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["detail"].get("verb") in ("contain", "detach"):
-            contained[row["provider"]] = max(contained.get(row["provider"], 0.0), at(row))
-    probes = [
-        {
-            "provider": row["provider"],
-            "credential": row["credential"],
-            "contained_s": contained.get(row["provider"], 0.0),
-            "dead_s": at(row),
-            "verdict": row["outcome"],
-        }
-        for row in rows
-        if row["action"] == "probe"
-    ]
-    return sorted(probes, key=lambda r: (r["provider"], r["dead_s"]))
+        name = row["provider"]
+        if not name:
+            continue
+        p = providers.setdefault(name, {"first_s": at(row), "dead_s": []})
+        verb = row["detail"].get("verb")
+        if verb in ("contain", "detach"):
+            p[f"{verb}_end_s"] = max(p.get(f"{verb}_end_s", 0.0), at(row))
+        if row["action"] == "probe":
+            p["dead_s"].append(at(row))
+    return {"providers": dict(sorted(providers.items()))}
 
 
 def warm_ledger(bench: Bench) -> Any:
@@ -171,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                         if mode == "parallel":
                             calls = bench.calls()
                         if mode == "flow_warm" and latency_ms and k == 60:
-                            timelines[f"K{k}_L{int(latency_ms)}"] = timeline(bench, run_id)
+                            timelines[f"K{k}_L{int(latency_ms)}"] = {
+                                **timeline(bench, run_id),
+                                "phases": PHASES.get(mode, {}),
+                                "proven_s": seconds,
+                            }
                     stats = summary(samples)
                     row[f"{mode}_s"] = stats["median"]
                     row[f"{mode}_spread_s"] = [stats["min"], stats["max"]]
@@ -191,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 row["bound_s"] = max(chain + settle, capacity)
                 row["bound_parts"] = {"chain_s": chain, "settle_s": settle, "capacity_s": capacity}
                 row["round_trip_bound_s"] = max(chain, capacity)
+                drawn = timelines.get(f"K{k}_L{int(latency_ms)}")
+                if drawn is not None:
+                    drawn["bound_s"] = row["bound_s"]
                 row["serial_over_parallel"] = row["serial_s"] / row["parallel_s"]
                 row["flow_warm_over_bound"] = row["flow_warm_s"] / row["bound_s"]
                 row["runs"] = runs
