@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="killswitch-fleet-"))
-    bench = Bench.start(home)
+    bench = Bench.start(home, pin=False)
     runtime = Runtime.open(bench.settings)
     try:
         ceiling = ceilings.measure(bench)

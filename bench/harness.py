@@ -121,7 +121,10 @@ class Bench:
         return self.plugins.sandbox.store
 
     @classmethod
-    def start(cls, home: Path) -> Bench:
+    def start(cls, home: Path, *, pin: bool = True) -> Bench:
+        """A sandbox of the bench's own; `pin`: the stand-ins on one core, the bench (and
+        what it starts) on the others (`pin_cores`) — off where processes of the kill
+        switch must spread over every core (workers of the scaled-out shape)."""
         os.environ["KILLSWITCH_HOME"] = str(home)
         status = control.up(home, prefect=True)
         settings = load_settings(profile=Paths.under(home).profile)
@@ -139,7 +142,7 @@ class Bench:
             vault=vault_fleet.Vault(bao["url"], bao["root_token"]),
         )
         github.set_delay(bench.saas_url, 0.0)
-        bench.cores = pin_cores(status)
+        bench.cores = pin_cores(status) if pin else None
         return bench
 
     @property
