@@ -143,7 +143,8 @@ def _throttled(proxy: Proxy, head: bytes) -> bytes:
 def reset_connection(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:  # SO_LINGER 0: close with RST, as a dropped connection looks
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):  # already closed by the peer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
 
 
@@ -333,7 +334,18 @@ class Proxies:
             proxy.faults.requests = 0
 
     def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _close(self) -> None:
+        """Stop listening, drop every connection, and let their tasks finish."""
         for proxy in self.proxies.values():
             if proxy.server is not None:
-                self.loop.call_soon_threadsafe(proxy.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+                proxy.server.close()
+            for writer in list(proxy.connections):
+                writer.transport.abort()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL = 8, 14, 13
 END = object()  # a queue's last item: the sender ended the stream
+REPLAYABLE = 1 << 20  # a request up to this size is kept until answered (sent again if refused)
+REPLAYS = 5
 Headers = list[tuple[bytes, bytes]]
 # Hop-by-hop headers HTTP/2 forbids relaying as they came.
 HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -123,6 +125,11 @@ class Call:
     answered: bool = False  # response headers went to the client
     done: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # What went upstream so far, while it may be sent again (a stream the stand-in refused).
+    sent: list[bytes] = field(default_factory=list)
+    sent_size: int = 0
+    ended: bool = False  # the client's request is complete
+    replays: int = 0
 
 
 class Upstream:
@@ -133,6 +140,9 @@ class Upstream:
         self.reader = reader
         self.calls: dict[int, Call] = {}
         self.task: asyncio.Task[None] | None = None
+        # Until the stand-in's first SETTINGS, its stream limit is unknown (h2 assumes none):
+        # a burst opened before it would be refused (RST_STREAM REFUSED_STREAM).
+        self.settled = False
 
     @classmethod
     async def open(cls, proxy: Proxy) -> Upstream:
@@ -146,7 +156,8 @@ class Upstream:
 
     def has_room(self) -> bool:
         conn = self.side.conn
-        return bool(conn.open_outbound_streams < conn.remote_settings.max_concurrent_streams)
+        limit = conn.remote_settings.max_concurrent_streams
+        return self.settled and bool(conn.open_outbound_streams < limit)
 
     async def start(self, call: Call) -> None:
         """Open the call's stream here, once the stand-in allows one more."""
@@ -180,6 +191,8 @@ class Upstream:
             self.calls.clear()
 
     def _route(self, event: Any) -> None:
+        if isinstance(event, RemoteSettingsChanged):
+            self.settled = True
         call = self.calls.get(getattr(event, "stream_id", 0) or 0)
         if call is None:
             if isinstance(event, DataReceived):  # for a call given up: window back
@@ -190,7 +203,9 @@ class Upstream:
             kind = "trailers" if event.stream_ended is not None else "headers"
             call.response.put_nowait((kind, list(event.headers)))
         elif isinstance(event, DataReceived):
-            call.response.put_nowait(("data", event.data, event.flow_controlled_length))
+            call.response.put_nowait(
+                ("data", event.data, event.flow_controlled_length, event.stream_id)
+            )
         elif isinstance(event, TrailersReceived):
             call.response.put_nowait(("trailers", list(event.headers)))
         elif isinstance(event, StreamEnded):
@@ -301,8 +316,7 @@ class Downstream:
         while not call.response.empty():
             item = call.response.get_nowait()
             if item is not END and item[0] == "data" and call.upstream is not None:
-                assert call.up_id is not None  # noqa: S101
-                call.upstream.side.acknowledge(call.up_id, item[2])
+                call.upstream.side.acknowledge(item[3], item[2])
 
     async def _upstream(self) -> Upstream:
         async with self.connecting:
@@ -328,10 +342,9 @@ class Downstream:
                 await self._drain_request(call)
                 self._answer_fault(call, fault)
                 return
-            upstream = await self._upstream()
-            await upstream.start(call)
-            call.tasks.append(asyncio.create_task(self._pump_request(call, upstream)))
-            await self._pump_response(call)
+            await self._open(call)
+            while await self._pump_response(call):
+                await self._open(call)  # refused before it was processed: send it again
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
@@ -367,15 +380,34 @@ class Downstream:
         call.answered = True
         self.side.flush()
 
+    async def _open(self, call: Call) -> None:
+        """A stream for the call upstream (a free one), and its request relayed to it."""
+        for task in call.tasks[1:]:  # a request pump of a refused stream
+            task.cancel()
+        del call.tasks[1:]
+        upstream = await self._upstream()
+        await upstream.start(call)
+        call.tasks.append(asyncio.create_task(self._pump_request(call, upstream)))
+
     async def _pump_request(self, call: Call, upstream: Upstream) -> None:
+        """What the client sent so far (again, after a refusal), then the rest as it comes."""
         try:
-            while (item := await call.request.get()) is not END:
+            stream_id = call.up_id
+            assert stream_id is not None  # noqa: S101 - started before pumping
+            for data in list(call.sent):
+                await upstream.side.send(stream_id, data)
+            while not call.ended:
+                item = await call.request.get()
+                if item is END:
+                    call.ended = True
+                    break
                 data, size = item
-                assert call.up_id is not None  # noqa: S101 - started before pumping
-                await upstream.side.send(call.up_id, data)
-                self.side.acknowledge(call.down_id, size)
-            assert call.up_id is not None  # noqa: S101
-            upstream.side.conn.end_stream(call.up_id)
+                if call.sent_size + len(data) <= REPLAYABLE:
+                    call.sent.append(data)
+                call.sent_size += len(data)
+                self.side.acknowledge(call.down_id, size)  # kept, or relayed at once
+                await upstream.side.send(stream_id, data)
+            upstream.side.conn.end_stream(stream_id)
             upstream.side.flush()
         except asyncio.CancelledError:
             raise
@@ -383,7 +415,10 @@ class Downstream:
             log.warning("gRPC relay: request relay failed: %r", exc)
             call.response.put_nowait(("fail", UNAVAILABLE, f"relay: {type(exc).__name__}"))
 
-    async def _pump_response(self, call: Call) -> None:
+    async def _pump_response(self, call: Call) -> bool:
+        """The stand-in's answer to the client; True: the stream was refused unprocessed
+        (RST_STREAM REFUSED_STREAM, which HTTP/2 says is safe to retry) and may be sent again
+        (nothing answered yet, the request kept whole, a few times at most)."""
         conn = self.side.conn
         while True:
             item = await call.response.get()
@@ -392,7 +427,7 @@ class Downstream:
                     with contextlib.suppress(H2Error):
                         conn.end_stream(call.down_id)
                     self.side.flush()
-                return
+                return False
             what = item[0]
             if what == "headers":
                 conn.send_headers(call.down_id, item[1])
@@ -400,19 +435,23 @@ class Downstream:
                 self.side.flush()
             elif what == "data":
                 await self.side.send(call.down_id, item[1])
-                assert call.upstream is not None and call.up_id is not None  # noqa: S101
-                call.upstream.side.acknowledge(call.up_id, item[2])
+                assert call.upstream is not None  # noqa: S101
+                call.upstream.side.acknowledge(item[3], item[2])
             elif what == "trailers":
                 conn.send_headers(call.down_id, item[1], end_stream=True)
                 self.side.flush()
-                return
+                return False
             elif what == "reset":
+                refused = item[1] == ErrorCodes.REFUSED_STREAM and not call.answered
+                if refused and call.sent_size <= REPLAYABLE and call.replays < REPLAYS:
+                    call.replays += 1
+                    return True
                 conn.reset_stream(call.down_id, item[1])
                 self.side.flush()
-                return
+                return False
             else:  # "fail": the upstream connection went away under the call
                 self._fail(call, item[1], f"sandbox gRPC relay: {item[2]}")
-                return
+                return False
 
     def _fail(self, call: Call, status: int, message: str) -> None:
         """End the call with a gRPC status (trailers, or trailers-only if nothing was sent)."""
