@@ -11,6 +11,7 @@ answers `reset`; and whoever seeds (`sandbox up`, the tests, the benchmarks), wh
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from killswitch.inventory import Inventory
-    from killswitch.sandbox.proxy import Layer, Proxies
+    from killswitch.sandbox.proxy import Layer, Proxies, Throttled
     from killswitch.sandbox.tokens import Lag, Token, Tokens
     from killswitch.secrets import MaterialStore
 
@@ -94,12 +95,25 @@ class Host:
     latency_ms: float
 
     def proxy(
-        self, name: str, port: int, throttled: bytes | None = None, layer: Layer | None = None
+        self,
+        name: str,
+        port: int,
+        throttled: Throttled | None = None,
+        layer: Layer | None = None,
+        *,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> str:
         """Put fault proxy `name` in front of a loopback port (`throttled`: the provider's
-        own throttling answer, a raw HTTP response; `layer`: sees every exchange); its URL."""
-        port = self.proxies.add(name, port, self.latency_ms, throttled, layer)
-        return f"http://127.0.0.1:{port}"
+        own throttling answer, a raw HTTP response or one per request head; `layer`: sees
+        every exchange; `tls`: the listener's and the upstream TLS contexts, for a stand-in
+        that speaks HTTPS); its URL."""
+        port = self.proxies.add(name, port, self.latency_ms, throttled, layer, tls=tls)
+        return f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+
+    def grpc_relay(self, name: str, port: int) -> str:
+        """Put fault relay `name` (HTTP/2 cleartext, faults per gRPC call) in front of a
+        gRPC server on a loopback port; its `host:port` target."""
+        return f"127.0.0.1:{self.proxies.add(name, port, self.latency_ms, protocol='h2')}"
 
 
 def _nothing() -> None:

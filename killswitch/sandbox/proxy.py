@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,6 +58,9 @@ class Layer(Protocol):
     ) -> bytes | None: ...
 
 
+Throttled = bytes | Callable[[bytes], bytes]
+
+
 @dataclass
 class Proxy:
     name: str
@@ -63,8 +68,16 @@ class Proxy:
     faults: Faults = field(default_factory=Faults)
     port: int = 0
     server: asyncio.base_events.Server | None = None
-    throttled: bytes | None = None  # the provider's own throttling response, when it has one
+    # The provider's own throttling response, when it has one (or, by request head, when
+    # its endpoints throttle differently).
+    throttled: Throttled | None = None
     layer: Layer | None = None
+    # TLS: the listener's own (a certificate clients trust) and the one upstream is reached
+    # with; None: plain. `protocol` "h2": a gRPC relay (`proxy_h2`), per stream, not request.
+    tls: ssl.SSLContext | None = None
+    upstream_tls: ssl.SSLContext | None = None
+    protocol: str = "http"
+    connections: set[asyncio.StreamWriter] = field(default_factory=set)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
@@ -113,7 +126,9 @@ def canned(status: int, body: bytes, content_type: str, extra: str = "") -> byte
     return head.encode() + body
 
 
-def _throttled(proxy: Proxy) -> bytes:
+def _throttled(proxy: Proxy, head: bytes) -> bytes:
+    if callable(proxy.throttled):
+        return proxy.throttled(head)
     if proxy.throttled is not None:
         return proxy.throttled
     after = max(1, round(proxy.faults.retry_after_s))
@@ -125,10 +140,11 @@ def _throttled(proxy: Proxy) -> bytes:
     )
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
+def reset_connection(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:  # SO_LINGER 0: close with RST, as a dropped connection looks
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):  # already closed by the peer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
 
 
@@ -152,7 +168,7 @@ async def _serve_client(
                 await asyncio.sleep(proxy.faults.latency_ms / 1000)
             fault = proxy.faults.take()
             if fault == "throttle":
-                client_w.write(_throttled(proxy))
+                client_w.write(_throttled(proxy, head))
                 await client_w.drain()
                 continue
             if fault == "error":
@@ -164,20 +180,20 @@ async def _serve_client(
                 await client_w.drain()
                 continue
             if fault == "reset":
-                _reset(client_w)
+                reset_connection(client_w)
                 return
             if fault == "blackhole":
                 await asyncio.sleep(3600)
                 return
             if upstream is None:
-                upstream = await asyncio.open_connection("127.0.0.1", proxy.upstream_port)
+                upstream = await open_upstream(proxy)
             up_r, up_w = upstream
             up_w.write(head + body)
             await up_w.drain()
             method = head.split(b" ", 1)[0]
             response_head = await _read_head(up_r)
             if response_head is None:
-                _reset(client_w)
+                reset_connection(client_w)
                 return
             status = int(response_head.split(b" ", 2)[1])
             response_headers = _headers(response_head)
@@ -211,6 +227,15 @@ async def _serve_client(
             client_w.close()
 
 
+async def open_upstream(proxy: Proxy) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the stand-in behind `proxy` (TLS when it speaks TLS)."""
+    if proxy.upstream_tls is None:
+        return await asyncio.open_connection("127.0.0.1", proxy.upstream_port)
+    return await asyncio.open_connection(
+        "127.0.0.1", proxy.upstream_port, ssl=proxy.upstream_tls, server_hostname="127.0.0.1"
+    )
+
+
 class Proxies:
     """Every proxy of the sandbox, on one event loop in a thread of the daemon."""
 
@@ -230,20 +255,37 @@ class Proxies:
         name: str,
         upstream_port: int,
         latency_ms: float = 0.0,
-        throttled: bytes | None = None,
+        throttled: Throttled | None = None,
         layer: Layer | None = None,
+        *,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+        protocol: str = "http",
     ) -> int:
-        """Put a proxy in front of `upstream_port`; returns the port clients use."""
+        """Put a proxy in front of `upstream_port`; returns the port clients use (`tls`:
+        the listener's context and the upstream one; `protocol` "h2": a gRPC relay)."""
         proxy = Proxy(
-            name, upstream_port, Faults(latency_ms=latency_ms), throttled=throttled, layer=layer
+            name,
+            upstream_port,
+            Faults(latency_ms=latency_ms),
+            throttled=throttled,
+            layer=layer,
+            tls=tls[0] if tls else None,
+            upstream_tls=tls[1] if tls else None,
+            protocol=protocol,
         )
         self._run(self._listen(proxy))
         self.proxies[name] = proxy
         return proxy.port
 
     async def _listen(self, proxy: Proxy) -> None:
+        handler: Callable[[Proxy, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+        handler = _serve_client
+        if proxy.protocol == "h2":
+            from killswitch.sandbox.proxy_h2 import serve_h2
+
+            handler = serve_h2
         proxy.server = await asyncio.start_server(
-            lambda r, w: _serve_client(proxy, r, w), "127.0.0.1", proxy.port
+            lambda r, w: handler(proxy, r, w), "127.0.0.1", proxy.port, ssl=proxy.tls
         )
         proxy.port = int(proxy.server.sockets[0].getsockname()[1])
 
@@ -267,6 +309,9 @@ class Proxies:
     async def _down(self, proxy: Proxy) -> None:
         if proxy.server is not None:  # the port stays ours; new connections are refused
             proxy.server.close()
+            if proxy.protocol == "h2":  # a gRPC channel holds one connection for good: drop it
+                for writer in list(proxy.connections):
+                    writer.transport.abort()
             await proxy.server.wait_closed()
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -279,6 +324,7 @@ class Proxies:
                 "remaining": p.faults.remaining,
                 "down": p.faults.down,
                 "requests": p.faults.requests,
+                "protocol": "grpc (h2c)" if p.protocol == "h2" else ("https" if p.tls else "http"),
             }
             for name, p in self.proxies.items()
         }
@@ -288,7 +334,18 @@ class Proxies:
             proxy.faults.requests = 0
 
     def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _close(self) -> None:
+        """Stop listening, drop every connection, and let their tasks finish."""
         for proxy in self.proxies.values():
             if proxy.server is not None:
-                self.loop.call_soon_threadsafe(proxy.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+                proxy.server.close()
+            for writer in list(proxy.connections):
+                writer.transport.abort()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)

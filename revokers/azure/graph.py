@@ -8,9 +8,14 @@ from typing import Any
 
 import httpx
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
 from killswitch.errors import NotFoundError
-from revokers.azure.errors import graph_error
+from revokers.azure.errors import graph_error, translate
 
 
 def tls(verify: bool | str) -> bool | ssl.SSLContext:
@@ -35,7 +40,11 @@ class Graph:
 
     def request(self, method: str, path: str, doing: str, **kw: Any) -> httpx.Response:
         try:
-            response = self.http.request(method, path, headers=self._headers(), **kw)
+            headers = self._headers()
+        except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
+            raise translate(exc, doing=f"{doing}: a Graph token") from exc
+        try:
+            response = self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:
             raise graph_error(httpx.Response(503), f"{doing}: {type(exc).__name__}") from exc
         if response.status_code >= 400:

@@ -138,6 +138,9 @@ class AzureRevoker(Revoker):
             disable_instance_discovery=custom,
             connection_verify=self.verify,
             retry_total=0,
+            # azure-core waits 300 s for an answer by default: a silent Entra holds no call.
+            connection_timeout=self.config.timeout_s,
+            read_timeout=self.config.timeout_s,
         )
 
     @property

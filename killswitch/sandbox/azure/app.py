@@ -50,9 +50,15 @@ def build(state: AzureState) -> Starlette:
         with state.lock:
             return state.tokens.get(token, 0) > time.time()
 
+    def origin(request: Request) -> str:
+        """Where the client reached us: direct, or through the sandbox's TLS fault proxy
+        (the endpoints we hand out must keep it on the path it came by)."""
+        host = request.headers.get("host")
+        return f"https://{host}" if host else state.base_url
+
     async def openid(request: Request) -> JSONResponse:
         tenant = request.path_params["tenant"]
-        base = f"{state.base_url}/{tenant}"
+        base = f"{origin(request)}/{tenant}"
         return JSONResponse(
             {
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
@@ -234,7 +240,7 @@ def build(state: AzureState) -> Starlette:
         body: dict[str, Any] = {"value": page}
         if start + PAGE < len(matching):
             body["nextLink"] = (
-                f"{state.base_url}/arm{scope}/providers/Microsoft.Authorization/roleAssignments"
+                f"{origin(request)}/arm{scope}/providers/Microsoft.Authorization/roleAssignments"
                 f"?api-version={API_VERSION}&$skiptoken={start + PAGE}"
                 + (f"&$filter={wanted}" if wanted else "")
             )
@@ -288,6 +294,7 @@ class AzureServer:
         self.ca_path = directory / "azure-ca.pem"
         authority.cert_pem.write_to_path(str(self.ca_path))
         chain, key = directory / "azure-cert.pem", directory / "azure-key.pem"
+        self.chain, self.key = chain, key
         issued.private_key_pem.write_to_path(str(key))
         key.chmod(0o600)
         issued.cert_chain_pems[0].write_to_path(str(chain))

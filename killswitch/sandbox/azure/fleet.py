@@ -280,7 +280,10 @@ class Seeder:
     def profile(self) -> Mapping[str, Any]:
         """`azure`: tenant, subscription, the kill switch's app, endpoints and the CA."""
         # The stand-in applies changes at once: a short settle window keeps the rule honest.
-        return {"azure": {**{k: self.azure.info[k] for k in PROFILE_KEYS}, "settle_s": 0.5}}
+        # Through the `azure` fault proxy where the stand-in has one (seeding goes direct).
+        info = self.azure.info
+        section = {k: info.get(f"proxied_{k}", info[k]) for k in PROFILE_KEYS}
+        return {"azure": {**section, "settle_s": 0.5}}
 
     def status(self) -> Mapping[str, Any]:
         """`providers.azure`: everything the stand-in describes of itself."""

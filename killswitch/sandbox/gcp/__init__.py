@@ -1,7 +1,7 @@
 """GCP's sandbox plug-in: a gRPC server for `google.iam.admin.v1.IAM` and the project's IAM
-policy (direct: the fault proxy speaks HTTP/1.1 only), and Google's token endpoint on the
-shared HTTP app (through its proxy, like every HTTP call); per agent two service accounts
-with keys and bindings."""
+policy, behind the `gcp` fault relay (HTTP/2, faults per call), and Google's token endpoint
+on the shared HTTP app (through its proxy, `saas`, like every HTTP call); per agent two
+service accounts with keys and bindings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from killswitch.sandbox.http import PROXY
 from killswitch.sandbox.plugin import Host, Hosted, Sandbox, StandIn
 
 if TYPE_CHECKING:
@@ -19,9 +18,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class GcpStandIn:
-    """The gRPC stand-in (`stand_ins.gcp`); only its token endpoint sits behind a proxy."""
+    """The gRPC stand-in (`stand_ins.gcp`) behind the `gcp` relay; its token endpoint is
+    behind the shared app's proxy (`saas`)."""
 
-    fault_target: str | None = PROXY
+    fault_target: str | None = "gcp"
 
     def serve(self, host: Host) -> Hosted:
         """Start the gRPC server; the token endpoint joins the shared app at `/gcp/token`."""
@@ -37,6 +37,7 @@ class GcpStandIn:
         state = GcpState(token_uri=f"{host.http_proxied}/gcp/token")
         server = GcpServer(state)
         server.start()
+        relayed = host.grpc_relay("gcp", server.port)
 
         async def token(request: Request) -> JSONResponse:
             """Google's OAuth2 token endpoint for service-account keys (jwt-bearer grant)."""
@@ -58,6 +59,7 @@ class GcpStandIn:
             stand_ins={
                 "gcp": {
                     "grpc_target": f"127.0.0.1:{server.port}",
+                    "proxied_grpc_target": relayed,
                     "token_uri": state.token_uri,
                     "project": PROJECT,
                 }

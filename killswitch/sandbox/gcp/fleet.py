@@ -126,12 +126,14 @@ class Seeder:
         return SweepSeeds()
 
     def profile(self) -> Mapping[str, Any]:
-        """`gcp`: the project and the gRPC target (direct: the proxy speaks HTTP/1.1)."""
+        """`gcp`: the project and the gRPC target: the `gcp` fault relay (seeding: direct)."""
         # The stand-in applies changes at once: a short settle window keeps the rule honest.
         return {
             "gcp": {
                 "project": self.gcp.project,
-                "grpc_target": self.gcp.grpc_target,
+                "grpc_target": self.sandbox.stand_ins["gcp"].get(
+                    "proxied_grpc_target", self.gcp.grpc_target
+                ),
                 "settle_s": 0.5,
             }
         }
