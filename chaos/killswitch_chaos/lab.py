@@ -69,9 +69,7 @@ class Lab:
     # -- commands -------------------------------------------------------------------------
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLSWITCH_", "PREFECT_"))}
         env.update(
             KILLSWITCH_HOME=str(self.home),
             KILLSWITCH_ACTOR="chaos",

@@ -24,11 +24,7 @@ def keys(report: dict[str, Any], providers: Iterable[str] | None = None) -> set[
     """The plan's (or report's) credential keys `kind:ref`, of some providers or all."""
     wanted = set(providers) if providers is not None else None
     rows = report.get("credentials") or report.get("plan", {}).get("credentials", [])
-    return {
-        f"{c['kind']}:{c['ref']}"
-        for c in rows
-        if wanted is None or c["provider"] in wanted
-    }
+    return {f"{c['kind']}:{c['ref']}" for c in rows if wanted is None or c["provider"] in wanted}
 
 
 def plan_shape(report: dict[str, Any]) -> tuple[list[str], list[str]]:
