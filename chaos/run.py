@@ -115,7 +115,9 @@ def _figures(slug: str, figures: dict[str, Any], journal: dict[str, Any]) -> str
             parts.append(
                 f"{turn['point']}: killed at {turn['killed_after_s']} s, "
                 f"unfinished {'listed' if turn['listed_unfinished'] else 'NOT listed'}, "
-                f"re-run exit {turn['rerun_exit']}"
+                f"re-run exit {turn['rerun_exit']}: "
+                f"{turn.get('rerun', {}).get('dead', 0)} dead, "
+                f"{turn.get('rerun', {}).get('unverified', 0)} unverified (already killed)"
             )
     for key in ("refused_s", "break_glass_s"):
         if key in figures:
@@ -134,9 +136,10 @@ def _figures(slug: str, figures: dict[str, Any], journal: dict[str, Any]) -> str
                 f"{name.replace('_', ' ')}: exit {f['exit']}, {f['entries']} entries, {said}"
             )
     if "lag_s" in figures:
-        for p, t in figures.get("providers", {}).items():
-            parts.append(f"{p} converged {t['converged_s']} s, verified at {t['verify_s']} s")
-        parts.insert(0, f"lag {figures['lag_s']} s, settle {figures['settle_s']} s")
+        windows = figures["settle_s"]
+        for p, gap in figures.get("first_dead_after_kill_s", {}).items():
+            parts.append(f"{p}: first dead {gap} s after its first kill (settle {windows[p]} s)")
+        parts.insert(0, f"lag {figures['lag_s']} s")
     if figures.get("not_faulted"):
         parts.append(
             "NOT faulted: " + "; ".join(f"{p} ({why})" for p, why in figures["not_faulted"].items())

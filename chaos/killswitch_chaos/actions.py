@@ -15,6 +15,8 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from killswitch_chaos import lab
@@ -376,7 +378,7 @@ def kill_at_each_point(
         listed = [r for r in json.loads(unfinished.stdout or "[]") if r["run_id"] == run_id]
         current.check(f"{label}: audit unfinished lists the run", bool(listed), run_id)
         rerun = _contain(current, agent, **env)
-        all_dead(current, f"{label}: re-run", rerun, agent)
+        split = _proven_after_a_kill(current, f"{label}: re-run", rerun, agent)
         _restore_exactly(current, label, agent, before, **env)
         _verify(current, f"{label}: after restore")
         turns.append(
@@ -385,10 +387,47 @@ def kill_at_each_point(
                 "killed_after_s": round(time.monotonic() - started, 2),
                 "listed_unfinished": bool(listed),
                 "rerun_exit": rerun.code,
+                "rerun": split,
             }
         )
     current.figures.update(turns=turns)
     return turns
+
+
+ALREADY_REJECTED = "baseline already rejected before containment"
+
+
+def _proven_after_a_kill(current: Lab, label: str, ran: Ran, agent: str) -> dict[str, int]:
+    """A re-run after a kill is proven (exit 0: nothing alive, nothing unknown): each
+    credential `dead`, or, if the killed run had already contained it, `unverified` with
+    the reason (the re-run's baseline was rejected: its own rejection cannot prove a kill)."""
+    current.check(f"{label}: exit 0", ran.code == 0, f"exit {ran.code}")
+    current.check(f"{label}: no traceback", "Traceback" not in ran.stderr)
+    try:
+        report: dict[str, Any] = ran.json()
+    except ValueError:
+        current.check(f"{label}: a JSON report", False, ran.stderr[-300:])
+        return {}
+    rows = report["credentials"]
+    named = sum(current.seeded.get(agent, {}).values())
+    current.check(f"{label}: every seeded credential named", len(rows) >= named, f"{len(rows)}")
+    odd = [
+        f"{c['kind']}:{c['verdict']}"
+        for c in rows
+        if not (
+            c["verdict"] == "dead"
+            or (c["verdict"] == "unverified" and ALREADY_REJECTED in c.get("evidence", ""))
+        )
+    ]
+    current.check(
+        f"{label}: each credential dead, or unverified as already killed",
+        not odd,
+        f"other verdicts: {odd[:6]}",
+    )
+    split = {"dead": 0, "unverified": 0}
+    for c in rows:
+        split[c["verdict"]] = split.get(c["verdict"], 0) + 1
+    return split
 
 
 # -- Prefect down ----------------------------------------------------------------------------
@@ -519,7 +558,7 @@ def ledger_locked_mid_run(hold_s: float = 40.0, providers: str | None = None) ->
     since = _max_seq(current)
     started = time.monotonic()
     proc = current.spawn("contain", agent, "--reason", REASON, "--json", "--break-glass", **env)
-    run_id = _wait_for(current, agent, since, "action = 'plan'", proc, 120)
+    run_id = _wait_for(current, agent, since, KILL_POINTS["first-action"], proc, 120)
     locker = sqlite3.connect(current.ledger, timeout=30, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     locked_at = time.monotonic()
@@ -542,7 +581,7 @@ def ledger_locked_mid_run(hold_s: float = 40.0, providers: str | None = None) ->
 def ledger_disk_full_mid_run(
     headroom_kib: int = 48, providers: str | None = None
 ) -> dict[str, Any]:
-    """The run's files may grow only `headroom_kib` past the ledger's size (RLIMIT_FSIZE,
+    """The run's files may grow only `headroom_kib` past the largest database (RLIMIT_FSIZE,
     SIGXFSZ ignored: writes fail with EFBIG, as on a full disk): the run stops loudly,
     nothing half-written (the chain verifies), and a re-run with room proves every
     credential."""
@@ -552,7 +591,11 @@ def ledger_disk_full_mid_run(
     agent = current.seed("full", only=only)
     current.agents.append(agent)
     since = _max_seq(current)
-    sizes = [p.stat().st_size for p in current.ledger.parent.glob("ledger.db*") if p.is_file()]
+    databases = [
+        *current.ledger.parent.glob("ledger.db*"),
+        *current.ledger.parent.glob("inventory.db*"),
+    ]
+    sizes = [p.stat().st_size for p in databases if p.is_file()]
     limit = max(sizes) + headroom_kib * 1024
 
     def full_disk() -> None:
@@ -592,8 +635,11 @@ def contain_with_propagation_delay(
     lag_s: float = 3.0, settle_s: float = 2.0, providers: str | None = None
 ) -> dict[str, Any]:
     """Every stand-in that can lag keeps accepting a killed credential for `lag_s`; with a
-    settle window of `settle_s`, each such provider's credentials are `dead` only once the
-    rejection has held that long after the delay."""
+    settle window of `settle_s` (for the providers that have one: `<provider>.settle_s`),
+    no credential may be called `dead` before its kill + the delay + the settle window.
+
+    Measured on the ledger's own clock: a provider's first dead verdict against its first
+    containment action (a lower bound of every kill, so an early verdict cannot hide)."""
     current = lab()
     only = only_providers(providers)
     agent = current.seed("lagged", only=only)
@@ -602,35 +648,43 @@ def contain_with_propagation_delay(
     if lagged.code != 0:
         raise RuntimeError(f"sandbox lag refused: {lagged.stderr[-300:]}")
     laggy = sorted(set(json.loads(lagged.stdout)) & set(only or current.providers()))
-    settle = {f"KILLSWITCH_{p.upper()}__SETTLE_S": settle_s for p in laggy}
+    profile = json.loads(Path(current.status["profile"]).read_text())
+    windows = {p: settle_s if "settle_s" in (profile.get(p) or {}) else 0.0 for p in laggy}
+    settle = {f"KILLSWITCH_{p.upper()}__SETTLE_S": w for p, w in windows.items() if w}
     try:
         ran = _contain(current, agent, **_env(only, **settle))
     finally:
         current.cli("sandbox", "lag", "*", "0")
     report = all_dead(current, "lagged", ran, agent)
-    providers_timing = report.get("timings", {}).get("providers", {})
-    early = {}
+    rows = entries(current.ledger, [report["run_id"]]) if report else []
+    gaps: dict[str, float] = {}
     for p in laggy:
-        timing = providers_timing.get(p)
-        if timing is None:
-            continue
-        converged = timing.get("converged_s")
-        # Dead only after the delay and the settle window: the verification phase lasted
-        # at least lag + settle, and convergence was seen no sooner than the delay.
-        if converged is None or timing["verify_s"] + 0.05 < lag_s * 0.8 + settle_s:
-            early[p] = timing
-    current.check("dead only after the settle window", not early, f"too early: {early}")
+        mine = [r for r in rows if r["provider"] == p]
+        kills = [_ts(r) for r in mine if r["detail"].get("verb") == "contain"]
+        deads = [_ts(r) for r in mine if r["action"] == "probe" and r["outcome"] == "dead"]
+        if kills and deads:
+            gaps[p] = round(min(deads) - min(kills), 2)
+    early = {p: g for p, g in gaps.items() if g < lag_s + windows[p] - TOLERANCE_S}
+    current.check(
+        "dead only after the delay and the settle window",
+        bool(gaps) and not early,
+        f"first dead after the first kill: {gaps}; too early: {early}",
+    )
     current.figures.update(
         lagged=laggy,
         lag_s=lag_s,
-        settle_s=settle_s,
-        providers={
-            p: {k: providers_timing[p].get(k) for k in ("verify_s", "converged_s", "flaps")}
-            for p in laggy
-            if p in providers_timing
-        },
+        settle_s=windows,
+        first_dead_after_kill_s=gaps,
+        total_s=report.get("timings", {}).get("total_s"),
     )
-    return {"lagged": laggy}
+    return {"lagged": laggy, "gaps": gaps}
+
+
+TOLERANCE_S = 0.3  # an action's ledger entry is written just after the kill it records
+
+
+def _ts(row: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(row["ts"])).timestamp()
 
 
 @recorded
