@@ -132,8 +132,11 @@ def _figures(slug: str, figures: dict[str, Any], journal: dict[str, Any]) -> str
         if name in figures:
             f = figures[name]
             said = f["error"] or "no error line"
+            rerun = f.get("rerun", {})
             parts.append(
-                f"{name.replace('_', ' ')}: exit {f['exit']}, {f['entries']} entries, {said}"
+                f"{name.replace('_', ' ')}: exit {f['exit']} ({said}), {f['entries']} entries "
+                f"of the run; re-run {rerun.get('dead', 0)} dead, "
+                f"{rerun.get('unverified', 0)} unverified (already killed)"
             )
     if "lag_s" in figures:
         windows = figures["settle_s"]
