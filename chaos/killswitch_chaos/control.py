@@ -22,6 +22,12 @@ def configure_control(
     only = only_providers(configuration.get("providers"))
     for _i in range(bystanders):
         opened.bystanders.append(opened.seed("bystander", only=only))
+    # A fresh sandbox has no ledger until a run writes one: a dry run of a bystander (it
+    # changes nothing) starts it, so that `audit verify` has a chain to check from the start.
+    for agent in opened.bystanders[:1]:
+        shown = opened.cli("contain", agent, "--reason", "chaos: the ledger's start", "--dry-run")
+        if shown.code != 0:
+            raise RuntimeError(f"a dry run of {agent} failed: {shown.stderr[-500:]}")
 
 
 def cleanup_control() -> None:
