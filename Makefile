@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 BENCH_STAMP := $(VENV)/.bench-installed
+CHAOS_STAMP := $(VENV)/.chaos-installed
 # `make test` runs pytest on two workers (pytest-xdist), each with a sandbox of its own: much
 # of the suite waits on stand-ins and CLI subprocesses. `make test PYTEST_WORKERS=` runs it
 # in one process; a targeted `pytest tests/...` stays serial (one sandbox).
 PYTEST_WORKERS ?= -n 2
 
-.PHONY: demo test lint fmt bench clean sandbox-down
+.PHONY: demo test lint fmt bench chaos clean sandbox-down
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "killswitch needs Python 3.11 (set PYTHON=python3.11)")'
@@ -21,6 +22,16 @@ $(STAMP): pyproject.toml constraints.txt
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,bench]"
 	touch $(BENCH_STAMP)
+
+$(CHAOS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,chaos]"
+	touch $(CHAOS_STAMP)
+
+# Not part of `make test` (a fast subset is: tests/chaos/): every Chaos Toolkit experiment in
+# chaos/experiments/, each against a sandbox of its own; journals in chaos/journals/, the
+# results table in chaos/README.md (see there).
+chaos: $(CHAOS_STAMP)
+	$(PY) chaos/run.py
 
 # Not part of `make test`: about 10 minutes; writes bench/results/ (see bench/README.md).
 bench: $(BENCH_STAMP)

@@ -71,6 +71,18 @@ class ConfigurationError(KillSwitchError):
     remediation = "Check the profile (KILLSWITCH_PROFILE) and KILLSWITCH_* environment variables."
 
 
+class StorageError(KillSwitchError):
+    """The ledger's or the inventory's database refused a write (locked past its busy
+    timeout, disk full, I/O error): the run stopped there."""
+
+    code = "storage"
+    remediation = (
+        "The run stopped at its last ledger entry. Free the database (another process holds "
+        "it locked, or the disk is full), run `killswitch audit verify` and `killswitch audit "
+        "unfinished`, then run the same command again: every step is idempotent."
+    )
+
+
 class SandboxError(KillSwitchError):
     code = "sandbox"
     remediation = (

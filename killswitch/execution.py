@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
 
+from tenacity import Retrying
+
 from killswitch.controls import taken as taken_early
 from killswitch.errors import KillSwitchError
 from killswitch.models import (
@@ -67,15 +69,22 @@ def attempt(
 ) -> ActionResult:
     """Call a revoker verb with retries inside the deadline; errors become FAILED results."""
     started = time.monotonic()
+    retrying = retrying_transient(deadline_s)
     try:
-        result: ActionResult = retrying_transient(deadline_s)(call, arg)
-        return result
+        result: ActionResult = retrying(call, arg)
+        return replace(result, attempts=_attempts(retrying))
     except KillSwitchError as exc:
         detail = f"{exc.code}: {exc.message}"
     except Exception as exc:
         log.exception("unexpected error in %s %s", action.operation, action.target)
         detail = f"unexpected {type(exc).__name__} (see the log)"
-    return ActionResult(action, Outcome.FAILED, detail, None, time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return ActionResult(action, Outcome.FAILED, detail, None, elapsed, _attempts(retrying))
+
+
+def _attempts(retrying: Retrying) -> int:
+    """How many calls a retry loop made (the ledger shows retries: issue 17)."""
+    return int(retrying.statistics.get("attempt_number", 1))
 
 
 def materials_for(

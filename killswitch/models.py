@@ -157,6 +157,7 @@ class ActionResult:
     detail: str = ""
     undo: Mapping[str, Any] | None = None
     elapsed_s: float = 0.0
+    attempts: int = 1  # calls made, retries of transient errors included
 
 
 class VerdictStatus(StrEnum):

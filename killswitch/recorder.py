@@ -84,6 +84,7 @@ class Recorder:
             undo_record=undo_id,
             undo=dict(result.undo or {}),
             elapsed_s=round(result.elapsed_s, 4),
+            attempts=result.attempts,
         )
         progress.emit(
             "action",

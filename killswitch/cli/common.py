@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from killswitch import progress
-from killswitch.errors import KillSwitchError
+from killswitch.errors import KillSwitchError, StorageError
 
 EXIT_OK = 0
 EXIT_NOT_PROVEN = 1
@@ -58,6 +59,8 @@ def errors_handled(as_json: bool) -> Iterator[None]:
         yield
     except KillSwitchError as exc:
         fail(exc, as_json)
+    except sqlite3.OperationalError as exc:  # the ledger or the inventory could not be written
+        fail(StorageError(f"the kill switch's database failed: {exc}"), as_json)
 
 
 @contextmanager

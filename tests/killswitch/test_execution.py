@@ -30,6 +30,13 @@ def test_transient_errors_are_retried_until_success() -> None:
     call = Flaky(3, TransientError("Throttling", provider="aws", provider_code="Throttling"))
     result = attempt(call, ACTION, ACTION, deadline_s=10)
     assert result.outcome is Outcome.DONE and call.calls == 4
+    assert result.attempts == 4  # what the ledger records: the retries are visible there
+
+
+def test_a_failed_result_counts_its_attempts_too() -> None:
+    call = Flaky(10_000, TransientError("503", provider="aws"))
+    result = attempt(call, ACTION, ACTION, deadline_s=0.3)
+    assert result.outcome is Outcome.FAILED and result.attempts == call.calls > 1
 
 
 @pytest.mark.parametrize(
