@@ -1,4 +1,5 @@
-"""The inventory (SQLite): known agents, credentials declared by reference, and undo records."""
+"""The inventory (SQLite): known agents, credentials declared by reference, and undo records.
+With a database URL, killswitch/inventory_postgres.py keeps them in PostgreSQL instead."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from killswitch.codec import action_from_dict, action_to_dict
 from killswitch.models import Action, Agent, AgentStatus, CredentialRef, UndoRecord
+
+if TYPE_CHECKING:
+    from killswitch.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -213,6 +217,17 @@ class Inventory:
             db.execute("DELETE FROM declared_credentials")
             db.execute("DELETE FROM undo_records")
             db.execute("DELETE FROM agents")
+
+
+def open_inventory(settings: Settings) -> Inventory:
+    """The configured inventory: in PostgreSQL when settings.database_url is set (the tables
+    kept beside it stay in this host's SQLite file), else the SQLite file alone."""
+    private = settings.target != "sandbox"
+    if settings.database is None:
+        return Inventory(settings.inventory_file, private=private)
+    from killswitch.inventory_postgres import PostgresInventory
+
+    return PostgresInventory(settings.database, settings.inventory_file, private=private)
 
 
 def _agent(row: Sequence[Any]) -> Agent:

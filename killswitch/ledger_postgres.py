@@ -13,35 +13,22 @@ does not append the entries a second time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from killswitch.errors import KillSwitchError, TransientError
 from killswitch.ledger_key import LedgerMissingError
 from killswitch.ledger_store import COLUMNS, Build, Row, StoreUnreadable
-from killswitch.postgres import redact_url
-from killswitch.retry import retrying_transient
+from killswitch.store_postgres import DatabaseUnavailable, RetryingConnection, transient
 
 if TYPE_CHECKING:
     import psycopg
 
-T = TypeVar("T")
-# pg_advisory_xact_lock key of the ledger's appenders ("killswitc" as an integer).
+# The ledger's errors when its database is gone past the deadline: entries were not written.
+LedgerUnavailable = DatabaseUnavailable
+# pg_advisory_xact_lock keys: the ledger's appenders ("killswit" as an integer), its schema.
 APPEND_LOCK = 0x6B696C6C73776974
 SCHEMA_LOCK = APPEND_LOCK + 1
-# Errors worth another try: the server went away or is starting, or a transaction lost a race.
-TRANSIENT_STATES = frozenset(
-    {"40001", "40P01", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006", "53300"}
-)
-_TRANSIENT_FATAL = (
-    "the database system is starting up",
-    "the database system is shutting down",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
-    "terminating connection due to administrator command",
-    "too many clients",
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -85,196 +72,92 @@ _INSERT = (
 )
 
 
-class LedgerUnavailable(KillSwitchError):
-    """The ledger's database did not answer within the deadline: entries were not written."""
-
-    code = "ledger-unavailable"
-    remediation = (
-        "Check the PostgreSQL server behind settings.database_url (is it up, reachable, "
-        "accepting connections?). Entries that were not written are reported as such: re-run "
-        "the action once the database is back (every verb is idempotent)."
-    )
-
-
-def transient(exc: BaseException) -> bool:
-    """A lost or refused connection, a restarting server, a lost serialisation race."""
-    import psycopg
-
-    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return False
-    state = getattr(exc, "sqlstate", None)
-    if state is not None:
-        return state in TRANSIENT_STATES
-    # A failed connect carries no SQLSTATE: the server's FATAL says why (a wrong password or
-    # database is no reason to wait); no answer at all (refused, reset, timeout) is transient.
-    message = str(exc)
-    if "FATAL:" not in message:
-        return True
-    return any(reason in message for reason in _TRANSIENT_FATAL)
-
-
 class PostgresStore:
-    """One connection for appends (reconnected after a failure); readers open their own."""
+    """One connection for appends (made again after a failure); readers open their own."""
 
-    def __init__(
-        self, url: str, *, create: bool, deadline_s: float = 30.0, connect_timeout_s: int = 5
-    ) -> None:
-        self.url = url
-        self.location = redact_url(url)
-        self.deadline_s = deadline_s
-        self._connect_timeout = connect_timeout_s
-        self._db: psycopg.Connection[Any] | None = None
+    def __init__(self, url: str, *, create: bool, deadline_s: float = 30.0) -> None:
+        self._pg = RetryingConnection(url, deadline_s, what="ledger's database")
+        self.location = self._pg.location
         if create:
-            self._retrying(self._create_schema)
-        elif not self._retrying(self._exists):
+            self._pg.run(_create_schema)
+        elif not self._pg.run(_exists):
             raise LedgerMissingError(f"no ledger in {self.location} (its tables do not exist)")
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
-
-        return psycopg.connect(self.url, connect_timeout=self._connect_timeout)
-
-    def _conn(self) -> psycopg.Connection[Any]:
-        if self._db is None or self._db.closed or self._db.broken:
-            self._drop()
-            self._db = self._connect()
-        return self._db
-
-    def _drop(self) -> None:
-        if self._db is not None:
-            try:
-                self._db.close()
-            except Exception:  # noqa: S110  (a broken connection may fail to close; it is gone)
-                pass
-            self._db = None
-
-    def _retrying(self, work: Callable[[], T]) -> T:
-        """`work` again after a transient failure (the house policy, killswitch/retry.py),
-        until the deadline; then LedgerUnavailable."""
-
-        def attempt() -> T:
-            try:
-                return work()
-            except Exception as exc:
-                if not transient(exc):
-                    raise
-                self._drop()
-                raise TransientError(
-                    f"{type(exc).__name__}: {redact_url(str(exc))}".strip(),
-                    provider="postgresql",
-                    provider_code=getattr(exc, "sqlstate", None) or "",
-                ) from exc
-
-        try:
-            return retrying_transient(self.deadline_s)(attempt)
-        except TransientError as exc:
-            raise LedgerUnavailable(
-                f"the ledger's database {self.location} did not answer within "
-                f"{self.deadline_s:g} s ({exc.message})"
-            ) from exc
-
-    def _create_schema(self) -> None:
-        db = self._conn()
-        with db.transaction():
-            # Concurrent CREATE TABLE IF NOT EXISTS can collide in the catalogue: one at a time.
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            db.execute(_SCHEMA)
-
-    def _exists(self) -> bool:
-        db = self._conn()
-        with db.transaction():
-            row = db.execute("SELECT to_regclass('entries') IS NOT NULL").fetchone()
-        return bool(row and row[0])
 
     def claim_key(self, check: str) -> bool:
         """Record the key's check value for a new ledger; False when the ledger was started
         with another key (a host with the wrong key must not write to the shared chain)."""
 
-        def work() -> bool:
-            db = self._conn()
-            with db.transaction():
-                db.execute(
-                    "INSERT INTO ledger_meta (id, key_check) VALUES (1, %s) "
-                    "ON CONFLICT (id) DO NOTHING",
-                    (check,),
-                )
-                row = db.execute("SELECT key_check FROM ledger_meta WHERE id = 1").fetchone()
+        def work(db: psycopg.Connection[Any]) -> bool:
+            db.execute(
+                "INSERT INTO ledger_meta (id, key_check) VALUES (1, %s) "
+                "ON CONFLICT (id) DO NOTHING",
+                (check,),
+            )
+            row = db.execute("SELECT key_check FROM ledger_meta WHERE id = 1").fetchone()
             return bool(row and row[0] == check)
 
-        return self._retrying(work)
+        return self._pg.run(work)
 
     def key_matches(self, check: str) -> bool | None:
         """Whether the ledger was started with this key (None: nothing recorded yet)."""
 
-        def work() -> bool | None:
-            db = self._conn()
-            with db.transaction():
-                table = db.execute("SELECT to_regclass('ledger_meta') IS NOT NULL").fetchone()
-                if not (table and table[0]):
-                    return None
-                row = db.execute("SELECT key_check FROM ledger_meta WHERE id = 1").fetchone()
-            return None if row is None else row[0] == check
+        def work(db: psycopg.Connection[Any]) -> bool | None:
+            table = db.execute("SELECT to_regclass('ledger_meta') IS NOT NULL").fetchone()
+            if not (table and table[0]):
+                return None
+            row = db.execute("SELECT key_check FROM ledger_meta WHERE id = 1").fetchone()
+            return None if row is None else bool(row[0] == check)
 
-        return self._retrying(work)
+        return self._pg.run(work)
 
     def brand_new(self) -> bool:
-        def work() -> bool:
-            db = self._conn()
-            with db.transaction():
-                row = db.execute(
-                    "SELECT (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM head)"
-                ).fetchone()
+        def work(db: psycopg.Connection[Any]) -> bool:
+            row = db.execute(
+                "SELECT (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM head)"
+            ).fetchone()
             return not (row and row[0])
 
-        return self._retrying(work)
+        return self._pg.run(work)
 
     def append(self, build: Build) -> None:
         token = uuid.uuid4().hex
 
-        def work() -> None:
-            db = self._conn()
-            with db.transaction():
-                # Held until COMMIT: every appender on every host waits here, and an earlier
-                # attempt of this append has finished (committed or not) once it is ours.
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-                if db.execute("SELECT 1 FROM ledger_appends WHERE token = %s", (token,)).fetchone():
-                    return  # an earlier attempt committed before its connection was lost
-                last = db.execute(
-                    "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                rows, head = build(*((int(last[0]), str(last[1])) if last else (0, "")))
-                with db.cursor() as cursor:
-                    cursor.executemany(_INSERT, rows)
-                db.execute(
-                    "INSERT INTO head (id, seq, hash, mac) VALUES (1, %s, %s, %s) "
-                    "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
-                    "mac = EXCLUDED.mac",
-                    head,
-                )
-                db.execute(
-                    "INSERT INTO ledger_appends (token, last_seq) VALUES (%s, %s)",
-                    (token, head[0]),
-                )
+        def work(db: psycopg.Connection[Any]) -> None:
+            # Held until COMMIT: every appender on every host waits here, and an earlier
+            # attempt of this append has finished (committed or not) once the lock is ours.
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
+            if db.execute("SELECT 1 FROM ledger_appends WHERE token = %s", (token,)).fetchone():
+                return  # an earlier attempt committed before its connection was lost
+            last = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            rows, head = build(*((int(last[0]), str(last[1])) if last else (0, "")))
+            with db.cursor() as cursor:
+                cursor.executemany(_INSERT, rows)
+            db.execute(
+                "INSERT INTO head (id, seq, hash, mac) VALUES (1, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
+                "mac = EXCLUDED.mac",
+                head,
+            )
+            db.execute(
+                "INSERT INTO ledger_appends (token, last_seq) VALUES (%s, %s)", (token, head[0])
+            )
 
-        self._retrying(work)
+        self._pg.run(work)
 
     def entry(self, seq: int) -> tuple[str, str] | None:
-        def work() -> tuple[str, str] | None:
-            db = self._conn()
-            with db.transaction():
-                row = db.execute(
-                    "SELECT prev_hash, hash FROM entries WHERE seq = %s", (seq,)
-                ).fetchone()
-            return (str(row[0]), str(row[1])) if row else None
-
-        return self._retrying(work)
+        row = self._pg.run(
+            lambda db: db.execute(
+                "SELECT prev_hash, hash FROM entries WHERE seq = %s", (seq,)
+            ).fetchone()
+        )
+        return (str(row[0]), str(row[1])) if row else None
 
     @contextmanager
     def _reader(self) -> Iterator[psycopg.Connection[Any]]:
         """Its own connection, in one REPEATABLE READ snapshot (a reader may take its time)."""
         import psycopg
 
-        db = self._retrying(self._connect)
+        db = self._pg.connect()
         try:
             with db, db.transaction():
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -283,10 +166,7 @@ class PostgresStore:
             raise StoreUnreadable(f"the ledger's tables in {self.location}: {exc}") from exc
         except psycopg.DatabaseError as exc:
             if transient(exc):
-                raise LedgerUnavailable(
-                    f"the ledger's database {self.location} went away during a read "
-                    f"({type(exc).__name__}: {redact_url(str(exc))})"
-                ) from exc
+                raise self._pg.unavailable(exc, "went away during a read") from exc
             raise StoreUnreadable(f"{self.location}: {exc}") from exc
 
     @contextmanager
@@ -318,4 +198,15 @@ class PostgresStore:
         """A COMMIT is durable already (synchronous_commit on, PostgreSQL's default)."""
 
     def close(self) -> None:
-        self._drop()
+        self._pg.close()
+
+
+def _create_schema(db: psycopg.Connection[Any]) -> None:
+    # Concurrent CREATE TABLE IF NOT EXISTS can collide in the catalogue: one at a time.
+    db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+    db.execute(_SCHEMA)
+
+
+def _exists(db: psycopg.Connection[Any]) -> bool:
+    row = db.execute("SELECT to_regclass('entries') IS NOT NULL").fetchone()
+    return bool(row and row[0])
