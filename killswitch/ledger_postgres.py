@@ -66,9 +66,13 @@ _SELECT = (
     "SELECT seq, ts, run_id, actor, trigger, agent, provider, credential, action, outcome, "
     "detail, prev_hash, hash FROM entries"
 )
+# One statement for a whole batch (one round trip inside the lock, whatever its size): each
+# column arrives as an array.
 _INSERT = (
     "INSERT INTO entries (seq, ts, run_id, actor, trigger, agent, provider, credential, action, "
-    "outcome, detail, prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "outcome, detail, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[])"
 )
 
 
@@ -130,8 +134,7 @@ class PostgresStore:
                 return  # an earlier attempt committed before its connection was lost
             last = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
             rows, head = build(*((int(last[0]), str(last[1])) if last else (0, "")))
-            with db.cursor() as cursor:
-                cursor.executemany(_INSERT, rows)
+            db.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
             db.execute(
                 "INSERT INTO head (id, seq, hash, mac) VALUES (1, %s, %s, %s) "
                 "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "

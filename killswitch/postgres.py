@@ -6,7 +6,8 @@ loopback TCP port (kept in the cluster's configuration, so a restart keeps its a
 returns its URL; `.stop()` stops it; it is also a context manager. Tests, the sandbox and the
 scaled-out bring-up share it. PostgreSQL refuses to run as root: as root the cluster runs as
 the unprivileged system user `pgserver` (created once, as pgserver itself does), owning the
-directory; the directory's parents get o+x (traverse, not list) so that user can reach it.
+directory; the directory's parents get o+x (traverse, not list) so that user can reach it
+(choose a directory whose parents nothing resets: pytest makes its basetemp 0700 again).
 """
 
 from __future__ import annotations
@@ -102,8 +103,11 @@ class LocalPostgres:
         password: str | None = None,
         settings: Mapping[str, str | int] | None = None,
         bin_dir: Path | None = None,
+        durable: bool = True,
     ) -> None:
-        """`settings`: extra postgresql.conf lines for a new cluster (e.g. max_connections)."""
+        """`settings`: extra postgresql.conf lines for a new cluster (e.g. max_connections).
+        `durable=False` (tests): no fsync at initdb nor after (a PostgreSQL crash or restart
+        loses nothing; an operating-system crash may corrupt the cluster)."""
         if not _SAFE_NAME.match(database):
             raise PostgresError(f"not a plain database name: {database!r}")
         self.directory = Path(directory).expanduser().absolute()
@@ -115,6 +119,7 @@ class LocalPostgres:
         self._port = port
         self._settings = dict(settings or {})
         self._bin_dir = bin_dir
+        self._durable = durable
         self._user: str | None = SYSTEM_USER if os.geteuid() == 0 else None
 
     @property
@@ -255,6 +260,7 @@ class LocalPostgres:
                 "--encoding=UTF8",
                 "--no-instructions",
                 *auth,
+                *([] if self._durable else ["--no-sync"]),
                 timeout=120,
             )
         finally:
@@ -265,6 +271,7 @@ class LocalPostgres:
             "listen_addresses": f"'{self.host}'",
             "port": port,
             "unix_socket_directories": "''",
+            **({} if self._durable else {"fsync": "off"}),
             **self._settings,
         }
         with (self.pgdata / "postgresql.conf").open("a") as conf:

@@ -8,10 +8,13 @@ database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import multiprocessing
 import secrets
+import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,9 +36,11 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+def cluster() -> Iterator[LocalPostgres]:
+    # Not under pytest's basetemp: as root the cluster runs as `pgserver`, which must traverse
+    # the parents, and every pytest session resets pytest-of-root/ to 0700.
     started = time.monotonic()
-    pg = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    pg = LocalPostgres(Path(tempfile.mkdtemp(prefix="killswitch-test-pg-")), durable=False)
     pg.start()
     print(f"PostgreSQL up in {time.monotonic() - started:.2f} s")  # noqa: T201
     yield pg
@@ -176,24 +181,27 @@ def test_a_restart_mid_appends_loses_and_doubles_nothing(
     """Appends retry through a fast restart (57P01, then refused connections) and through
     connections killed mid-transaction; every acknowledged entry is there exactly once."""
     book = ledger(tmp_path, url)
-    total, acknowledged, failures = 300, [], []
+    total, acknowledged, failures, kills = 200, [], [], [0]
     stop = threading.Event()
 
     def writer() -> None:
         for i in range(total):
             try:
-                acknowledged.append((i, book.append(entry(i))))
+                seq = book.append(entry(i))
+                acknowledged.append((i, seq, time.monotonic()))
             except Exception as exc:  # noqa: BLE001  (counted: the test requires none)
                 failures.append(exc)
 
     def killer() -> None:  # terminate the writer's backend at random points (57P01 too)
-        while not stop.is_set():
+        while not stop.is_set() and kills[0] < 10:
             try:
-                sql(
-                    url,
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                )
+                with psycopg.connect(url) as db:
+                    found = db.execute(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                        "FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    ).fetchone()
+                kills[0] += found[0] if found else 0
             except psycopg.OperationalError:
                 pass
             time.sleep(0.05)
@@ -201,21 +209,96 @@ def test_a_restart_mid_appends_loses_and_doubles_nothing(
     thread, chaos = threading.Thread(target=writer), threading.Thread(target=killer)
     thread.start()
     deadline = time.monotonic() + 30
-    while len(acknowledged) < 60 and time.monotonic() < deadline:
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
         time.sleep(0.01)
+    went_down = time.monotonic()
     cluster.restart("fast")
-    while len(acknowledged) < 150 and time.monotonic() < deadline:
+    came_back = time.monotonic()
+    while len(acknowledged) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
     chaos.start()
     thread.join(60)
     stop.set()
     chaos.join(10)
     assert not failures, failures
+    # The restart and the kills really came while appends were being made.
+    assert any(at < went_down for *_, at in acknowledged) and acknowledged[-1][2] > came_back
+    assert len(acknowledged) > 0 and kills[0] > 0
     rows = list(ledger(tmp_path, url, "auditor").rows())
     assert sorted(row["detail"]["i"] for row in rows) == list(range(total))  # once each
-    assert [seq for _, seq in acknowledged] == [row["seq"] for row in rows]
+    assert [seq for _, seq, _ in acknowledged] == [row["seq"] for row in rows]
     result = ledger(tmp_path, url, "auditor").verify()
     assert result.ok and result.entries == total, result.problems
+
+
+class CommitCutter:
+    """A TCP relay in front of PostgreSQL that, when armed, cuts the connection at the
+    client's COMMIT: after the server got it (`after=True`: committed, unacknowledged) or
+    before (`after=False`: never committed). The driver and server are real."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed: bool | None = None  # None: relay; True/False: cut after/before COMMIT
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            cut = threading.Event()  # this connection's: its answers are no longer relayed
+            for args in ((client, server, True, cut), (server, client, False, cut)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
+
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, upstream: bool, cut: threading.Event
+    ) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if cut.is_set():
+                    break
+                if upstream and self.armed is not None and b"COMMIT" in chunk:
+                    after, self.armed = self.armed, None
+                    cut.set()
+                    self.cuts += 1
+                    if after:
+                        sink.sendall(chunk)
+                        time.sleep(0.3)  # the server commits; its answer is not relayed
+                    break
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "not-committed"])
+def test_a_commit_whose_answer_is_lost_is_neither_lost_nor_doubled(
+    tmp_path: Path, url: str, cluster: LocalPostgres, committed: bool
+) -> None:
+    cutter = CommitCutter(cluster.port)
+    try:
+        book = ledger(tmp_path, url.replace(f":{cluster.port}/", f":{cutter.port}/"))
+        book.append_many([entry(0), entry(1)])
+        cutter.armed = committed
+        assert book.append_many([entry(2), entry(3)]) == [3, 4]
+        assert cutter.cuts == 1
+        assert book.append(entry(4)) == 5
+        rows = list(ledger(tmp_path, url, "auditor").rows())
+        assert [r["detail"]["i"] for r in rows] == [0, 1, 2, 3, 4]
+        assert ledger(tmp_path, url, "auditor").verify().ok
+    finally:
+        cutter.close()
 
 
 def test_a_database_that_stays_down_fails_loudly_within_the_deadline(
