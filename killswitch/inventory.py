@@ -150,10 +150,7 @@ class Inventory:
             rows = db.execute(
                 "SELECT kind, ref, agent_id FROM declared_credentials ORDER BY agent_id"
             ).fetchall()
-        found: dict[tuple[str, str], list[str]] = {}
-        for kind, ref, agent_id in rows:
-            found.setdefault((kind, ref), []).append(agent_id)
-        return found
+        return _grouped(rows)
 
     def record_undo(
         self, *, run_id: str, agent_id: str, action: Action, data: Mapping[str, Any]
@@ -193,16 +190,7 @@ class Inventory:
                 "WHERE agent_id = ? AND restored_at IS NULL ORDER BY id",
                 (agent_id,),
             ).fetchall()
-        return [
-            UndoRecord(
-                id=row[0],
-                run_id=row[1],
-                agent_id=row[2],
-                action=action_from_dict(json.loads(row[3])),
-                data=json.loads(row[4]),
-            )
-            for row in rows
-        ]
+        return [_undo(row) for row in rows]
 
     def mark_restored(self, ids: Sequence[int], *, run_id: str) -> None:
         with self._tx() as db:
@@ -228,6 +216,25 @@ def open_inventory(settings: Settings) -> Inventory:
     from killswitch.inventory_postgres import PostgresInventory
 
     return PostgresInventory(settings.database, settings.inventory_file, private=private)
+
+
+def _grouped(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], list[str]]:
+    """(kind, ref, agent_id) rows as (kind, ref) → agents, in row order."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for kind, ref, agent_id in rows:
+        found.setdefault((kind, ref), []).append(agent_id)
+    return found
+
+
+def _undo(row: Sequence[Any]) -> UndoRecord:
+    """An (id, run_id, agent_id, action, data) row."""
+    return UndoRecord(
+        id=int(row[0]),
+        run_id=row[1],
+        agent_id=row[2],
+        action=action_from_dict(json.loads(row[3])),
+        data=json.loads(row[4]),
+    )
 
 
 def _agent(row: Sequence[Any]) -> Agent:

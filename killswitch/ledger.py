@@ -1,4 +1,5 @@
-"""The ledger: append-only, hash-chained with an HMAC key, SQLite by default.
+"""The ledger: append-only, hash-chained with an HMAC key, SQLite by default, PostgreSQL when
+settings.database_url is set (one chain for every process on every host).
 
 Each entry carries the HMAC of its content and of the previous entry's HMAC, so an edit,
 a deletion or a reordering breaks the chain, and a database writer without the key cannot
@@ -6,7 +7,18 @@ forge a new one. A head row (the last sequence number and HMAC, itself under the
 written in the same transaction as the entries, catches a truncated tail; a head file
 beside the database and the configured anchors (killswitch/anchors.py), outside it, catch an
 older head row or an older copy of the whole database put back.
-Entries hold references, outcomes and evidence, never secret material.
+Entries hold references, outcomes and evidence, never secret material. The chain is computed
+here; where its rows live is a store (killswitch/ledger_store.py, ledger_postgres.py).
+
+A shared (PostgreSQL) ledger: every host holds the same key (KILLSWITCH_LEDGER_KEY); the
+database records a check value of it, and a host holding another key is refused before it
+writes. The head file is per host (`<ledger_path>.postgres.head`): the last checkpoint this
+host appended. The shared chain only grows, so it may lag the database, never lead it, and
+`audit verify` on that host proves the database still holds, unchanged, everything up to this
+host's last append (an older backup restored, a tail cut off). Entries other hosts appended
+since are vouched for by the anchors, which mean what they mean with SQLite: configure the
+same ones on every host (S3 Object Lock; a stream file only on storage the hosts share) and
+each run's closing head is checkpointed there, whichever host ran it.
 """
 
 from __future__ import annotations

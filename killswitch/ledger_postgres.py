@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from killswitch.ledger_key import LedgerMissingError
-from killswitch.ledger_store import COLUMNS, Build, Row, StoreUnreadable
+from killswitch.ledger_store import _SCHEMA as SQLITE_SCHEMA
+from killswitch.ledger_store import _SELECT, COLUMNS, Build, Row, StoreUnreadable, filters
 from killswitch.store_postgres import DatabaseUnavailable, RetryingConnection, transient
 
 if TYPE_CHECKING:
@@ -30,29 +31,10 @@ LedgerUnavailable = DatabaseUnavailable
 APPEND_LOCK = 0x6B696C6C73776974
 SCHEMA_LOCK = APPEND_LOCK + 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    seq BIGINT PRIMARY KEY,
-    ts TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    credential TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_by_agent ON entries (agent, seq);
-CREATE TABLE IF NOT EXISTS head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq BIGINT NOT NULL,
-    hash TEXT NOT NULL,
-    mac TEXT NOT NULL
-);
+# SQLite's schema with 64-bit sequence numbers, and the tables only a shared ledger needs.
+_SCHEMA = (
+    SQLITE_SCHEMA.replace("seq INTEGER", "seq BIGINT")
+    + """
 CREATE TABLE IF NOT EXISTS ledger_appends (
     token TEXT PRIMARY KEY,
     last_seq BIGINT NOT NULL
@@ -62,9 +44,6 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
     key_check TEXT NOT NULL
 );
 """
-_SELECT = (
-    "SELECT seq, ts, run_id, actor, trigger, agent, provider, credential, action, outcome, "
-    "detail, prev_hash, hash FROM entries"
 )
 # One statement for a whole batch (one round trip inside the lock, whatever its size): each
 # column arrives as an array.
@@ -182,15 +161,7 @@ class PostgresStore:
                 yield head, iter(cursor)
 
     def rows(self, *, agent: str | None, run_id: str | None) -> Iterator[dict[str, Any]]:
-        clauses: list[str] = []
-        args: list[str] = []
-        if agent is not None:
-            clauses.append("agent = %s")
-            args.append(agent)
-        if run_id is not None:
-            clauses.append("run_id = %s")
-            args.append(run_id)
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = filters("%s", agent=agent, run_id=run_id)
         with self._reader() as db, db.cursor(name="ledger_rows") as cursor:
             cursor.itersize = 2000
             cursor.execute(_SELECT + where + " ORDER BY seq", args)

@@ -55,6 +55,18 @@ _SELECT = (
 )
 
 
+def filters(mark: str, *, agent: str | None, run_id: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (empty, or with a leading space) and arguments of `rows`; `mark` is
+    the driver's placeholder."""
+    clauses: list[str] = []
+    args: list[str] = []
+    for column, value in (("agent", agent), ("run_id", run_id)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            args.append(value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
 class StoreUnreadable(KillSwitchError):
     """The ledger's tables cannot be read: dropped, damaged, or not a ledger."""
 
@@ -160,16 +172,8 @@ class SqliteStore:
             raise StoreUnreadable(str(exc)) from exc
 
     def rows(self, *, agent: str | None, run_id: str | None) -> Iterator[dict[str, Any]]:
-        query, args = "SELECT * FROM entries", []
-        clauses = []
-        if agent is not None:
-            clauses.append("agent = ?")
-            args.append(agent)
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            args.append(run_id)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
+        where, args = filters("?", agent=agent, run_id=run_id)
+        query = "SELECT * FROM entries" + where  # noqa: S608  (fixed columns, bound values)
         with closing(self._connect()) as db:  # its own: a reader may take its time
             db.row_factory = sqlite3.Row
             try:

@@ -54,7 +54,7 @@ def import_(
         entries = fleet_file.load(path, kinds, protected=settings.protected_agents)
         if dry_run:
             inventory = None
-            if settings.inventory_file.exists():
+            if settings.database or settings.inventory_file.exists():
                 inventory = open_inventory(settings)
             try:
                 changes = fleet_file.plan(inventory, entries)
