@@ -1,4 +1,5 @@
-"""The inventory (SQLite): known agents, credentials declared by reference, and undo records."""
+"""The inventory (SQLite): known agents, credentials declared by reference, and undo records.
+With a database URL, killswitch/inventory_postgres.py keeps them in PostgreSQL instead."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from killswitch.codec import action_from_dict, action_to_dict
 from killswitch.models import Action, Agent, AgentStatus, CredentialRef, UndoRecord
+
+if TYPE_CHECKING:
+    from killswitch.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -146,10 +150,7 @@ class Inventory:
             rows = db.execute(
                 "SELECT kind, ref, agent_id FROM declared_credentials ORDER BY agent_id"
             ).fetchall()
-        found: dict[tuple[str, str], list[str]] = {}
-        for kind, ref, agent_id in rows:
-            found.setdefault((kind, ref), []).append(agent_id)
-        return found
+        return _grouped(rows)
 
     def record_undo(
         self, *, run_id: str, agent_id: str, action: Action, data: Mapping[str, Any]
@@ -189,16 +190,7 @@ class Inventory:
                 "WHERE agent_id = ? AND restored_at IS NULL ORDER BY id",
                 (agent_id,),
             ).fetchall()
-        return [
-            UndoRecord(
-                id=row[0],
-                run_id=row[1],
-                agent_id=row[2],
-                action=action_from_dict(json.loads(row[3])),
-                data=json.loads(row[4]),
-            )
-            for row in rows
-        ]
+        return [_undo(row) for row in rows]
 
     def mark_restored(self, ids: Sequence[int], *, run_id: str) -> None:
         with self._tx() as db:
@@ -213,6 +205,36 @@ class Inventory:
             db.execute("DELETE FROM declared_credentials")
             db.execute("DELETE FROM undo_records")
             db.execute("DELETE FROM agents")
+
+
+def open_inventory(settings: Settings) -> Inventory:
+    """The configured inventory: in PostgreSQL when settings.database_url is set (the tables
+    kept beside it stay in this host's SQLite file), else the SQLite file alone."""
+    private = settings.target != "sandbox"
+    if settings.database is None:
+        return Inventory(settings.inventory_file, private=private)
+    from killswitch.inventory_postgres import PostgresInventory
+
+    return PostgresInventory(settings.database, settings.inventory_file, private=private)
+
+
+def _grouped(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], list[str]]:
+    """(kind, ref, agent_id) rows as (kind, ref) → agents, in row order."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for kind, ref, agent_id in rows:
+        found.setdefault((kind, ref), []).append(agent_id)
+    return found
+
+
+def _undo(row: Sequence[Any]) -> UndoRecord:
+    """An (id, run_id, agent_id, action, data) row."""
+    return UndoRecord(
+        id=int(row[0]),
+        run_id=row[1],
+        agent_id=row[2],
+        action=action_from_dict(json.loads(row[3])),
+        data=json.loads(row[4]),
+    )
 
 
 def _agent(row: Sequence[Any]) -> Agent:

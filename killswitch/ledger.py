@@ -1,4 +1,5 @@
-"""The ledger: append-only, hash-chained with an HMAC key, SQLite by default.
+"""The ledger: append-only, hash-chained with an HMAC key, SQLite by default, PostgreSQL when
+settings.database_url is set (one chain for every process on every host).
 
 Each entry carries the HMAC of its content and of the previous entry's HMAC, so an edit,
 a deletion or a reordering breaks the chain, and a database writer without the key cannot
@@ -6,7 +7,18 @@ forge a new one. A head row (the last sequence number and HMAC, itself under the
 written in the same transaction as the entries, catches a truncated tail; a head file
 beside the database and the configured anchors (killswitch/anchors.py), outside it, catch an
 older head row or an older copy of the whole database put back.
-Entries hold references, outcomes and evidence, never secret material.
+Entries hold references, outcomes and evidence, never secret material. The chain is computed
+here; where its rows live is a store (killswitch/ledger_store.py, ledger_postgres.py).
+
+A shared (PostgreSQL) ledger: every host holds the same key (KILLSWITCH_LEDGER_KEY); the
+database records a check value of it, and a host holding another key is refused before it
+writes. The head file is per host (`<ledger_path>.postgres.head`): the last checkpoint this
+host appended. The shared chain only grows, so it may lag the database, never lead it, and
+`audit verify` on that host proves the database still holds, unchanged, everything up to this
+host's last append (an older backup restored, a tail cut off). Entries other hosts appended
+since are vouched for by the anchors, which mean what they mean with SQLite: configure the
+same ones on every host (S3 Object Lock; a stream file only on storage the hosts share) and
+each run's closing head is checkpointed there, whichever host ran it.
 """
 
 from __future__ import annotations
@@ -15,11 +27,8 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,39 +42,15 @@ from killswitch.anchors import (
     HeadFile,
     judge,
     seal_payload,
-    sync_to_disk,
 )
 from killswitch.ledger_key import LedgerKeyError, LedgerMissingError, create_key, load_key
 from killswitch.ledger_key import ledger_key_from as ledger_key_from  # (where it was)
+from killswitch.ledger_store import FIELDS, LedgerStore, SqliteStore, StoreUnreadable
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
-_FIELDS = ("run_id", "actor", "trigger", "agent", "provider", "credential", "action", "outcome")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    seq INTEGER PRIMARY KEY,
-    ts TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    credential TEXT NOT NULL,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_by_agent ON entries (agent, seq);
-CREATE TABLE IF NOT EXISTS head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    mac TEXT NOT NULL
-);
-"""
+_FIELDS = FIELDS
+KEY_CHECK = b"killswitch ledger key check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +86,8 @@ def _canonical(seq: int, ts: str, values: Mapping[str, str], detail: str, prev: 
 
 
 class Ledger:
-    """Append and verify. Appends are serialised in-process and across processes."""
+    """Append and verify. Appends are serialised in-process and across processes (and, on
+    PostgreSQL, across hosts); the chain is computed here whatever the store."""
 
     def __init__(
         self,
@@ -111,47 +97,56 @@ class Ledger:
         anchors: Sequence[Anchor] = (),
         private: bool = True,
         create: bool = True,
+        database_url: str | None = None,
+        deadline_s: float = 30.0,
     ) -> None:
         """`create=False` (audit commands) opens an existing ledger and its key or raises;
-        `private` makes a new directory 0700 and new files 0600 (everywhere but the sandbox)."""
+        `private` makes a new directory 0700 and new files 0600 (everywhere but the sandbox).
+        `database_url` keeps the entries in that PostgreSQL database: `path` then only
+        places this host's key file and head file (`<path>.key`, `<path>.postgres.head`), and
+        `deadline_s` bounds how long an append retries a database that went away."""
         self.path = path
         self.anchors = list(anchors)
-        self.head_file = HeadFile(path.with_name(path.name + ".head"))
         self._key_path = path.with_name(path.name + ".key")
-        if not create and not path.is_file():
+        self.database_url = database_url
+        head_name = path.name + (".postgres.head" if database_url else ".head")
+        self.head_file = HeadFile(path.with_name(head_name))
+        if database_url is None and not create and not path.is_file():
             was = self._head_says()
             raise LedgerMissingError(f"no ledger at {path}" + (f" ({was})" if was else ""))
-        if create:
+        if create and database_url is not None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
-            if private and not path.exists():
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._key = key if key is not None else load_key(self._key_path)
         self._lock = threading.Lock()
-        # One connection for the ledger's life (closing a WAL connection checkpoints: half a
-        # millisecond per append on the hot path); every use holds the lock.
-        self._db = self._connect()
+        self._store = self._open_store(create, private, deadline_s)
+        self._key_claimed = False
         if create:
-            self._db.executescript(_SCHEMA)
             if self._key is None and not self._brand_new():
-                self._db.close()
+                self._store.close()
                 raise LedgerKeyError(
                     f"the ledger's key {self._key_path} is missing and the ledger is not new: "
                     "it is not regenerated"
                 )
         elif self._key is None:
-            self._db.close()
+            self._store.close()
             raise LedgerKeyError(f"the ledger's key {self._key_path} is missing")
         self._verified: tuple[int, str] | None = None
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
+    def _open_store(self, create: bool, private: bool, deadline_s: float) -> LedgerStore:
+        if self.database_url is None:
+            return SqliteStore(self.path, create=create, private=private)
+        from killswitch.ledger_postgres import PostgresStore
+
+        return PostgresStore(self.database_url, create=create, deadline_s=deadline_s)
+
+    @property
+    def location(self) -> str:
+        """Where the entries are (a path, or the database URL without its password)."""
+        return self._store.location
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._store.close()
             self.head_file.close()
 
     def _head_says(self) -> str:
@@ -165,15 +160,26 @@ class Ledger:
         """No entry, no head row, no head file: only such a ledger may get a new key."""
         if self.head_file.exists():
             return False
-        found = self._db.execute(
-            "SELECT (SELECT COUNT(*) FROM entries) + (SELECT COUNT(*) FROM head)"
-        ).fetchone()
-        return not found[0]
+        return self._store.brand_new()
 
     def _mac(self, payload: bytes) -> str:
         if self._key is None:
             raise LedgerKeyError(f"the ledger's key {self._key_path} is missing")
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def _claim_key(self) -> None:
+        """A shared ledger records its key's check value; a host holding another key (its
+        entries would never verify) is refused before it writes."""
+        if self._key_claimed or not hasattr(self._store, "claim_key"):
+            return
+        if not self._store.claim_key(self._mac(KEY_CHECK)):
+            raise LedgerKeyError(
+                f"this host's ledger key ({self._key_path} or KILLSWITCH_LEDGER_KEY) is not "
+                f"the key the ledger in {self.location} was started with: nothing was written",
+                remediation="Give every host the same ledger key (KILLSWITCH_LEDGER_KEY); "
+                "entries under another key could never be verified.",
+            )
+        self._key_claimed = True
 
     def _seal(self, seq: int, digest: str) -> Checkpoint:
         ts = datetime.now(UTC).isoformat()
@@ -191,44 +197,39 @@ class Ledger:
         if not entries:
             return []
         seqs: list[int] = []
+        tail: list[tuple[int, str]] = []
+
+        def build(last: int, last_hash: str) -> tuple[list[tuple[Any, ...]], tuple[int, str, str]]:
+            # Called again when a store retries a transaction that did not commit.
+            seqs.clear()
+            tail.clear()
+            seq, prev = last, last_hash or GENESIS
+            rows = []
+            for entry in entries:
+                seq += 1
+                ts = datetime.now(UTC).isoformat()
+                values = {name: str(getattr(entry, name)) for name in _FIELDS}
+                detail = json.dumps(dict(entry.detail), sort_keys=True, default=str)
+                digest = self._mac(_canonical(seq, ts, values, detail, prev))
+                rows.append((seq, ts, *(values[n] for n in _FIELDS), detail, prev, digest))
+                seqs.append(seq)
+                prev = digest
+            tail.append((seq, prev))
+            return rows, (seq, prev, self._head_mac(seq, prev))
+
         with self._lock:
             if self._key is None:
                 self._key = create_key(self._key_path)
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
-                last = row.fetchone()
-                seq, prev = (last[0], last[1]) if last else (0, GENESIS)
-                for entry in entries:
-                    seq += 1
-                    ts = datetime.now(UTC).isoformat()
-                    values = {name: str(getattr(entry, name)) for name in _FIELDS}
-                    detail = json.dumps(dict(entry.detail), sort_keys=True, default=str)
-                    digest = self._mac(_canonical(seq, ts, values, detail, prev))
-                    db.execute(
-                        "INSERT INTO entries (seq, ts, run_id, actor, trigger, agent, provider, "
-                        "credential, action, outcome, detail, prev_hash, hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (seq, ts, *(values[n] for n in _FIELDS), detail, prev, digest),
-                    )
-                    seqs.append(seq)
-                    prev = digest
-                db.execute(
-                    "INSERT OR REPLACE INTO head (id, seq, hash, mac) VALUES (1, ?, ?, ?)",
-                    (seq, prev, self._head_mac(seq, prev)),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            self._claim_key()
+            self._store.append(build)
+            seq, prev = tail[-1]
             # After the commit: a crash in between leaves the file behind the ledger, which
             # verify accepts; it never claims an entry that was not committed.
             try:
                 self.head_file.write(self._seal(seq, prev))
             except AnchorError as exc:  # the entries are committed: say so, do not fail
                 log.warning("%s", exc.message)
-        return seqs
+        return list(seqs)
 
     def anchor(self) -> Anchored:
         """Checkpoint the verified head to every configured anchor: the engine calls it once
@@ -239,9 +240,7 @@ class Ledger:
             return Anchored(0, GENESIS, failed=(("ledger", "; ".join(checked.problems)),))
         if self._verified is None or not self.anchors:
             return Anchored(*(self._verified or (0, GENESIS)))
-        # Appends run with synchronous=NORMAL: a checkpoint that outlived its entries after
-        # a power loss would look like a rollback.
-        sync_to_disk(Path(f"{self.path}-wal"))
+        self._store.durable()
         point = self._seal(*self._verified)
         written: list[str] = []
         failed: list[tuple[str, str]] = []
@@ -260,29 +259,16 @@ class Ledger:
         self, *, agent: str | None = None, run_id: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Entries in order, as dicts (the JSON-lines export shape)."""
-        query = "SELECT * FROM entries"
-        clauses, args = [], []
-        if agent is not None:
-            clauses.append("agent = ?")
-            args.append(agent)
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            args.append(run_id)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        with closing(self._connect()) as db:  # its own: a reader may take its time
-            db.row_factory = sqlite3.Row
-            try:
-                for row in db.execute(query + " ORDER BY seq", args):
-                    item = dict(row)
-                    item["detail"] = json.loads(item["detail"])
-                    yield item
-            except sqlite3.DatabaseError as exc:
-                raise LedgerMissingError(
-                    f"cannot read the entries of {self.path} ({exc})",
-                    remediation="Run `killswitch audit verify`: the ledger was tampered with "
-                    "or is not a ledger.",
-                ) from exc
+        try:
+            for item in self._store.rows(agent=agent, run_id=run_id):
+                item["detail"] = json.loads(item["detail"])
+                yield item
+        except StoreUnreadable as exc:
+            raise LedgerMissingError(
+                exc.message,
+                remediation="Run `killswitch audit verify`: the ledger was tampered with "
+                "or is not a ledger.",
+            ) from exc
 
     def export_jsonl(self, out: TextIO) -> int:
         count = 0
@@ -313,6 +299,12 @@ class Ledger:
                 notes.append(f"{anchor.name}: no checkpoint yet")
             else:
                 points.append((anchor.name, point))
+        key_matches = getattr(self._store, "key_matches", None)
+        if key_matches is not None and key_matches(self._mac(KEY_CHECK)) is False:
+            problems.append(
+                f"the ledger in {self.location} was started with another key than this "
+                "host's: its entries cannot be checked here"
+            )
         chain, hashes = self._chain(0, GENESIS, {p.seq for _, p in points})
         problems[:0] = chain.problems
         for name, point in points:
@@ -330,13 +322,11 @@ class Ledger:
             return self._verify_from(0, GENESIS)
         seq, digest = self._verified
         with self._lock:
-            row = self._db.execute(
-                "SELECT prev_hash, hash FROM entries WHERE seq = ?", (seq,)
-            ).fetchone()
+            row = self._store.entry(seq)
         if row is None or row[1] != digest:
             return Verification(False, 0, (f"entry {seq}, verified before, changed or vanished",))
         # From the verified head itself, so that an edit of it is found too.
-        return self._verify_from(seq - 1, str(row[0]))
+        return self._verify_from(seq - 1, row[0])
 
     def _verify_from(self, after: int, prev: str) -> Verification:
         return self._chain(after, prev, set())[0]
@@ -348,8 +338,10 @@ class Ledger:
         also returns the hashes of the `wanted` entries."""
         try:
             return self._read_chain(after, prev, wanted)
-        except sqlite3.DatabaseError as exc:
-            problem = f"the ledger's tables cannot be read ({exc}): dropped, or not a ledger"
+        except StoreUnreadable as exc:
+            problem = (
+                f"the ledger's tables cannot be read ({exc.message}): dropped, or not a ledger"
+            )
             return Verification(False, after, (problem,)), {}
 
     def _read_chain(
@@ -358,14 +350,7 @@ class Ledger:
         problems: list[str] = []
         hashes: dict[int, str] = {}
         expected, count = after + 1, 0
-        with closing(self._connect()) as db:
-            db.execute("BEGIN")  # entries and head read from one snapshot
-            head = db.execute("SELECT seq, hash, mac FROM head WHERE id = 1").fetchone()
-            cursor = db.execute(
-                "SELECT seq, ts, run_id, actor, trigger, agent, provider, credential, action, "
-                "outcome, detail, prev_hash, hash FROM entries WHERE seq > ? ORDER BY seq",
-                (after,),
-            )
+        with self._store.snapshot(after) as (head, cursor):
             for row in cursor:
                 count += 1
                 seq, ts = row[0], row[1]
@@ -381,7 +366,6 @@ class Ledger:
                 if seq in wanted:
                     hashes[seq] = str(digest)
                 prev, expected = digest, seq + 1
-            db.execute("COMMIT")
         last = expected - 1
         if head is None:
             if count or after:

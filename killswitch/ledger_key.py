@@ -81,7 +81,8 @@ def ledger_key_from(value: str | None) -> bytes | None:
 
 
 def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = True) -> Ledger:
-    """The configured ledger with its key and anchors (private files outside the sandbox)."""
+    """The configured ledger with its key and anchors (private files outside the sandbox):
+    in PostgreSQL when settings.database_url is set, unless `path` names a SQLite file."""
     from killswitch.anchors import build_anchors
     from killswitch.ledger import Ledger
 
@@ -92,6 +93,7 @@ def open_ledger(settings: Settings, path: Path | None = None, *, create: bool = 
         anchors=build_anchors(settings.ledger_anchors),
         private=settings.target != "sandbox",
         create=create,
+        database_url=settings.database if path is None else None,
     )
 
 

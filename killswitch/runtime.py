@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from killswitch.errors import ConfigurationError
 from killswitch.execution import Timing
-from killswitch.inventory import Inventory
+from killswitch.inventory import Inventory, open_inventory
 from killswitch.ledger import Ledger
 from killswitch.ledger_key import open_ledger
 from killswitch.secrets import ChainedSource, KeyringFile, SecretSource
@@ -52,7 +52,7 @@ class Runtime:
     def open(cls, settings: Settings, providers: Sequence[str] | None = None) -> Runtime:
         return cls(
             settings=settings,
-            inventory=Inventory(settings.inventory_file, private=settings.target != "sandbox"),
+            inventory=open_inventory(settings),
             ledger=open_ledger(settings),
             secrets=ChainedSource(secret_sources(settings)),
             revokers=build(list(settings.providers if providers is None else providers), settings),

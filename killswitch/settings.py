@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         None, description="HMAC key of the ledger chain; default: a 0600 file beside the ledger"
     )
     ledger_anchors: AnchorSettings = AnchorSettings()
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://… : the ledger and the inventory in PostgreSQL, shared by "
+        "every process and host (unset: SQLite files under home); may carry a password",
+    )
     keyring_path: Path | None = Field(None, description="a local probe-material file")
     secret_sources: tuple[str, ...] = Field(
         ("keyring",),
@@ -170,6 +175,23 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the profile (which arrives as init arguments).
         return (env_settings, init_settings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        text = value.get_secret_value()
+        scheme = text.split("://", 1)[0] if "://" in text else ""
+        if scheme not in ("postgresql", "postgres"):
+            # The value itself may hold a password: only its scheme is named.
+            raise ValueError(f"a postgresql:// URL is expected, not {scheme[:20]!r}://…")
+        return value
+
+    @property
+    def database(self) -> str | None:
+        """The PostgreSQL URL (with its password: never print it), or None for SQLite."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     @property
     def inventory_file(self) -> Path:

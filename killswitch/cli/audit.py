@@ -50,12 +50,12 @@ def verify(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
                 "unchecked": list(result.unchecked),
                 "anchors": list(result.notes),
                 "external_anchors": [a.name for a in opened.anchors],
-                "ledger": str(opened.path),
+                "ledger": opened.location,
             }
         )
         raise typer.Exit(code)
     if result.problems:
-        out.print(f"[bold red]ledger BROKEN[/] ({escape(str(opened.path))}):")
+        out.print(f"[bold red]ledger BROKEN[/] ({escape(opened.location)}):")
         for problem in result.problems:
             out.print(f"  {escape(problem)}")
     elif result.unchecked:
@@ -64,7 +64,7 @@ def verify(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
             "but an anchor could not be read:"
         )
     else:
-        out.print(f"[green]ledger intact[/]: {result.entries} entries ({escape(str(opened.path))})")
+        out.print(f"[green]ledger intact[/]: {result.entries} entries ({escape(opened.location)})")
     for line in result.unchecked:
         out.print(f"  [bold]{escape(line)}[/]")
     for note in result.notes:

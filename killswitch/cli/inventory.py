@@ -39,7 +39,7 @@ def import_(
     nothing is imported unless the whole file is valid (exit 2). Only what the file states
     changes: a lifecycle status it leaves out stays; protected agents are refused."""
     from killswitch import fleet_file
-    from killswitch.inventory import Inventory
+    from killswitch.inventory import open_inventory
     from killswitch.ledger import Entry
     from killswitch.runtime import Runtime
     from killswitch.settings import load_settings
@@ -54,8 +54,8 @@ def import_(
         entries = fleet_file.load(path, kinds, protected=settings.protected_agents)
         if dry_run:
             inventory = None
-            if settings.inventory_file.exists():
-                inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
+            if settings.database or settings.inventory_file.exists():
+                inventory = open_inventory(settings)
             try:
                 changes = fleet_file.plan(inventory, entries)
             finally:
@@ -192,13 +192,13 @@ def list_(
     NHIs discovery attributed to each."""
     from killswitch.codec import agent_to_dict, nhi_to_dict
     from killswitch.errors import UnknownAgentError
-    from killswitch.inventory import Inventory
+    from killswitch.inventory import open_inventory
     from killswitch.settings import load_settings
     from killswitch.sightings import Sightings
 
     with errors_handled(as_json):
         settings = load_settings()
-        inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
+        inventory = open_inventory(settings)
         agents = [a for a in inventory.list_agents() if agent is None or a.id == agent]
         if agent is not None and not agents:
             raise UnknownAgentError(f"agent {agent!r} is not in the inventory")
@@ -273,14 +273,14 @@ def fingerprint(
     from killswitch.alerts import fingerprints
     from killswitch.errors import RefusedError, UnknownAgentError
     from killswitch.guards import validate_agent_id
-    from killswitch.inventory import Inventory
+    from killswitch.inventory import open_inventory
     from killswitch.secrets import KeyringFile
     from killswitch.settings import load_settings
     from killswitch.sightings import Sightings
 
     with errors_handled(as_json):
         settings = load_settings()
-        inventory = Inventory(settings.inventory_file, private=settings.target != "sandbox")
+        inventory = open_inventory(settings)
         known = fingerprints.opened(settings, inventory)
         one = (agent, kind, ref, field)
         if any(one) and not all(one):
