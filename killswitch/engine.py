@@ -113,7 +113,7 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
             "limited",
             provider=provider,
             limit=slot.name,
-            held=[[round(a, 4), round(b, 4)] for a, b in slot.held],
+            held=[[round(a, 4), round(b, 4), round(w, 4)] for a, b, w in slot.held],
         )
     dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
     progress.emit(

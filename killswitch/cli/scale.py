@@ -56,15 +56,28 @@ def _show(status: dict[str, Any]) -> None:
 @app.command()
 def up(
     workers: int = typer.Option(2, "--workers", "-n", help="Process workers to run."),
+    limit: list[str] = typer.Option(
+        [],
+        "--limit",
+        help="PROVIDER=N: that provider's calls in flight at once across every worker "
+        "(repeatable; kept; default: its revoker's max_workers).",
+    ),
     home: Path | None = HOME,
     as_json: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
     """Start (or complete) the stack: idempotent; prints what runs and how to use it."""
+    from killswitch.errors import ConfigurationError
     from killswitch.scale import stack
 
     with errors_handled(as_json), progress_to_stderr(quiet):
-        status = stack.up(home, workers=workers)
+        limits: dict[str, int] = {}
+        for item in limit:
+            provider, _, number = item.partition("=")
+            if not provider or not number.isdigit():
+                raise ConfigurationError(f"--limit {item!r}: PROVIDER=N, e.g. aws=4")
+            limits[provider.strip()] = int(number)
+        status = stack.up(home, workers=workers, limits=limits)
     emit_json(status) if as_json else _show(status)
     raise typer.Exit(EXIT_OK if status["running"] else EXIT_FAILED)
 

@@ -74,7 +74,7 @@ class ProviderSlot:
         self.provider = provider
         self.name = limit_name(provider)
         self.timeout_s = timeout_s
-        self.held: list[tuple[float, float]] = []
+        self.held: list[tuple[float, float, float]] = []  # (start, end, acquiring took)
         self._lock = threading.Lock()
 
     @contextmanager
@@ -82,6 +82,7 @@ class ProviderSlot:
         from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
         from prefect.concurrency.sync import concurrency
 
+        asked = time.time()
         try:
             holding = concurrency(self.name, occupy=1, timeout_seconds=self.timeout_s, strict=True)
             holding.__enter__()
@@ -97,5 +98,5 @@ class ProviderSlot:
         finally:
             end = time.time()
             with self._lock:
-                self.held.append((start, end))
+                self.held.append((start, end, start - asked))
             holding.__exit__(*sys.exc_info())

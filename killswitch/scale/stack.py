@@ -83,6 +83,7 @@ def _read(paths: Paths) -> dict[str, Any]:
 
 
 def _prefect_env(paths: Paths, who: str, api_url: str, auth: str) -> dict[str, str]:
+    paths.prefect_home(who).mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "KILLSWITCH_"))}
     env.update(
         PREFECT_HOME=str(paths.prefect_home(who)),
@@ -106,6 +107,14 @@ def _base_profile(paths: Paths) -> tuple[dict[str, Any], Path | None]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigurationError(f"cannot read profile {path}: {exc}") from exc
     return data, path
+
+
+def _read_profile(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data
 
 
 def _limits(profile: Path) -> dict[str, int]:
@@ -137,11 +146,16 @@ def _link(home: Path, target: Path) -> str | None:
     return previous
 
 
-def up(home: Path | None = None, *, workers: int = 2) -> dict[str, Any]:
+def up(
+    home: Path | None = None, *, workers: int = 2, limits: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Start what is not running, register the deployments and limits, run `workers`
-    workers (more are started, extra ones stopped); the status."""
+    workers (more are started, extra ones stopped); the status. `limits`: provider →
+    calls in flight at once fleet-wide, kept in the stack's profile (`scale.provider_limits`)."""
     if workers < 0:
         raise ConfigurationError("--workers cannot be negative")
+    if any(n < 1 for n in (limits or {}).values()):
+        raise ConfigurationError("a provider limit is at least 1")
     home = home or default_home()
     paths = Paths.under(home)
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -177,6 +191,9 @@ def up(home: Path | None = None, *, workers: int = 2) -> dict[str, Any]:
     profile = dict(base)
     profile.update(prefect_api_url=server["api_url"], prefect_api_auth=server["auth_string"])
     scale = {**(base.get("scale") or {}), "enforce_provider_limits": True}
+    kept = dict(_read_profile(paths.profile).get("scale", {}).get("provider_limits") or {})
+    if kept or limits:
+        scale["provider_limits"] = {**scale.get("provider_limits", {}), **kept, **(limits or {})}
     profile["scale"] = scale
     config = ScaleSettings(**scale)
     write_private(paths.profile, profile)
@@ -185,6 +202,7 @@ def up(home: Path | None = None, *, workers: int = 2) -> dict[str, Any]:
 
     os.environ["PREFECT_API_URL"] = server["api_url"]
     os.environ["PREFECT_API_AUTH_STRING"] = server["auth_string"]
+    paths.prefect_home("cli").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(paths.prefect_home("cli")))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from killswitch.scale import registration
