@@ -10,17 +10,20 @@ CHAOS_STAMP := $(VENV)/.chaos-installed
 # of the suite waits on stand-ins and CLI subprocesses. `make test PYTEST_WORKERS=` runs it
 # in one process; a targeted `pytest tests/...` stays serial (one sandbox).
 PYTEST_WORKERS ?= -n 2
+# Not in `make test` yet: each takes minutes here (see CHANGELOG, issues 17 and 18):
+# `make test-long` runs them.
+LONG_SUITES ?= --ignore=tests/chaos --ignore=tests/flows/test_fleet.py
 
-.PHONY: demo test lint fmt bench chaos clean sandbox-down
+.PHONY: test-long demo test lint fmt bench chaos clean sandbox-down
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "killswitch needs Python 3.11 (set PYTHON=python3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,scale]"
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,bench]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[sandbox,dev,scale,bench]"
 	touch $(BENCH_STAMP)
 
 $(CHAOS_STAMP): $(STAMP)
@@ -50,7 +53,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest $(PYTEST_WORKERS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(LONG_SUITES)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -66,3 +69,8 @@ sandbox-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# The chaos fast subset and the scaled-out fleet test (PostgreSQL + Prefect server + two
+# workers): minutes each on two cores, so outside `make test` until they are faster.
+test-long: $(STAMP) $(CHAOS_STAMP)
+	$(PY) -m pytest tests/chaos tests/flows/test_fleet.py

@@ -6,6 +6,12 @@ only the providers are measured), several at a time; each provider's revoker let
 credentials proven dead per second, against what the stand-ins could serve at most.
 
     python -m bench.fleet [--agents 50] [--per-agent 20] [--concurrent 10] [--latency-ms 50]
+
+`--via-server --workers 1,2,4`: the scaled-out shape instead (`killswitch scale up`:
+PostgreSQL, a Prefect server on it, N process workers, the provider limits); the fleet is
+planned once and each agent is one `contain` flow run through the deployment. Reported per
+worker count: credentials proven per second against the stand-ins' ceiling, and the cost of
+orchestration per agent (flow run submitted → its containment started, from the ledger).
 """
 
 from __future__ import annotations
@@ -30,7 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-agent", type=int, default=20)
     parser.add_argument("--concurrent", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--via-server", action="store_true", help="through workers")
+    parser.add_argument("--workers", default="1,2,4", help="with --via-server: worker counts")
     args = parser.parse_args(argv)
+    if args.via_server:
+        from bench.fleet_server import run as via_server
+
+        return via_server(args)
     home = Path(tempfile.mkdtemp(prefix="killswitch-fleet-"))
     bench = Bench.start(home, pin=False)
     runtime = Runtime.open(bench.settings)

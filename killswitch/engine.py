@@ -3,9 +3,12 @@ plain threads (break-glass), and the check that other agents were left untouched
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from killswitch import progress
@@ -27,15 +30,22 @@ from killswitch.plans import Plans
 from killswitch.recorder import Recorder
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+from killswitch.scale import slots
 from killswitch.verdicts import check_alive
 
 # A plan older than this when its run starts (a confirmation button, a queued flow run) is
 # checked again after the run for credentials that appeared since it was made.
 STALE_PLAN_S = 5.0
+# Set by `killswitch scale up` on each worker it starts (its flow runs inherit it).
+WORKER_ENV = "KILLSWITCH_WORKER"
 
 
 def begin(runtime: Runtime, request: Request, plan: Plan) -> float:
-    """Claim the kept plan (it runs once) and open the run in the ledger; the plan's age."""
+    """Claim the kept plan (it runs once) and open the run in the ledger, naming where it
+    runs (host, process, worker); the plan's age. In a flow on a server whose provider
+    limits are enforced, every provider's limit must exist first (else nothing is done)."""
+    if slots.enforced(runtime.settings):
+        slots.check(providers_of(runtime, plan))
     Plans(runtime.inventory).claim(request.run_id)
     Recorder(runtime, request).write(
         str(request.workflow),
@@ -45,6 +55,9 @@ def begin(runtime: Runtime, request: Request, plan: Plan) -> float:
         target=plan.target,
         credentials=len(plan.credentials),
         actions=len(plan.actions),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        worker=os.environ.get(WORKER_ENV, ""),
     )
     return (datetime.now(UTC) - plan.created_at).total_seconds()
 
@@ -76,6 +89,11 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
         progress.emit("provider", name, provider=provider, run_id=request.run_id, phase=name)
 
     phase("containing")
+    slot = (
+        slots.ProviderSlot(provider, timeout_s=runtime.settings.scale.slot_timeout_s)
+        if slots.enforced(runtime.settings)
+        else None
+    )
     outcome = run_provider(
         runtime.revokers[provider],
         plan.for_provider(provider),
@@ -85,7 +103,18 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
         on_verdict=recorder.verdict,
         on_phase=phase,
         on_start=recorder.intent,
+        slot=slot or nullcontext,
     )
+    if slot is not None and slot.held:
+        # When each call held the provider's fleet-wide slot (wall clock): the record that
+        # the limit held across workers.
+        recorder.write(
+            "provider-calls",
+            "limited",
+            provider=provider,
+            limit=slot.name,
+            held=[[round(a, 4), round(b, 4), round(w, 4)] for a, b, w in slot.held],
+        )
     dead = sum(v.status is VerdictStatus.DEAD for _, v in outcome.verdicts)
     progress.emit(
         "provider",

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
@@ -50,15 +51,23 @@ class Timing:
     probe_interval_s: float
 
 
+Slot = Callable[[], AbstractContextManager[object]]
+
+
 def perform(
-    revoker: Revoker, action: Action, deadline_s: float, materials: Sequence[Material] = ()
+    revoker: Revoker,
+    action: Action,
+    deadline_s: float,
+    materials: Sequence[Material] = (),
+    slot: Slot = nullcontext,
 ) -> ActionResult:
-    """Perform one action, retrying transient errors; a failure is a result, not a raise."""
+    """Perform one action, retrying transient errors; a failure is a result, not a raise.
+    `slot`: held around the call inside this process's gate (a fleet-wide provider limit)."""
 
     def gated(a: Action) -> ActionResult:
         if a.operation in revoker.batched_operations:  # gathered into the revoker's own calls
             return revoker.perform(a, materials)
-        with revoker.gate:
+        with revoker.gate, slot():
             return revoker.perform(a, materials)
 
     return attempt(gated, action, action, deadline_s)
@@ -143,9 +152,10 @@ def run_provider(
     on_verdict: Callable[[Credential, Verdict], None],
     on_phase: Callable[[str], None] = lambda phase: None,
     on_start: Callable[[Action], None] = lambda action: None,
+    slot: Slot = nullcontext,
 ) -> ProviderOutcome:
     """Baseline-probe every credential, contain and detach in parallel, then prove every
-    credential in parallel."""
+    credential in parallel. `slot`: held around each gated provider call (see `perform`)."""
     started = time.monotonic()
     results: list[ActionResult] = []
     for action in plan.actions:
@@ -198,7 +208,7 @@ def run_provider(
             needed = action.operation in revoker.material_operations and credential is not None
             given = materials[credential.key].result() if needed and credential else ()
             on_start(action)  # recorded before the change is made (a kill mid-way is undoable)
-            return perform(revoker, action, timing.action_deadline_s, given)
+            return perform(revoker, action, timing.action_deadline_s, given, slot)
 
         def run(actions: Sequence[Action]) -> None:
             batched = [a for a in actions if a.operation in revoker.batched_operations]

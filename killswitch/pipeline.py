@@ -9,13 +9,15 @@ Prefect is imported only when a flow runs, after `prefect_environment` pointed i
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
 from killswitch import engine, planning, restoration
 from killswitch import sweep as sweeping
 from killswitch.assembly import assemble
-from killswitch.models import ContainmentReport, RestoreReport
+from killswitch.fleet.report import FleetReport
+from killswitch.models import ContainmentReport, Plan, RestoreReport
 from killswitch.orchestrator import prefect_environment, reaching_orchestrator
 from killswitch.plans import PlanNotRunnableError, Plans, PlanState
 from killswitch.request import Mode, Request
@@ -182,3 +184,78 @@ def restore(runtime: Runtime, request: Request, *, verbose: bool = False) -> Res
             )
         except RestoreIncomplete as exc:
             return exc.report
+
+
+def plan_fleet(
+    runtime: Runtime, agent_ids: Sequence[str], request: Request
+) -> tuple[str, list[Plan]]:
+    """One plan per agent, discovery once for the whole fleet; `request` is the template
+    (reason, actor, trigger, mode) each agent's request copies. (fleet id, plans)."""
+    fleet_id = uuid.uuid4().hex
+    requests = [
+        replace(request, agent_id=agent_id, run_id=uuid.uuid4().hex)
+        for agent_id in dict.fromkeys(agent_ids)
+    ]
+    return fleet_id, planning.plan_fleet(runtime, requests, fleet_id=fleet_id)
+
+
+def run_fleet(
+    runtime: Runtime,
+    fleet_id: str,
+    plans: Sequence[Plan],
+    *,
+    mode: Mode,
+    verbose: bool = False,
+) -> FleetReport:
+    """Run a planned fleet: the `fleet-contain` flow in this process, which starts one
+    `contain` run per agent on the work pool's workers; break-glass: the agents on threads
+    here (`scale.break_glass_agents` at once), no orchestrator. One report either way,
+    from the ledger."""
+    run_ids = [p.run_id for p in plans]
+    if mode is Mode.BREAK_GLASS:
+        return _fleet_break_glass(runtime, fleet_id, run_ids)
+    prefect_environment(runtime.settings, verbose=verbose)
+    from flows import handover
+    from flows.fleet import FleetNotProven, fleet_contain
+
+    with reaching_orchestrator(runtime.settings), handover.fast(), handover.using(runtime):
+        try:
+            return fleet_contain(fleet_id, run_ids)
+        except FleetNotProven as exc:
+            return exc.report
+
+
+def _fleet_break_glass(runtime: Runtime, fleet_id: str, run_ids: Sequence[str]) -> FleetReport:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from killswitch import progress
+    from killswitch.fleet.report import AgentResult, from_ledger, load, report_of
+
+    started = time.monotonic()
+    kept = load(runtime, list(run_ids))
+
+    def one(item: tuple[Request, Plan]) -> AgentResult:
+        request, kept_plan = item
+        request = replace(request, mode=Mode.BREAK_GLASS)
+        try:
+            engine.run_plan(runtime, request, kept_plan)
+            ended = ""
+        except Exception as exc:  # one agent's crash is that agent's row, not the fleet's
+            ended = f"with an error: {type(exc).__name__}"
+        result = from_ledger(runtime, kept_plan, ended=ended)
+        progress.emit(
+            "agent",
+            f"{kept_plan.agent.id}: {result.state.upper()} "
+            f"({result.count('dead')}/{len(result.rows)} dead)",
+            run_id=kept_plan.run_id,
+            agent=kept_plan.agent.id,
+            state=result.state,
+        )
+        return result
+
+    workers = max(1, min(runtime.settings.scale.break_glass_agents, len(kept)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agent") as pool:
+        results = list(pool.map(one, kept))
+    return report_of(
+        runtime, kept, fleet_id, results, mode="break-glass", elapsed_s=time.monotonic() - started
+    )

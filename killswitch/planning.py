@@ -5,7 +5,8 @@ exactly what then runs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 
@@ -110,12 +111,6 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
         f"discovering {agent.id} across {', '.join(runtime.revokers)}",
         run_id=request.run_id,
     )
-    credentials: list[Credential] = []
-    grants: list[Grant] = []
-    actions: list[Action] = []
-    skipped: list[str] = []
-    errors: list[str] = []
-    unsearched: list[Unsearched] = []
 
     def baselines(name: str, found: Discovery) -> None:
         """The controls of a run that contains, taken as soon as the provider answered."""
@@ -124,7 +119,25 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
                 request.run_id, runtime.revokers[name], found.credentials, runtime.secrets
             )
 
-    for name, found in discover(runtime, agent, baselines).items():
+    return keep(runtime, request, agent, discover(runtime, agent, baselines))
+
+
+def keep(
+    runtime: Runtime,
+    request: Request,
+    agent: Agent,
+    discovered: Mapping[str, Discovery | KillSwitchError],
+    **ledgered: object,
+) -> Plan:
+    """The plan from what discovery found (or why a provider could not be searched): kept
+    under the run id and ledgered once (`ledgered`: extra detail, e.g. the fleet's id)."""
+    credentials: list[Credential] = []
+    grants: list[Grant] = []
+    actions: list[Action] = []
+    skipped: list[str] = []
+    errors: list[str] = []
+    unsearched: list[Unsearched] = []
+    for name, found in discovered.items():
         if isinstance(found, KillSwitchError):
             reason = f"discovery failed: {found.code}: {found.message}"
             errors.append(f"{name}: {reason}")
@@ -162,6 +175,7 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
         protected_skipped=list(skipped),
         errors=errors,
         unsearched={u.provider: [c.key for c in u.known] for u in unsearched},
+        **ledgered,
     )
     progress.emit(
         "plan",
@@ -172,3 +186,84 @@ def plan(runtime: Runtime, request: Request, agent: Agent | None = None) -> Plan
         providers=list(made.providers),
     )
     return made
+
+
+FleetDiscovery = dict[str, dict[str, Discovery | KillSwitchError]]
+
+
+def discover_fleet(runtime: Runtime, agents: Sequence[Agent]) -> FleetDiscovery:
+    """Every agent's discovery at every provider, one pass per provider for the whole fleet:
+    a revoker with `discover_fleet(agents, declared)` scans once (one tag scan, one accessor
+    scan), the others are asked per agent on the provider's own workers. Providers in
+    parallel; each inside the action deadline (a silent one: SilentProviderError for every
+    agent); agent → provider → what was found, or why not."""
+    declared = {a.id: runtime.inventory.declared(a.id) for a in agents}
+    deadline_s = runtime.settings.action_deadline_s
+
+    def one_agent(name: str, agent: Agent) -> Discovery | KillSwitchError:
+        try:
+            found: Discovery = retrying_transient(deadline_s)(
+                runtime.revokers[name].discover, agent, declared[agent.id]
+            )
+            return found
+        except KillSwitchError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("unexpected error discovering %s at %s", agent.id, name)
+            return ProviderError(f"unexpected {type(exc).__name__} (see the log)", provider=name)
+
+    def provider(name: str) -> dict[str, Discovery | KillSwitchError]:
+        revoker = runtime.revokers[name]
+        whole = getattr(revoker, "discover_fleet", None)
+        if whole is not None:
+            try:
+                found: dict[str, Discovery] = retrying_transient(deadline_s)(
+                    whole, list(agents), declared
+                )
+                return {a.id: found[a.id] for a in agents}
+            except KillSwitchError as exc:
+                return {a.id: exc for a in agents}
+            except Exception as exc:
+                log.exception("unexpected error in the fleet discovery at %s", name)
+                error = ProviderError(
+                    f"unexpected {type(exc).__name__} (see the log)", provider=name
+                )
+                return {a.id: error for a in agents}
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(revoker.max_workers, len(agents))), thread_name_prefix=name
+        ) as pool:
+            return dict(
+                zip([a.id for a in agents], pool.map(partial(one_agent, name), agents), strict=True)
+            )
+
+    answers = answered_within(
+        {name: partial(provider, name) for name in runtime.revokers},
+        deadline_s=deadline_s,
+        workers=runtime.provider_workers(len(runtime.revokers)),
+    )
+    fleet: FleetDiscovery = {a.id: {} for a in agents}
+    for name, by_agent in answers.items():
+        for agent in agents:
+            fleet[agent.id][name] = (
+                by_agent[agent.id]
+                if by_agent is not None
+                else SilentProviderError(f"did not answer within {deadline_s:g}s", provider=name)
+            )
+    return fleet
+
+
+def plan_fleet(runtime: Runtime, requests: Sequence[Request], *, fleet_id: str) -> list[Plan]:
+    """Authorize every request (one refusal refuses the fleet: nothing is planned), discover
+    once for the whole fleet, and keep one plan per agent under its request's run id."""
+    agents = [authorize(runtime, r) for r in requests]
+    progress.emit(
+        "plan",
+        f"discovering {len(agents)} agents across {', '.join(runtime.revokers)} "
+        "(one pass per provider)",
+        run_id=fleet_id,
+    )
+    found = discover_fleet(runtime, agents)
+    return [
+        keep(runtime, request, agent, found[agent.id], fleet=fleet_id)
+        for request, agent in zip(requests, agents, strict=True)
+    ]

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from killswitch.alerts.settings import AlertSettings
 from killswitch.anchors import AnchorSettings
 from killswitch.errors import ConfigurationError
+from killswitch.scale.settings import ScaleSettings
 
 DEFAULT_PROTECTED_AGENTS = ("killswitch", "breakglass")
 S = TypeVar("S", bound=BaseModel)
@@ -163,6 +164,7 @@ class Settings(BaseSettings):
     slack_app: SlackAppSettings = SlackAppSettings()
     sweep: SweepSettings = SweepSettings()
     alerts: AlertSettings = AlertSettings()
+    scale: ScaleSettings = ScaleSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from killswitch.cli import audit, inventory, playbook, sandbox, sweep
+from killswitch.cli import audit, inventory, playbook, sandbox, scale, sweep
 from killswitch.cli.common import (
     EXIT_NOT_PROVEN,
     EXIT_OK,
@@ -51,6 +51,7 @@ app.add_typer(audit.app, name="audit")
 app.command("sweep")(sweep.sweep)
 app.add_typer(inventory.app, name="inventory")
 app.add_typer(playbook.app, name="playbook")
+app.add_typer(scale.app, name="scale")
 
 
 @contextmanager
@@ -87,7 +88,9 @@ def _mode(dry_run: bool, break_glass: bool) -> Mode:
 
 @app.command()
 def contain(
-    agent_id: str = typer.Argument(..., help="The agent to contain (one id; no wildcards)."),
+    agent_id: str | None = typer.Argument(
+        None, help="The agent to contain (one id; no wildcards). A fleet: the options below."
+    ),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (goes into the ledger)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
     break_glass: bool = typer.Option(
@@ -95,11 +98,55 @@ def contain(
         "--break-glass",
         help="Run without Prefect (orchestrator down): same plan, same revokers, same ledger.",
     ),
+    agents: str | None = typer.Option(
+        None, "--agents", help="A fleet: agent ids, comma-separated (each as strict as one)."
+    ),
+    agents_from: Path | None = typer.Option(
+        None, "--agents-from", help="A fleet: a file of agent ids, one a line (# comments)."
+    ),
+    owner: str | None = typer.Option(None, "--owner", help="A fleet: every agent of this owner."),
+    credential: str | None = typer.Option(
+        None,
+        "--credential",
+        help="A fleet: every agent holding this credential (kind:ref or ref) — a leaked "
+        "shared secret.",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", help="A fleet above scale.confirm_over_agents: confirm without asking."
+    ),
     as_json: bool = JSON,
     quiet: bool = QUIET,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Contain an agent: kill every credential, detach its grants, prove each one dead."""
+    """Contain an agent (or a fleet): kill every credential, detach its grants, prove each
+    one dead."""
+    fleet = any(x is not None for x in (agents, agents_from, owner, credential))
+    if fleet:
+        from killswitch.cli.fleet import contain_fleet
+
+        if agent_id is not None:
+            with errors_handled(as_json):
+                from killswitch.errors import RefusedError
+
+                raise RefusedError("give one AGENT_ID or a fleet (--agents …), not both")
+        template = Request("-", reason, current_actor(), "cli", _mode(dry_run, break_glass))
+        contain_fleet(
+            agents=agents,
+            agents_from=agents_from,
+            owner=owner,
+            credential=credential,
+            request=template,
+            yes=yes,
+            as_json=as_json,
+            quiet=quiet,
+            verbose=verbose,
+        )
+        return
+    if agent_id is None:
+        with errors_handled(as_json):
+            from killswitch.errors import RefusedError
+
+            raise RefusedError("name the agent to contain (or a fleet: --agents, --owner …)")
     request = Request(agent_id, reason, current_actor(), "cli", _mode(dry_run, break_glass))
     _contain(request, as_json=as_json, quiet=quiet, verbose=verbose)
 

@@ -69,8 +69,17 @@ def find_principals(
 ) -> tuple[list[Principal], dict[str, Principal]]:
     """Users and roles tagged `tag_key=agent_id` or declared by name in the inventory, and
     every user by name (to place declared keys whose owner is not among them)."""
-    wanted = _declared_principal_names(declared)
-    found: list[Principal] = []
+    found, users = find_fleet_principals(iam, tag_key=tag_key, declared={agent_id: declared})
+    return found[agent_id], users
+
+
+def find_fleet_principals(
+    iam: IAMClient, *, tag_key: str, declared: Mapping[str, Sequence[CredentialRef]]
+) -> tuple[dict[str, list[Principal]], dict[str, Principal]]:
+    """`find_principals` for many agents in one pass over the account (one paginated
+    iam:GetAccountAuthorizationDetails, not one per agent): agent id → its principals."""
+    wanted = {agent_id: _declared_principal_names(refs) for agent_id, refs in declared.items()}
+    found: dict[str, list[Principal]] = {agent_id: [] for agent_id in declared}
     users: dict[str, Principal] = {}
     try:
         pages = iam.get_paginator("get_account_authorization_details").paginate(
@@ -85,12 +94,14 @@ def find_principals(
                     principal = Principal.from_detail(kind, detail)
                     if kind == "user":
                         users[principal.name] = principal
-                    if (
-                        principal.tags.get(tag_key) == agent_id
-                        or (kind, principal.name) in wanted
-                        or (kind, principal.arn) in wanted
-                    ):
-                        found.append(principal)
+                    tagged = principal.tags.get(tag_key)
+                    for agent_id, names in wanted.items():
+                        if (
+                            tagged == agent_id
+                            or (kind, principal.name) in names
+                            or (kind, principal.arn) in names
+                        ):
+                            found[agent_id].append(principal)
     except Exception as exc:
         raise translate(exc, doing="iam:GetAccountAuthorizationDetails") from exc
     return found, users

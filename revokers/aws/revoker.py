@@ -8,7 +8,7 @@ credential against a call the deny blocks. See shared PROVIDERS.md, AWS section.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +108,34 @@ class AwsRevoker(Revoker):
                 self.iam, tag_key=self.config.tag_key, agent_id=agent.id, declared=declared
             )
             own.result()
+        return self._discovered(agent, declared, found, users)
+
+    def discover_fleet(
+        self, agents: Sequence[Agent], declared: Mapping[str, Sequence[CredentialRef]]
+    ) -> dict[str, Discovery]:
+        """`discover` for a whole fleet with one tag scan of the account
+        (iam:GetAccountAuthorizationDetails), then each agent's keys and grants."""
+        with ThreadPoolExecutor(max_workers=1) as side:
+            own = side.submit(self.own_identity)
+            found, users = discovery.find_fleet_principals(
+                self.iam, tag_key=self.config.tag_key, declared=declared
+            )
+            own.result()
+        # Each agent's keys and grants: a few agents at once (each fans out on its own).
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="aws-fleet") as pool:
+            answers = pool.map(
+                lambda a: self._discovered(a, declared[a.id], found[a.id], users), agents
+            )
+            return {a.id: answer for a, answer in zip(agents, answers, strict=True)}
+
+    def _discovered(
+        self,
+        agent: Agent,
+        declared: Sequence[CredentialRef],
+        found: list[discovery.Principal],
+        users: Mapping[str, discovery.Principal],
+    ) -> Discovery:
+        found = list(found)
         keys = discovery.keys_by_user(
             self.iam, (p for p in found if p.kind == "user"), workers=self.max_workers
         )

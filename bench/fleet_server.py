@@ -1,0 +1,121 @@
+"""`python -m bench.fleet --via-server --workers 1,2,4`: the fleet benchmark through the
+scaled-out stack (see bench/fleet.py). One sandbox; per worker count a fresh fleet, the stack
+brought to that many workers (`scale up` is idempotent), the fleet contained through the
+deployment, the figures read back from the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ceilings
+from bench.harness import Bench, machine, write
+from killswitch import pipeline
+from killswitch.request import Request
+from killswitch.runtime import Runtime
+from killswitch.scale import stack
+from killswitch.settings import load_settings
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def one(
+    bench: Bench, home: Path, workers: int, args: argparse.Namespace, ceiling: dict[str, float]
+) -> dict[str, Any]:
+    status = stack.up(home, workers=workers)
+    runtime = Runtime.open(load_settings(profile=Path(status["profile"])))
+    try:
+        print(f"[{workers} worker(s)] seeding {args.agents} agents x ~{args.per_agent}", flush=True)
+        agents = [bench.seed(args.per_agent) for _ in range(args.agents)]
+        total = sum(k for _, k in agents)
+        bench.latency(args.latency_ms)
+        bench.reset_calls()
+        started = time.monotonic()
+        template = Request("-", "shared secret leaked (bench)", "bench", trigger="bench")
+        fleet_id, plans = pipeline.plan_fleet(runtime, [a for a, _ in agents], template)
+        planned = time.monotonic()
+        report = pipeline.run_fleet(runtime, fleet_id, plans, mode=template.mode)
+        elapsed = time.monotonic() - started
+        run_s = time.monotonic() - planned
+        bench.latency(0)
+        calls = bench.calls()
+        ids = {p.run_id for p in plans}
+        marks: dict[str, dict[str, float]] = {}
+        waits: list[float] = []
+        for e in runtime.ledger.rows():
+            if e["run_id"] not in ids:
+                continue
+            mark = marks.setdefault(e["run_id"], {})
+            if e["action"] == "plan":
+                mark["planned"] = _ts(e["ts"])
+            elif e["action"] == "contain" and e["outcome"] == "started":
+                mark["started"] = _ts(e["ts"])
+            elif e["action"] == "contain" and e["outcome"] in ("proven", "not-proven"):
+                mark["closed"] = _ts(e["ts"])
+            elif e["action"] == "provider-calls":
+                waits += [w for _, _, w in e["detail"]["held"]]
+        done = [m for m in marks.values() if {"planned", "started", "closed"} <= set(m)]
+        first = min(m["planned"] for m in done) if done else 0.0
+        floor = max(calls.get(name, 0) / ceiling[name] for name in ceiling)
+        return {
+            "workers": workers,
+            "agents": args.agents,
+            "credentials": total,
+            "dead": report.count("dead"),
+            "all_proven": report.ok,
+            "latency_ms": args.latency_ms,
+            "seconds": elapsed,
+            "plan_s": planned - started,
+            "run_s": run_s,
+            "credentials_per_s": total / elapsed,
+            "calls": calls,
+            "capacity_floor_s": floor,
+            "ceiling_credentials_per_s": total / floor if floor else None,
+            "fraction_of_ceiling": floor / elapsed if elapsed else None,
+            # From the plan's ledger entry to the containment's `started` entry: the flow
+            # run's creation, a worker's poll, its process, imports, admission.
+            "orchestration_s_per_agent": statistics.mean(m["started"] - first for m in done)
+            if done
+            else None,
+            "orchestration_s_min": min(m["started"] - first for m in done) if done else None,
+            "containment_s_per_agent": statistics.mean(m["closed"] - m["started"] for m in done)
+            if done
+            else None,
+            "slot_acquire_ms_mean": 1000 * statistics.mean(waits) if waits else None,
+            "slot_acquire_ms_p95": 1000 * sorted(waits)[int(0.95 * (len(waits) - 1))]
+            if waits
+            else None,
+        }
+    finally:
+        runtime.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    home = Path(tempfile.mkdtemp(prefix="killswitch-fleet-server-"))
+    bench = Bench.start(home)
+    try:
+        ceiling = ceilings.measure(bench)
+        results = []
+        for workers in [int(n) for n in str(args.workers).split(",") if n.strip()]:
+            result = one(bench, home, workers, args, ceiling)
+            results.append(result)
+            print(
+                f"[{workers} worker(s)] {result['credentials']} credentials of {args.agents} "
+                f"agents in {result['seconds']:.1f}s: {result['credentials_per_s']:.1f}/s "
+                f"({100 * (result['fraction_of_ceiling'] or 0):.0f}% of the stand-ins' ceiling); "
+                f"orchestration {result['orchestration_s_per_agent'] or 0:.1f}s/agent; "
+                f"all proven: {result['all_proven']}",
+                flush=True,
+            )
+        write("fleet_server", {"runs": results, "ceilings_rps": ceiling, "machine": machine()})
+    finally:
+        stack.down(home)
+        bench.stop()
+    return 0
