@@ -45,13 +45,23 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
 );
 """
 )
-# One statement for a whole batch (one round trip inside the lock, whatever its size): each
-# column arrives as an array.
-_INSERT = (
-    "INSERT INTO entries (seq, ts, run_id, actor, trigger, agent, provider, credential, action, "
-    "outcome, detail, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], %s::text[], "
+# After the lock: was this append committed by an earlier attempt, and the last entry.
+_LAST = (
+    "SELECT EXISTS (SELECT 1 FROM ledger_appends WHERE token = %s), "
+    "(SELECT seq FROM entries ORDER BY seq DESC LIMIT 1), "
+    "(SELECT hash FROM entries ORDER BY seq DESC LIMIT 1)"
+)
+# The entries (each column as an array: one statement whatever the batch), the head row and
+# the append's token, in one round trip inside the lock.
+_WRITE = (
+    "WITH appended AS (INSERT INTO entries (seq, ts, run_id, actor, trigger, agent, provider, "
+    "credential, action, outcome, detail, prev_hash, hash) SELECT * FROM unnest(%s::bigint[], "
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[])"
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])), "
+    "moved AS (INSERT INTO head (id, seq, hash, mac) VALUES (1, %s, %s, %s) "
+    "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
+    "mac = EXCLUDED.mac) "
+    "INSERT INTO ledger_appends (token, last_seq) VALUES (%s, %s)"
 )
 
 
@@ -108,21 +118,15 @@ class PostgresStore:
         def work(db: psycopg.Connection[Any]) -> None:
             # Held until COMMIT: every appender on every host waits here, and an earlier
             # attempt of this append has finished (committed or not) once the lock is ours.
+            # (Its own statement: a READ COMMITTED statement sees what committed before it.)
             db.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-            if db.execute("SELECT 1 FROM ledger_appends WHERE token = %s", (token,)).fetchone():
+            found = db.execute(_LAST, (token,)).fetchone()
+            done, seq, digest = found if found else (False, None, None)
+            if done:
                 return  # an earlier attempt committed before its connection was lost
-            last = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-            rows, head = build(*((int(last[0]), str(last[1])) if last else (0, "")))
-            db.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
-            db.execute(
-                "INSERT INTO head (id, seq, hash, mac) VALUES (1, %s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
-                "mac = EXCLUDED.mac",
-                head,
-            )
-            db.execute(
-                "INSERT INTO ledger_appends (token, last_seq) VALUES (%s, %s)", (token, head[0])
-            )
+            rows, head = build(int(seq or 0), str(digest or ""))
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            db.execute(_WRITE, (*columns, *head, token, head[0]))
 
         self._pg.run(work)
 

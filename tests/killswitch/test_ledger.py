@@ -253,3 +253,12 @@ def test_outside_the_sandbox_state_is_private(tmp_path: Path) -> None:
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in files), [
         (p.name, oct(p.stat().st_mode)) for p in files
     ]
+
+
+def test_the_sqlite_ledger_keeps_its_schema(tmp_path: Path) -> None:
+    """The embedded default is unchanged by the PostgreSQL store: two tables and an index."""
+    ledger = filled(tmp_path, 2)
+    with sqlite3.connect(ledger.path) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert names == {"entries", "entries_by_agent", "head"}
+    assert ledger.location == str(ledger.path) and ledger.database_url is None

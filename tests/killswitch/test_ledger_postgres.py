@@ -330,6 +330,8 @@ def test_audit_verify_reads_the_postgres_ledger(tmp_path: Path, url: str) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["ok"] and report["entries"] == 3 and report["ledger"] == redact_url(url)
+    shown = run_cli(home, "audit", "show", "--agent", "agent-1", "--json", **env)
+    assert [row["seq"] for row in json.loads(shown.stdout)] == [2], shown.stderr
     sql(url, "UPDATE entries SET actor = 'mallory' WHERE seq = 2")
     broken = run_cli(home, "audit", "verify", **env)
     assert broken.returncode == 1 and "ledger BROKEN" in broken.stdout
