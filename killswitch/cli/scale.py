@@ -75,7 +75,9 @@ def up(
         for item in limit:
             provider, _, number = item.partition("=")
             if not provider or not number.isdigit():
-                raise ConfigurationError(f"--limit {item!r}: PROVIDER=N, e.g. aws=4")
+                raise ConfigurationError(
+                    f"--limit {item!r}: PROVIDER=N (a provider's name, a whole number)"
+                )
             limits[provider.strip()] = int(number)
         status = stack.up(home, workers=workers, limits=limits)
     emit_json(status) if as_json else _show(status)
