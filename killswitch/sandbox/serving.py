@@ -31,6 +31,10 @@ class ThreadedServer:
         # for the peer's delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
+        # Listening at once: a client that connects before uvicorn's thread runs waits in
+        # the backlog instead of being refused (seen under load: an SNS certificate fetch
+        # refused right after `start`).
+        self.sock.listen(128)
         self.port = int(self.sock.getsockname()[1])
         self.name = name
         self.tls = tls
