@@ -12,7 +12,7 @@ CHAOS_STAMP := $(VENV)/.chaos-installed
 PYTEST_WORKERS ?= -n 2
 # Not in `make test` yet: each takes minutes here (see CHANGELOG, issues 17 and 18):
 # `make test-long` runs them.
-LONG_SUITES ?= --ignore=tests/chaos --ignore=tests/flows/test_fleet.py
+LONG_SUITES ?= --ignore=tests/chaos --ignore=tests/flows/test_fleet.py -m "not long"
 
 .PHONY: test-long demo test lint fmt bench chaos clean sandbox-down
 
@@ -74,3 +74,4 @@ clean:
 # workers): minutes each on two cores, so outside `make test` until they are faster.
 test-long: $(STAMP) $(CHAOS_STAMP)
 	$(PY) -m pytest tests/chaos tests/flows/test_fleet.py
+	$(PY) -m pytest -m long
