@@ -165,26 +165,47 @@ def export(
 
 @app.command()
 def unfinished(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
-    """Runs that started and never finished (a crash): re-run them, they are idempotent."""
+    """Runs that never finished: started and not closed (a crash, a kill), or planned and
+    never started (killed right after its plan, or a confirmation still waiting). Re-run
+    them: every step is idempotent. Exit 1 when there is any."""
     with errors_handled(as_json):
-        started: dict[str, dict[str, str]] = {}
+        open_runs: dict[str, dict[str, str]] = {}
         for row in _open(ledger).rows():
-            if row["action"] in ("contain", "restore"):
+            run_id = row["run_id"]
+            if row["action"] == "plan" and row["outcome"] == "planned":
+                workflow = str((row["detail"] or {}).get("workflow", ""))
+                if workflow in ("contain", "restore", "decommission"):
+                    open_runs[run_id] = {
+                        "run_id": run_id,
+                        "agent": row["agent"],
+                        "action": workflow,
+                        "ts": row["ts"],
+                        "stage": "planned",
+                    }
+            elif row["action"] in ("contain", "restore", "decommission"):
                 if row["outcome"] == "started":
-                    started[row["run_id"]] = {
-                        "run_id": row["run_id"],
+                    open_runs[run_id] = {
+                        "run_id": run_id,
                         "agent": row["agent"],
                         "action": row["action"],
                         "ts": row["ts"],
+                        "stage": "started",
                     }
-                else:
-                    started.pop(row["run_id"], None)
-    runs = list(started.values())
+                elif row["action"] == open_runs.get(run_id, {}).get("action"):
+                    open_runs.pop(run_id, None)
+    runs = list(open_runs.values())
     if as_json:
         emit_json(runs)
     else:
         for item in runs:
-            out.print(f"{item['ts']}  {item['action']} {item['agent']}  run {item['run_id']}")
+            said = (
+                "planned, never started (killed before it ran, or awaiting confirmation)"
+                if item["stage"] == "planned"
+                else "started, never finished"
+            )
+            out.print(
+                f"{item['ts']}  {item['action']} {item['agent']}  run {item['run_id']}  {said}"
+            )
         if not runs:
             out.print("no unfinished runs")
     raise typer.Exit(EXIT_OK if not runs else 1)

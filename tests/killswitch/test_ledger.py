@@ -262,3 +262,39 @@ def test_the_sqlite_ledger_keeps_its_schema(tmp_path: Path) -> None:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert names == {"entries", "entries_by_agent", "head"}
     assert ledger.location == str(ledger.path) and ledger.database_url is None
+
+
+def test_audit_unfinished_lists_runs_started_or_planned_and_never_finished(
+    tmp_path: Path,
+) -> None:
+    """A run killed after `started` is unfinished; so is one killed right after its plan
+    (before `started`): both exit 1 and are named; finished runs and dry runs are not."""
+    ledger = Ledger(tmp_path / "ledger.db")
+
+    def row(run_id: str, action: str, outcome: str, **detail: object) -> None:
+        ledger.append(
+            Entry(
+                run_id=run_id,
+                actor="alice",
+                trigger="cli",
+                agent=f"agent-{run_id}",
+                action=action,
+                outcome=outcome,
+                detail=detail,
+            )
+        )
+
+    row("done", "plan", "planned", workflow="contain")
+    row("done", "contain", "started")
+    row("done", "contain", "proven")
+    row("dry", "plan", "dry-run", workflow="contain")
+    row("planned", "plan", "planned", workflow="contain")
+    row("killed", "plan", "planned", workflow="decommission")
+    row("killed", "decommission", "started")
+    row("killed", "deactivate-key", "done")
+    done = run_cli(tmp_path / "home", "audit", "unfinished", "--ledger", str(ledger.path), "--json")
+    assert done.returncode == 1, done.stderr
+    listed = {r["run_id"]: (r["action"], r["stage"]) for r in json.loads(done.stdout)}
+    assert listed == {"planned": ("contain", "planned"), "killed": ("decommission", "started")}
+    said = run_cli(tmp_path / "home", "audit", "unfinished", "--ledger", str(ledger.path))
+    assert "planned, never started" in said.stdout and "started, never finished" in said.stdout
