@@ -6,6 +6,8 @@ sandbox is a sound starting point, after it that the kill switch's guarantees he
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +32,36 @@ def no_canary_in_outputs() -> bool:
     leaked = [s for s in secrets if any(s in text for text in texts)]
     keyring = Path(current.status["keyring"])
     root = Path(current.status["dir"])
-    for path in root.rglob("*"):
-        if path.is_file() and path != keyring and path.stat().st_size < 64 * 1024 * 1024:
-            blob = path.read_bytes()
-            leaked += [s for s in secrets if s.encode() in blob]
+    leaked += _secrets_in_files(root, keyring, secrets)
     if leaked:
         current.check("no canary secret in any output", False, f"{len(set(leaked))} leaked")
     return not leaked
+
+
+# Read in a child process: this one may hold the sandbox's SQLite databases open, and
+# closing any other descriptor of such a file drops the process's POSIX locks on it (SQLite's
+# "how to corrupt a database": the next open here met "database disk image is malformed").
+_SCAN = """
+import json, sys
+from pathlib import Path
+job = json.load(sys.stdin)
+keyring, secrets = Path(job["keyring"]), [s.encode() for s in job["secrets"]]
+found = []
+for path in Path(job["root"]).rglob("*"):
+    if path.is_file() and path != keyring and path.stat().st_size < 64 * 1024 * 1024:
+        blob = path.read_bytes()
+        found += [i for i, s in enumerate(secrets) if s in blob]
+json.dump(found, sys.stdout)
+"""
+
+
+def _secrets_in_files(root: Path, keyring: Path, secrets: list[str]) -> list[str]:
+    """The secrets found in any file under `root` but the keyring (read by a child)."""
+    job = json.dumps({"root": str(root), "keyring": str(keyring), "secrets": secrets})
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _SCAN], input=job, capture_output=True, text=True, check=True
+    )
+    return [secrets[i] for i in json.loads(done.stdout)]  # indexes: no secret printed back
 
 
 def bystanders_alive() -> bool:

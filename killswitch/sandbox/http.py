@@ -8,6 +8,7 @@ proxies' control. No real provider has it, and no revoker calls it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -170,9 +171,24 @@ class Server(ThreadedServer):
         return f"http://127.0.0.1:{self.port}"
 
 
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def control_client() -> httpx.Client:
+    """One client for the control surface, shared by the seeding threads: a fresh
+    `httpx.post` builds an SSL context per call (the CA bundle read again), which cost
+    seconds of CPU over a fleet's seeding."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(timeout=10, limits=httpx.Limits(max_connections=32))
+        return _client
+
+
 def mint(url: str, provider: str, owner: str, **extra: Any) -> dict[str, str]:
     """A fresh credential at the stand-in (`url`: the shared app): {kind, ref, secret}."""
-    response = httpx.post(
+    response = control_client().post(
         f"{url}/_sandbox/seed", json={"provider": provider, "owner": owner, **extra}, timeout=10
     )
     response.raise_for_status()
