@@ -13,6 +13,14 @@ call opens another). A call waits for a free stream when the stand-in's
 MAX_CONCURRENT_STREAMS is reached, and for window updates when a body is larger than the
 flow-control window; data is acknowledged as it is relayed, so neither side's windows
 drain. A call that fails in the relay ends with a gRPC status, never silently.
+
+A stream the stand-in did not process is sent again: one it refused (RST_STREAM
+REFUSED_STREAM) and one above a GOAWAY's last stream id (on another connection). grpc's
+server counts a stream against MAX_CONCURRENT_STREAMS until its call is freed, a while after
+the stream closed (`grpc.http.overload_protection`, on by default), so it may refuse although
+the relay counts a free stream: each replay waits longer than the one before, for up to
+REPLAY_WITHIN seconds. Every frame from the stand-in is tagged with its stream, so what a
+refused attempt left behind never reaches the client.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ log = logging.getLogger(__name__)
 RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL = 8, 14, 13
 END = object()  # a queue's last item: the sender ended the stream
 REPLAYABLE = 1 << 20  # a request up to this size is kept until answered (sent again if refused)
-REPLAYS = 5
+REPLAY_WITHIN = 5.0  # seconds after its first refusal a stream is still sent again
+REPLAY_PAUSE = 0.01, 0.25  # seconds before the first replay, doubled each time up to the second
 Headers = list[tuple[bytes, bytes]]
 # Hop-by-hop headers HTTP/2 forbids relaying as they came.
 HOP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -114,7 +123,8 @@ class Side:
 @dataclass
 class Call:
     """One gRPC call: its stream on each side, and what each side sent that the other has
-    not taken yet (`(data, flow-controlled size)` items, headers, END)."""
+    not taken yet: the client's `(data, flow-controlled size)` items and END; the stand-in's
+    `(kind, upstream stream id, ...)` items (see `Upstream._route`)."""
 
     down_id: int
     headers: Headers
@@ -130,6 +140,7 @@ class Call:
     sent_size: int = 0
     ended: bool = False  # the client's request is complete
     replays: int = 0
+    refused_at: float | None = None  # loop time of the first refusal
 
 
 class Upstream:
@@ -186,34 +197,47 @@ class Upstream:
             log.warning("gRPC relay: upstream connection failed: %s", type(exc).__name__)
         finally:
             self.side.close()
-            for call in list(self.calls.values()):
-                call.response.put_nowait(("fail", UNAVAILABLE, "upstream connection closed"))
+            for stream_id, call in list(self.calls.items()):
+                call.response.put_nowait(
+                    ("fail", stream_id, UNAVAILABLE, "upstream connection closed")
+                )
             self.calls.clear()
 
     def _route(self, event: Any) -> None:
+        """An event to its call's response queue: `("headers" | "trailers", id, headers)`,
+        `("data", id, data, flow-controlled size, self)`, `("end", id)`, `("reset", id, code)`
+        or `("fail", id, status, message)`."""
         if isinstance(event, RemoteSettingsChanged):
             self.settled = True
-        call = self.calls.get(getattr(event, "stream_id", 0) or 0)
+        if isinstance(event, ConnectionTerminated):
+            # GOAWAY: the streams above its last id were not processed (RFC 9113 6.8), as
+            # if refused; `read` fails the others, which h2 cannot follow past a GOAWAY.
+            last = event.last_stream_id or 0
+            for stream_id in [s for s in self.calls if s > last]:
+                refused = ("reset", stream_id, int(ErrorCodes.REFUSED_STREAM))
+                self.calls.pop(stream_id).response.put_nowait(refused)
+            return
+        stream_id = getattr(event, "stream_id", 0) or 0
+        call = self.calls.get(stream_id)
         if call is None:
             if isinstance(event, DataReceived):  # for a call given up: window back
-                self.side.acknowledge(event.stream_id, event.flow_controlled_length)
+                self.side.acknowledge(stream_id, event.flow_controlled_length)
             return
         if isinstance(event, ResponseReceived):
             # Trailers-only (a status and no message) must stay one HEADERS frame.
             kind = "trailers" if event.stream_ended is not None else "headers"
-            call.response.put_nowait((kind, list(event.headers)))
+            call.response.put_nowait((kind, stream_id, list(event.headers)))
         elif isinstance(event, DataReceived):
-            call.response.put_nowait(
-                ("data", event.data, event.flow_controlled_length, event.stream_id)
-            )
+            size = event.flow_controlled_length
+            call.response.put_nowait(("data", stream_id, event.data, size, self))
         elif isinstance(event, TrailersReceived):
-            call.response.put_nowait(("trailers", list(event.headers)))
+            call.response.put_nowait(("trailers", stream_id, list(event.headers)))
         elif isinstance(event, StreamEnded):
-            call.response.put_nowait(END)
-            self.calls.pop(event.stream_id, None)
+            call.response.put_nowait(("end", stream_id))
+            self.calls.pop(stream_id, None)
         elif isinstance(event, StreamReset):
-            call.response.put_nowait(("reset", int(event.error_code)))
-            self.calls.pop(event.stream_id, None)
+            call.response.put_nowait(("reset", stream_id, int(event.error_code)))
+            self.calls.pop(stream_id, None)
 
     def cancel(self, call: Call) -> None:
         """The client gave the call up: so does the stand-in's stream."""
@@ -315,8 +339,8 @@ class Downstream:
                 self.side.acknowledge(call.down_id, item[1])
         while not call.response.empty():
             item = call.response.get_nowait()
-            if item is not END and item[0] == "data" and call.upstream is not None:
-                call.upstream.side.acknowledge(item[3], item[2])
+            if item[0] == "data":
+                item[4].side.acknowledge(item[1], item[3])
 
     async def _upstream(self) -> Upstream:
         async with self.connecting:
@@ -344,7 +368,11 @@ class Downstream:
                 return
             await self._open(call)
             while await self._pump_response(call):
-                await self._open(call)  # refused before it was processed: send it again
+                # Not processed: sent again once the stand-in has had time to free a stream.
+                first, most = REPLAY_PAUSE
+                await asyncio.sleep(min(most, first * 2**call.replays))
+                call.replays += 1
+                await self._open(call)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes the call's status
@@ -386,14 +414,18 @@ class Downstream:
             task.cancel()
         del call.tasks[1:]
         upstream = await self._upstream()
-        await upstream.start(call)
+        try:
+            await upstream.start(call)
+        except ConnectionError:  # it closed (a GOAWAY) while the call waited for a stream
+            upstream = await self._upstream()
+            await upstream.start(call)
         call.tasks.append(asyncio.create_task(self._pump_request(call, upstream)))
 
     async def _pump_request(self, call: Call, upstream: Upstream) -> None:
         """What the client sent so far (again, after a refusal), then the rest as it comes."""
+        stream_id = call.up_id
+        assert stream_id is not None  # noqa: S101 - started before pumping
         try:
-            stream_id = call.up_id
-            assert stream_id is not None  # noqa: S101 - started before pumping
             for data in list(call.sent):
                 await upstream.side.send(stream_id, data)
             while not call.ended:
@@ -412,46 +444,61 @@ class Downstream:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the response pump reports the failure
-            log.warning("gRPC relay: request relay failed: %r", exc)
-            call.response.put_nowait(("fail", UNAVAILABLE, f"relay: {type(exc).__name__}"))
+            # A refused stream's pump fails too (its stream is closed): tagged with that
+            # stream, the response pump ignores it once the call has moved on.
+            log.debug("gRPC relay: request relay failed: %r", exc)
+            failed = ("fail", stream_id, UNAVAILABLE, f"relay: {type(exc).__name__}")
+            call.response.put_nowait(failed)
 
     async def _pump_response(self, call: Call) -> bool:
-        """The stand-in's answer to the client; True: the stream was refused unprocessed
-        (RST_STREAM REFUSED_STREAM, which HTTP/2 says is safe to retry) and may be sent again
-        (nothing answered yet, the request kept whole, a few times at most)."""
+        """The stand-in's answer to the client; True: the stream was not processed (refused,
+        or above a GOAWAY's last stream id: HTTP/2 says it is safe to retry) and may be sent
+        again (nothing answered yet, the request kept whole, within REPLAY_WITHIN)."""
         conn = self.side.conn
         while True:
             item = await call.response.get()
-            if item is END:
+            what = item[0]
+            if item[1] != call.up_id:  # left by a refused attempt (its pump's failure)
+                if what == "data":
+                    item[4].side.acknowledge(item[1], item[3])
+                continue
+            if what == "end":
                 if not call.done:
                     with contextlib.suppress(H2Error):
                         conn.end_stream(call.down_id)
                     self.side.flush()
                 return False
-            what = item[0]
             if what == "headers":
-                conn.send_headers(call.down_id, item[1])
+                conn.send_headers(call.down_id, item[2])
                 call.answered = True
                 self.side.flush()
             elif what == "data":
-                await self.side.send(call.down_id, item[1])
-                assert call.upstream is not None  # noqa: S101
-                call.upstream.side.acknowledge(item[3], item[2])
+                await self.side.send(call.down_id, item[2])
+                item[4].side.acknowledge(item[1], item[3])
             elif what == "trailers":
-                conn.send_headers(call.down_id, item[1], end_stream=True)
+                conn.send_headers(call.down_id, item[2], end_stream=True)
                 self.side.flush()
                 return False
             elif what == "reset":
-                refused = item[1] == ErrorCodes.REFUSED_STREAM and not call.answered
-                if refused and call.sent_size <= REPLAYABLE and call.replays < REPLAYS:
-                    call.replays += 1
+                if item[2] == ErrorCodes.REFUSED_STREAM and self._may_replay(call):
                     return True
-                conn.reset_stream(call.down_id, item[1])
+                conn.reset_stream(call.down_id, item[2])
                 self.side.flush()
                 return False
             else:  # "fail": the upstream connection went away under the call
-                self._fail(call, item[1], f"sandbox gRPC relay: {item[2]}")
+                self._fail(call, item[2], f"sandbox gRPC relay: {item[3]}")
                 return False
+
+    @staticmethod
+    def _may_replay(call: Call) -> bool:
+        """Whether an unprocessed stream may be sent again: nothing of it reached the
+        client, its request is kept whole, and its first refusal is recent enough."""
+        if call.answered or call.sent_size > REPLAYABLE:
+            return False
+        now = asyncio.get_running_loop().time()
+        if call.refused_at is None:
+            call.refused_at = now
+        return now - call.refused_at < REPLAY_WITHIN
 
     def _fail(self, call: Call, status: int, message: str) -> None:
         """End the call with a gRPC status (trailers, or trailers-only if nothing was sent)."""
