@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
-from killswitch import progress
+from killswitch import carried, progress
 from killswitch.assembly import assemble
 from killswitch.errors import KillSwitchError
-from killswitch.execution import materials_for, run_provider
+from killswitch.execution import Controls, materials_for, run_provider
 from killswitch.models import (
     Agent,
     AgentStatus,
@@ -82,8 +82,21 @@ def appeared_since(runtime: Runtime, plan: Plan, age_s: float) -> tuple[Credenti
 
 
 def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> ProviderOutcome:
-    """One provider's contain + detach + probes (what a Prefect task wraps)."""
+    """One provider's contain + detach + probes (what a Prefect task wraps): its baselines
+    in the ledger before the first change; a blocked one carried over from an earlier run
+    of the agent where killswitch/carried.py allows."""
     recorder = Recorder(runtime, request)
+    share = plan.for_provider(provider)
+
+    def carry(controls: Controls) -> Controls:
+        return carried.carry(
+            runtime,
+            run_id=request.run_id,
+            agent_id=request.agent_id,
+            provider=provider,
+            credentials=share.credentials,
+            controls=controls,
+        )
 
     def phase(name: str) -> None:
         progress.emit("provider", name, provider=provider, run_id=request.run_id, phase=name)
@@ -96,13 +109,15 @@ def execute(runtime: Runtime, request: Request, plan: Plan, provider: str) -> Pr
     )
     outcome = run_provider(
         runtime.revokers[provider],
-        plan.for_provider(provider),
+        share,
         secrets=runtime.secrets,
         timing=runtime.timing,
         on_result=recorder.result,
         on_verdict=recorder.verdict,
         on_phase=phase,
         on_start=recorder.intent,
+        on_baselines=lambda controls: recorder.baselines(provider, controls),
+        carry=carry,
         slot=slot or nullcontext,
     )
     if slot is not None and slot.held:

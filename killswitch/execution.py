@@ -34,7 +34,7 @@ from killswitch.models import (
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import CARRIED, Material, SecretSource
-from killswitch.verdicts import gathered, prove_dead, take_baselines
+from killswitch.verdicts import Control, gathered, prove_dead, take_baselines
 from revokers.base import Revoker
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ class Timing:
 
 
 Slot = Callable[[], AbstractContextManager[object]]
+Controls = Mapping[str, tuple[Control, ...]]
+# Blocked controls replaced by ones carried over from an earlier run (killswitch/carried.py).
+Carry = Callable[[Controls], Controls]
 
 
 def perform(
@@ -152,10 +155,15 @@ def run_provider(
     on_verdict: Callable[[Credential, Verdict], None],
     on_phase: Callable[[str], None] = lambda phase: None,
     on_start: Callable[[Action], None] = lambda action: None,
+    on_baselines: Callable[[Controls], None] = lambda controls: None,
+    carry: Carry | None = None,
     slot: Slot = nullcontext,
 ) -> ProviderOutcome:
     """Baseline-probe every credential, contain and detach in parallel, then prove every
-    credential in parallel. `slot`: held around each gated provider call (see `perform`)."""
+    credential in parallel. `slot`: held around each gated provider call (see `perform`).
+    `on_baselines` gets the controls before the first change is sent; `carry`, called once
+    after containment and only when a control is blocked, may stand earlier runs' baselines
+    in for them."""
     started = time.monotonic()
     results: list[ActionResult] = []
     for action in plan.actions:
@@ -200,6 +208,7 @@ def run_provider(
             controls = take_baselines(
                 revoker, plan.credentials, materials, baselines, timing.action_deadline_s
             )
+        on_baselines(controls)  # in the ledger before anything changes: a re-run may need it
 
         def perform_one(action: Action) -> ActionResult:
             # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke
@@ -238,6 +247,8 @@ def run_provider(
                 run([a for a in pending if a.verb is Verb.DESTROY and a.phase == phase])
         contain_s = time.monotonic() - started
         done = tuple(results)
+        if carry is not None and any(c.blocked for found in controls.values() for c in found):
+            controls = dict(carry(controls))
         on_phase("probing")
         verifying = time.monotonic()
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 
-from killswitch import progress
+from killswitch import carried, progress
 from killswitch.errors import RefusedError
 from killswitch.ledger import Entry
 from killswitch.models import Action, ActionResult, Credential, Outcome, Verb, Verdict
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+from killswitch.verdicts import Control
 
 # The undo data of a change made by a run that did not live to record what it did.
 IN_FLIGHT = "in_flight"
@@ -92,6 +94,17 @@ class Recorder:
             provider=a.provider,
             run_id=self.request.run_id,
             outcome=result.outcome.value,
+        )
+
+    def baselines(self, provider: str, controls: Mapping[str, Sequence[Control]]) -> None:
+        """Once per provider, before its first change is sent: what each credential's
+        baseline answered (by credential key, never material), so that a re-run after this
+        run is killed can stand on it (killswitch/carried.py)."""
+        self.write(
+            carried.ACTION,
+            carried.TAKEN,
+            provider=provider,
+            controls={key: carried.summary(found) for key, found in controls.items()},
         )
 
     def verdict(self, credential: Credential, verdict: Verdict) -> None:

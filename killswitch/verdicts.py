@@ -5,6 +5,9 @@ A rejection proves a kill only when the same probe could succeed before containm
 baseline). On eventually consistent providers it must also hold, probe after probe, for the
 revoker's `settle_s`: an acceptance after a rejection is reported and restarts the window.
 Whatever could not be shown within the probe deadline is `unknown`, never `dead`.
+A re-run after a run killed mid-way may stand on that run's baseline instead of its own
+rejected one: the same rule, "before containment" being before the killed run's revocation
+(killswitch/carried.py says when).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from killswitch.errors import KillSwitchError
 from killswitch.models import ActionResult, Credential, Outcome, Verdict, VerdictStatus
@@ -51,6 +55,16 @@ def safely(
     return attempt
 
 
+class Answer(StrEnum):
+    """What a baseline saw, as the ledger records it (killswitch/carried.py reads it back)."""
+
+    ACCEPTED = "accepted"  # the main probe authenticated
+    ALTERNATIVE = "alternative"  # only the alternative probe authenticated
+    REJECTED = "rejected"  # every probe was rejected already (a blocked control)
+    INCONCLUSIVE = "inconclusive"
+    NONE = "none"  # not taken (no material, or not within the deadline)
+
+
 @dataclass(frozen=True, slots=True)
 class Control:
     """What one piece of material answered before containment, and how to probe it after."""
@@ -60,6 +74,8 @@ class Control:
     alternative: bool = False
     # Every probe was rejected already: no later rejection can prove a kill.
     blocked: bool = False
+    # What this run's own baseline saw (a carried control keeps it: `rejected`).
+    answer: Answer = Answer.NONE
 
 
 NO_BASELINE = Control("no baseline was taken before containment")
@@ -69,11 +85,12 @@ def control(revoker: Revoker, credential: Credential, material: Material) -> Con
     """The baseline of one piece of material: the probe, and the alternative if it is rejected."""
     first = safely(revoker, revoker.baseline, credential, material)
     if first.outcome is ProbeOutcome.ACCEPTED:
-        return Control("baseline: authenticated before containment")
+        return Control("baseline: authenticated before containment", answer=Answer.ACCEPTED)
     if first.outcome is ProbeOutcome.INCONCLUSIVE:
         return Control(
             f"baseline inconclusive before containment ({first.evidence}): contained anyway, "
-            "without a success to compare the rejection with"
+            "without a success to compare the rejection with",
+            answer=Answer.INCONCLUSIVE,
         )
     other = guarded(revoker, revoker.alternative_probe, credential, material)
     if other is None:
@@ -81,6 +98,7 @@ def control(revoker: Revoker, credential: Credential, material: Material) -> Con
             f"baseline already rejected before containment ({first.evidence}): "
             "a later rejection proves nothing",
             blocked=True,
+            answer=Answer.REJECTED,
         )
     if other.outcome is not ProbeOutcome.ACCEPTED:
         # Only an alternative that authenticated now is a control: one already rejected, or
@@ -90,11 +108,13 @@ def control(revoker: Revoker, credential: Credential, material: Material) -> Con
             f"alternative probe {other.outcome}: {other.evidence}): a later rejection "
             "proves nothing",
             blocked=True,
+            answer=Answer.REJECTED,
         )
     return Control(
         f"baseline already rejected before containment ({first.evidence}); proven with the "
         f"alternative probe instead, which authenticated before containment ({other.evidence})",
         alternative=True,
+        answer=Answer.ALTERNATIVE,
     )
 
 

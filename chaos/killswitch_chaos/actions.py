@@ -395,13 +395,13 @@ def kill_at_each_point(
     return turns
 
 
-ALREADY_REJECTED = "baseline already rejected before containment"
+CARRIED = "baseline carried from run"
 
 
 def _proven_after_a_kill(current: Lab, label: str, ran: Ran, agent: str) -> dict[str, int]:
-    """A re-run after a kill is proven (exit 0: nothing alive, nothing unknown): each
-    credential `dead`, or, if the killed run had already contained it, `unverified` with
-    the reason (the re-run's baseline was rejected: its own rejection cannot prove a kill)."""
+    """A re-run after a kill is proven (exit 0: nothing alive, nothing unknown): every
+    credential `dead` — those the killed run had revoked on the baseline it ledgered before
+    (killswitch/carried.py), which its evidence names; the others on the re-run's own."""
     current.check(f"{label}: exit 0", ran.code == 0, f"exit {ran.code}")
     current.check(f"{label}: no traceback", "Traceback" not in ran.stderr)
     try:
@@ -412,22 +412,12 @@ def _proven_after_a_kill(current: Lab, label: str, ran: Ran, agent: str) -> dict
     rows = report["credentials"]
     named = sum(current.seeded.get(agent, {}).values())
     current.check(f"{label}: every seeded credential named", len(rows) >= named, f"{len(rows)}")
-    odd = [
-        f"{c['kind']}:{c['verdict']}"
-        for c in rows
-        if not (
-            c["verdict"] == "dead"
-            or (c["verdict"] == "unverified" and ALREADY_REJECTED in c.get("evidence", ""))
-        )
-    ]
-    current.check(
-        f"{label}: each credential dead, or unverified as already killed",
-        not odd,
-        f"other verdicts: {odd[:6]}",
-    )
-    split = {"dead": 0, "unverified": 0}
+    odd = [f"{c['kind']}:{c['verdict']}" for c in rows if c["verdict"] != "dead"]
+    current.check(f"{label}: every credential dead", not odd, f"other verdicts: {odd[:6]}")
+    split = {"dead": 0, "carried": 0}
     for c in rows:
         split[c["verdict"]] = split.get(c["verdict"], 0) + 1
+        split["carried"] += CARRIED in c.get("evidence", "")
     return split
 
 
