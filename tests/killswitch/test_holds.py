@@ -350,7 +350,7 @@ def test_restore_after_a_containment_killed_mid_way_reverses_every_change(
         while time.monotonic() < deadline and contain.poll() is None:
             [acted] = ledger.execute(
                 "SELECT COUNT(*) FROM entries WHERE seq > ? AND agent = ? "
-                "AND action NOT IN ('plan', 'contain', 'probe')",
+                "AND action NOT IN ('plan', 'contain', 'probe', 'baseline')",
                 (start, agent_id),
             ).fetchone()
             if acted:

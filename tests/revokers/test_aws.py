@@ -161,11 +161,11 @@ def test_contain_twice_is_a_no_op_the_second_time(
     assert all(r.outcome is Outcome.ALREADY for r in results)
     assert len(runtime.inventory.pending_undo(agent_id)) == undo_count
     assert snapshot(admin) == after_first
-    # Already rejected before the second containment: its probes prove nothing new (the
-    # first run's DEAD is the proof), so the rows say what was seen instead.
-    assert {c.verdict.status for c in second.credentials} == {VerdictStatus.UNVERIFIED}
+    # Already rejected before the second containment: the second run stands on the first
+    # run's baseline, taken before that run revoked them (killswitch/carried.py).
+    assert {c.verdict.status for c in second.credentials} == {VerdictStatus.DEAD}
     assert all(
-        "baseline already rejected before containment" in c.verdict.evidence
+        f"baseline carried from run {first.run_id[:12]}" in c.verdict.evidence
         for c in second.credentials
     )
 

@@ -165,7 +165,8 @@ def test_contain_twice_is_a_no_op_the_second_time(
     vault_runtime: Runtime, seed_agent: SeedAgent, vault: vault_fleet.Vault
 ) -> None:
     agent_id = seed_agent()
-    assert contain(vault_runtime, agent_id).ok
+    first = contain(vault_runtime, agent_id)
+    assert first.ok
     after = memberships(vault)
     second = contain(vault_runtime, agent_id)
     assert second.ok
@@ -174,12 +175,12 @@ def test_contain_twice_is_a_no_op_the_second_time(
     results = [r for c in second.credentials for r in c.actions]
     assert results and all(r.outcome is Outcome.ALREADY for r in results)
     assert memberships(vault) == after
-    # Rejected already before the second containment: those probes prove nothing new (the
-    # first run's `dead` in the ledger is the proof), and the verdict says so.
+    # Rejected already before the second containment: the second run stands on the first
+    # run's baseline, taken before that run revoked them (killswitch/carried.py).
     verdicts = [c.verdict for c in second.credentials]
-    assert {v.status for v in verdicts} <= {VerdictStatus.DEAD, VerdictStatus.UNVERIFIED}
-    unverified = [v for v in verdicts if v.status is VerdictStatus.UNVERIFIED]
-    assert unverified and all("baseline already rejected" in v.evidence for v in unverified)
+    assert {v.status for v in verdicts} == {VerdictStatus.DEAD}
+    carried = [v for v in verdicts if "baseline carried from run" in v.evidence]
+    assert carried and all(first.run_id[:12] in v.evidence for v in carried)
 
 
 def test_protected_entity_is_never_touched(
