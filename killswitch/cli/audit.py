@@ -184,6 +184,16 @@ def unfinished(as_json: bool = JSON, ledger: Path = LEDGER) -> None:
                     }
             elif row["action"] in ("contain", "restore", "decommission"):
                 if row["outcome"] == "started":
+                    # A later run of the agent covers a plan that never ran (Prefect was
+                    # down, then the same command with --break-glass).
+                    for stale in [
+                        k
+                        for k, v in open_runs.items()
+                        if v["stage"] == "planned"
+                        and v["agent"] == row["agent"]
+                        and v["action"] == row["action"]
+                    ]:
+                        del open_runs[stale]
                     open_runs[run_id] = {
                         "run_id": run_id,
                         "agent": row["agent"],

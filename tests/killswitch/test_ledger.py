@@ -292,6 +292,19 @@ def test_audit_unfinished_lists_runs_started_or_planned_and_never_finished(
     row("killed", "plan", "planned", workflow="decommission")
     row("killed", "decommission", "started")
     row("killed", "deactivate-key", "done")
+    # Planned, never run (Prefect down), then the same containment break-glass: covered.
+    row("orphan", "plan", "planned", workflow="contain")
+    ledger.append(
+        Entry(
+            run_id="bg",
+            actor="alice",
+            trigger="cli",
+            agent="agent-orphan",
+            action="contain",
+            outcome="started",
+        )
+    )
+    row("bg", "contain", "proven")
     done = run_cli(tmp_path / "home", "audit", "unfinished", "--ledger", str(ledger.path), "--json")
     assert done.returncode == 1, done.stderr
     listed = {r["run_id"]: (r["action"], r["stage"]) for r in json.loads(done.stdout)}
