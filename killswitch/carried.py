@@ -164,3 +164,39 @@ def _restoring(row: Mapping[str, Any]) -> bool:
 def _detail(row: Mapping[str, Any]) -> Mapping[str, Any]:
     detail = row.get("detail")
     return detail if isinstance(detail, Mapping) else {}
+
+
+def vanished(
+    runtime: Runtime, agent_id: str, provider: str, found: Sequence[Credential]
+) -> tuple[Credential, ...]:
+    """Credentials of the agent's last plan at `provider` that discovery no longer finds and
+    that an earlier run started to revoke at most `CARRY_S` ago, with no restore since (a
+    deleted OpenAI key, a revoked Slack or GitHub token, a revoked Vault lease: gone from
+    the provider's listings once killed). A re-run after a kill names them and probes them
+    again; without this, one killed after such a revocation and before its probe left the
+    credential proven by nobody. () on the common path, where nothing is missing."""
+    from killswitch.plans import Plans
+
+    seen = {c.key for c in found}
+    missing = [
+        c for c in Plans(runtime.inventory).last_known(agent_id, provider) if c.key not in seen
+    ]
+    if not missing:
+        return ()
+    try:
+        rows = list(runtime.ledger.rows(agent=agent_id))
+    except Exception:
+        log.exception("could not read the ledger of %s (%s)", agent_id, provider)
+        return ()
+    restored = max((int(r["seq"]) for r in rows if _restoring(r)), default=0)
+    now = datetime.now(UTC)
+    revoked = {
+        str(r["credential"])
+        for r in rows
+        if r["provider"] == provider
+        and int(r["seq"]) > restored
+        and _detail(r).get("verb") == Verb.CONTAIN.value
+        and r["outcome"] == Outcome.DONE.value
+        and (now - datetime.fromisoformat(str(r["ts"])).astimezone(UTC)).total_seconds() <= CARRY_S
+    }
+    return tuple(c for c in missing if revoked & {t for t in (c.ref, c.principal) if t})

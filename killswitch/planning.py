@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from killswitch import controls, progress
+from killswitch.carried import vanished
 from killswitch.codec import action_to_dict
 from killswitch.deadlines import answered_within
 from killswitch.errors import (
@@ -145,6 +146,17 @@ def keep(
             progress.emit("plan", reason, provider=name, run_id=request.run_id)
             continue
         credentials += found.credentials
+        if request.mode is not Mode.DRY_RUN:
+            gone = vanished(runtime, agent.id, name, found.credentials)
+            if gone:
+                credentials += gone
+                progress.emit(
+                    "plan",
+                    f"{len(gone)} credential(s) revoked by an earlier run and no longer "
+                    "listed: probed again",
+                    provider=name,
+                    run_id=request.run_id,
+                )
         grants += found.grants
         actions += found.actions
         if request.destroys:

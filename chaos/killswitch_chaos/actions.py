@@ -79,18 +79,39 @@ def _restore_exactly(current: Lab, label: str, agent: str, before: dict[str, Any
         bool(checks) and not not_alive,
         f"{len(checks)} checked, not alive: {not_alive[:5]}",
     )
+    # Restore refuses what cannot be undone at the provider (a revoked Slack, GitHub or
+    # Vault token, a deleted OpenAI key: "irreversible at the provider"), and says so.
+    refused = list(report.get("refused") or [])
+    other = [r for r in refused if "irreversible at the provider" not in r]
     current.check(
-        f"{label}: restore refused nothing",
-        not report.get("refused") and not report.get("errors"),
-        f"refused {report.get('refused')}, errors {report.get('errors')}",
+        f"{label}: restore refused only what is irreversible",
+        not other and not report.get("errors"),
+        f"refused {other[:4]}, errors {report.get('errors')}",
     )
+    irreversible = {r.split()[0] for r in refused if r not in other}
     after = _dry_run(current, agent, **env)
-    same = plan_shape(after) == plan_shape(before)
+    (had, grants_before), (has, grants_after) = plan_shape(before), plan_shape(after)
+    gone = sorted(set(had) - set(has))
+    # Every grant back; every credential back but those killed for good at a provider whose
+    # revocations restore named irreversible; nothing more.
+    exact = (
+        grants_after == grants_before
+        and set(has) <= set(had)
+        and all(c.split(".", 1)[0] in irreversible for c in gone)
+    )
     current.check(
         f"{label}: restore returns every grant exactly",
-        same,
-        "" if same else f"before {plan_shape(before)[1]} after {plan_shape(after)[1]}",
+        exact,
+        ""
+        if exact
+        else f"grants before {grants_before} after {grants_after}; credentials gone {gone[:6]}, "
+        f"new {sorted(set(has) - set(had))[:6]}",
     )
+    current.figures.setdefault("restore", {})[label] = {
+        "grants": len(grants_after),
+        "credentials_back": len(has),
+        "killed_for_good": len(gone),
+    }
 
 
 def _verify(current: Lab, label: str) -> None:

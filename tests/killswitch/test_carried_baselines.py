@@ -190,3 +190,31 @@ def test_a_credential_never_baselined_as_accepted_stays_unverified(
         assert credential.verdict.status is VerdictStatus.UNVERIFIED, credential.verdict.evidence
         assert ALREADY in credential.verdict.evidence
         assert CARRIED not in credential.verdict.evidence
+
+
+def test_a_credential_gone_from_the_listings_is_named_and_proven_again(
+    settings: Settings, seed_agent: SeedAgent
+) -> None:
+    """Vault lists a revoked token or lease no more: once killed, discovery does not find
+    it. The next run of the agent names it again, from the earlier plan, and proves it dead
+    on the earlier run's baseline — so a re-run after a kill between the revocation and
+    its probe leaves no credential proven by nobody."""
+    agent_id = seed_agent("gone", only=("vault",))
+
+    def contain_vault() -> ContainmentReport:
+        runtime = Runtime.open(settings, providers=["vault"])
+        try:
+            request = Request(agent_id, "test: re-run", "test", mode=Mode.BREAK_GLASS)
+            return pipeline.contain(runtime, request)
+        finally:
+            runtime.close()
+
+    first = contain_vault()
+    assert {c.verdict.status for c in first.credentials} == {VerdictStatus.DEAD}
+    again = contain_vault()
+    assert sorted(c.credential.key for c in again.credentials) == sorted(
+        c.credential.key for c in first.credentials
+    )
+    for c in again.credentials:
+        assert c.verdict.status is VerdictStatus.DEAD, c.verdict.evidence
+        assert f"{CARRIED} {first.run_id[:12]}" in c.verdict.evidence
