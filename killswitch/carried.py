@@ -199,4 +199,11 @@ def vanished(
         and r["outcome"] == Outcome.DONE.value
         and (now - datetime.fromisoformat(str(r["ts"])).astimezone(UTC)).total_seconds() <= CARRY_S
     }
+    # A run stopped before it could ledger the result (killed, its ledger locked) left the
+    # intent it recorded in the inventory before the call.
+    revoked |= {
+        u.action.target
+        for u in runtime.inventory.pending_undo(agent_id)
+        if u.action.provider == provider and u.action.verb is Verb.CONTAIN
+    }
     return tuple(c for c in missing if revoked & {t for t in (c.ref, c.principal) if t})

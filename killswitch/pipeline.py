@@ -34,6 +34,11 @@ def contain(
     """Authorize, plan and run in one go (the CLI, and triggers that need no confirmation).
     A dry run stops after the plan."""
     started = time.monotonic()
+    if request.mode is Mode.FLOW:
+        # The orchestrator answers before anything is planned: a run refused for want of it
+        # leaves no plan and no baseline probe half-done (a probe login killed at exit before
+        # it revoked its own token would leave one behind).
+        prefect_environment(runtime.settings, verbose=verbose)
     made = plan(runtime, request)
     plan_s = time.monotonic() - started
     if request.mode is Mode.DRY_RUN:

@@ -330,6 +330,11 @@ def test_prefect_unreachable_is_exit_3_with_the_break_glass_hint(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error[")]
     assert len(errors) == 1 and "orchestrator-unreachable" in errors[0]
     assert "--break-glass" in done.stderr
+    if where == "closed port":
+        # Refused before anything was planned or probed: no plan for `audit unfinished`, no
+        # baseline probe cut short at exit.
+        shown = run_cli(sandbox_home, "audit", "show", "--agent", agent_id, "--json")
+        assert not [e for e in json.loads(shown.stdout) if e["action"] == "plan"], shown.stdout
 
 
 def test_restore_after_a_containment_killed_mid_way_reverses_every_change(
