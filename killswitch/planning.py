@@ -25,7 +25,7 @@ from killswitch.models import Action, Agent, Credential, Grant, Plan, Unsearched
 from killswitch.plans import Plans
 from killswitch.recorder import Recorder, refuse
 from killswitch.request import Mode, Request
-from killswitch.retry import retrying_transient
+from killswitch.retry import due_within, retrying_transient
 from killswitch.runtime import Runtime
 from killswitch.sightings import Sightings
 from revokers.base import Discovery
@@ -56,9 +56,10 @@ def discover(
 
     def one(name: str) -> Discovery | KillSwitchError:
         try:
-            found: Discovery = retrying_transient(deadline_s)(
-                runtime.revokers[name].discover, agent, declared
-            )
+            with due_within(deadline_s):
+                found: Discovery = retrying_transient(deadline_s)(
+                    runtime.revokers[name].discover, agent, declared
+                )
             on_found(name, found)  # while the other providers are still being searched
             return found
         except KillSwitchError as exc:
@@ -214,9 +215,10 @@ def discover_fleet(runtime: Runtime, agents: Sequence[Agent]) -> FleetDiscovery:
 
     def one_agent(name: str, agent: Agent) -> Discovery | KillSwitchError:
         try:
-            found: Discovery = retrying_transient(deadline_s)(
-                runtime.revokers[name].discover, agent, declared[agent.id]
-            )
+            with due_within(deadline_s):
+                found: Discovery = retrying_transient(deadline_s)(
+                    runtime.revokers[name].discover, agent, declared[agent.id]
+                )
             return found
         except KillSwitchError as exc:
             return exc
@@ -229,9 +231,10 @@ def discover_fleet(runtime: Runtime, agents: Sequence[Agent]) -> FleetDiscovery:
         whole = getattr(revoker, "discover_fleet", None)
         if whole is not None:
             try:
-                found: dict[str, Discovery] = retrying_transient(deadline_s)(
-                    whole, list(agents), declared
-                )
+                with due_within(deadline_s):
+                    found: dict[str, Discovery] = retrying_transient(deadline_s)(
+                        whole, list(agents), declared
+                    )
                 return {a.id: found[a.id] for a in agents}
             except KillSwitchError as exc:
                 return {a.id: exc for a in agents}

@@ -3,6 +3,11 @@ exponential backoff that honours the provider's Retry-After, inside a deadline."
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -34,3 +39,29 @@ def retrying_transient(deadline_s: float) -> Retrying:
         wait=_wait,
         reraise=True,
     )
+
+
+# When the work in this context must be done by (time.monotonic()): a client that retries
+# each call by itself (hvac has no retries: revokers/vault/client.py) stops in time for the
+# caller to say what happened before its own deadline passes.
+_due: ContextVar[float | None] = ContextVar("killswitch_due", default=None)
+MARGIN_S = 0.25
+
+
+@contextmanager
+def due_within(seconds: float) -> Iterator[None]:
+    """The work inside must end within `seconds` (for per-call retries to honour)."""
+    token = _due.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _due.reset(token)
+
+
+def retry_budget(most_s: float) -> float:
+    """How long one call may go on retrying: `most_s`, or less when the context is due
+    sooner (keeping a margin for the caller); 0: no retry at all."""
+    due = _due.get()
+    if due is None:
+        return most_s
+    return max(0.0, min(most_s, due - time.monotonic() - MARGIN_S))

@@ -166,8 +166,13 @@ def contain_under_mixed_faults(
         retries=counted,
         not_faulted={p: why for p, why in not_faulted.items() if p in in_scope},
         runs=[
-            {"agent": agent, "exit": ran.code, "wall_s": round(ran.elapsed_s, 2)}
-            for agent, ran in done
+            {
+                "agent": agent,
+                "exit": ran.code,
+                "wall_s": round(ran.elapsed_s, 2),
+                "errors": [e[:200] for e in report.get("errors", [])],
+            }
+            for (agent, ran), report in zip(done, reports, strict=True)
         ],
         credentials=sum(len(r.get("credentials", [])) for r in reports),
     )

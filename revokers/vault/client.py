@@ -4,12 +4,63 @@ shared across threads), logged in once, re-used for the life of the revoker."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import hvac
+from hvac.adapters import JSONAdapter
+from requests import exceptions as rq
+from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
+from urllib3.exceptions import NewConnectionError
 
 from killswitch.errors import ConfigurationError
-from revokers.vault.errors import translate
+from killswitch.retry import retry_budget
+from revokers.vault.errors import TRANSIENT, translate
 from revokers.vault.settings import VaultSettings
+
+# Discovery is a chain of dependent reads (entity, aliases, groups, accessors, leases, …):
+# retrying the whole chain on one transient answer rarely gets through under a fault rate
+# of a few tens of percent (0.8 ** 25 is 0.4%), so each read is retried by itself, as the
+# cloud SDKs do. hvac has no retries of its own.
+READ_RETRY_S = 10.0
+
+
+def retried(exc: BaseException) -> bool:
+    """A transient answer worth a retry of this one read — not a refused connection: a
+    Vault that is down is found by the caller's own retry within its deadline, fast."""
+    if isinstance(exc, rq.ConnectionError) and _refused(exc):
+        return False
+    return isinstance(exc, (*TRANSIENT, rq.JSONDecodeError))
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectionRefusedError):
+            return True
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            current = reason
+            continue
+        args = [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        current = args[0] if args else current.__cause__ or current.__context__
+    return False
+
+
+class RetryingAdapter(JSONAdapter):
+    """hvac's JSON adapter, each request retried on a transient answer (429, 5xx, a reset,
+    a timeout, an unparseable body) with jittered backoff for up to READ_RETRY_S, or less
+    when the discovery it serves is due sooner (killswitch.retry.due_within)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception(retried),
+            stop=stop_before_delay(retry_budget(READ_RETRY_S)),
+            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        )
+        return retrying(super().request, *args, **kwargs)
 
 
 class Clients:
@@ -56,17 +107,27 @@ class Clients:
             self._local.client = client
         return client
 
+    def reading(self) -> hvac.Client:
+        """This thread's client with the kill switch's token, each request retried on a
+        transient answer (discovery's reads)."""
+        client: hvac.Client | None = getattr(self._local, "reader", None)
+        if client is None:
+            client = self._make(self._own_token(), adapter=RetryingAdapter)
+            self._local.reader = client
+        return client
+
     def anonymous(self) -> hvac.Client:
         return self._make(None)
 
     def with_token(self, token: str) -> hvac.Client:
         return self._make(token)
 
-    def _make(self, token: str | None) -> hvac.Client:
+    def _make(self, token: str | None, adapter: type[JSONAdapter] = JSONAdapter) -> hvac.Client:
         return hvac.Client(
             url=self.config.addr,
             token=token,
             namespace=self.config.namespace,
             verify=self.config.verify,
             timeout=int(self.config.timeout_s),
+            adapter=adapter,
         )

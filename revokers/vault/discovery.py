@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ def read_entity(
     clients: Clients, *, name: str | None = None, entity_id: str | None = None
 ) -> Entity | None:
     """identity/entity/name/:name or identity/entity/id/:id; None when there is none."""
-    client = clients.own()
+    client = clients.reading()
     try:
         if name is not None:
             response = client.secrets.identity.read_entity_by_name(name)
@@ -88,7 +89,7 @@ def find_entities(
 def group_names(clients: Clients) -> dict[str, str]:
     """LIST identity/group/id: every group's id and name in one call."""
     try:
-        listed = _data(clients.own().adapter.list("/v1/identity/group/id"))
+        listed = _data(clients.reading().adapter.list("/v1/identity/group/id"))
     except Exception as exc:
         error = translate(exc, doing="list identity groups")
         if isinstance(error, NotFoundError):
@@ -100,7 +101,7 @@ def group_names(clients: Clients) -> dict[str, str]:
 
 def approle_secret_ids(clients: Clients, mount: str, role: str) -> tuple[str, list[str]] | None:
     """The role's role-id and its secret-id accessors (both reads at once); None: no role."""
-    client = clients.own()
+    client = clients.reading()
 
     def role_id() -> str:
         return str(_data(client.auth.approle.read_role_id(role, mount_point=mount))["role_id"])
@@ -111,7 +112,9 @@ def approle_secret_ids(clients: Clients, mount: str, role: str) -> tuple[str, li
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            got_id, got_accessors = pool.submit(role_id), pool.submit(accessors)
+            # Each in a copy of this context: the discovery's deadline goes with it.
+            got_id = pool.submit(copy_context().run, role_id)
+            got_accessors = pool.submit(copy_context().run, accessors)
             return got_id.result(), got_accessors.result()
     except Exception as exc:
         error = translate(exc, doing=f"list secret-ids of {mount}/{role}")
@@ -159,7 +162,7 @@ class AccessorIndex:
         try:
             keys = [
                 str(k)
-                for k in _data(self.clients.own().auth.token.list_accessors()).get("keys", [])
+                for k in _data(self.clients.reading().auth.token.list_accessors()).get("keys", [])
             ]
         except Exception as exc:
             raise translate(exc, doing="list token accessors") from exc
@@ -168,7 +171,14 @@ class AccessorIndex:
             unknown = [k for k in keys if k not in self._known]
         if unknown:
             with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unknown)))) as pool:
-                looked = dict(zip(unknown, pool.map(self._lookup, unknown), strict=True))
+                contexts = [copy_context() for _ in unknown]  # the deadline goes with each
+                looked = dict(
+                    zip(
+                        unknown,
+                        pool.map(lambda c, k: c.run(self._lookup, k), contexts, unknown),
+                        strict=True,
+                    )
+                )
             with self._lock:
                 self._known.update({k: v for k, v in looked.items() if v is not None})
                 known = dict(self._known)
@@ -178,7 +188,7 @@ class AccessorIndex:
 
     def _lookup(self, accessor: str) -> dict[str, Any] | None:
         try:
-            data = _data(self.clients.own().auth.token.lookup_accessor(accessor))
+            data = _data(self.clients.reading().auth.token.lookup_accessor(accessor))
             return {k: data.get(k) for k in self.KEPT}
         except Exception as exc:
             error = translate(exc, doing="lookup-accessor")
@@ -213,7 +223,7 @@ def secret_id_accessors(
 def leases(clients: Clients, prefixes: Iterable[str]) -> list[str]:
     """sys/leases/lookup/<prefix> (LIST, sudo), one level of nesting deep."""
     out: list[str] = []
-    client = clients.own()
+    client = clients.reading()
     for prefix in prefixes:
         try:
             keys = _data(client.sys.list_leases(prefix)).get("keys", [])

@@ -7,17 +7,23 @@ token: it is revoked at once. Leases are probed by lookup: `invalid lease` once 
 
 from __future__ import annotations
 
+import logging
+
+import hvac
 from hvac import exceptions as hv
 from requests import exceptions as rq
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import Credential, Verdict, VerdictStatus
 from killswitch.secrets import Material
 from revokers.base import ProbeAttempt, ProbeOutcome
-from revokers.vault.client import Clients
+from revokers.vault.client import Clients, retried
 from revokers.vault.errors import _message, translate
 
+log = logging.getLogger(__name__)
 REJECTIONS = (hv.Forbidden, hv.Unauthorized)
+REVOKE_OWN_S = 5.0
 
 
 def _said(call: str, exc: Exception) -> str:
@@ -65,11 +71,24 @@ def _login(clients: Clients, credential: Credential, material: Material) -> Prob
             client.auth.userpass.login(username, password, mount_point=mount)
     except (*REJECTIONS, hv.InvalidRequest) as exc:  # InvalidRequest: destroyed, unknown
         return ProbeAttempt(ProbeOutcome.REJECTED, _said(call, exc))
-    try:
-        client.auth.token.revoke_self()  # never leave a live token behind a probe
-    except hv.VaultError:
-        pass
+    _revoke_own_login(client)
     return ProbeAttempt(ProbeOutcome.ACCEPTED, f"{call} with the agent's secret succeeded")
+
+
+def _revoke_own_login(client: hvac.Client) -> None:
+    """Never leave a live token behind a probe: the login minted one for the agent, which
+    the next discovery would find (and no secret of it to prove its death). Retried on a
+    transient answer for a few seconds; given up on silently after that."""
+    retrying = Retrying(
+        retry=retry_if_exception(retried),
+        stop=stop_after_delay(REVOKE_OWN_S),
+        wait=wait_random_exponential(multiplier=0.05, max=0.5),
+        reraise=True,
+    )
+    try:
+        retrying(client.auth.token.revoke_self)
+    except (hv.VaultError, rq.RequestException):
+        log.warning("a probe login's own token could not be revoked (it expires with its TTL)")
 
 
 def _lease(clients: Clients, credential: Credential) -> ProbeAttempt:

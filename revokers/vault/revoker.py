@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +90,21 @@ class VaultRevoker(Revoker):
         prefixes = [p.format(agent=agent.id) for p in self.config.lease_prefixes]
         # Independent reads at once: the token scan, the leases, the groups and the AppRole
         # named after the agent do not need the entity first.
+        # Each in a copy of this context: the discovery's deadline goes with it (per-read
+        # retries stop in time: killswitch.retry.due_within).
         with ThreadPoolExecutor(max_workers=6) as pool:
-            own = pool.submit(self.own_entity)
-            scan = pool.submit(self.accessors.scan)
-            leases = pool.submit(discovery.leases, self.clients, prefixes)
-            groups = pool.submit(discovery.group_names, self.clients)
+            own = pool.submit(copy_context().run, self.own_entity)
+            scan = pool.submit(copy_context().run, self.accessors.scan)
+            leases = pool.submit(copy_context().run, discovery.leases, self.clients, prefixes)
+            groups = pool.submit(copy_context().run, discovery.group_names, self.clients)
             conventional = ("approle", agent.id)
-            approle = pool.submit(discovery.approle_secret_ids, self.clients, *conventional)
+            approle = pool.submit(
+                copy_context().run,
+                discovery.approle_secret_ids,
+                self.clients,
+                conventional[0],
+                conventional[1],
+            )
             found = discovery.find_entities(self.clients, agent.id, declared)
             protected = set(self.config.protected_entities)
             own_id = own.result()
