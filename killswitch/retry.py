@@ -65,3 +65,26 @@ def retry_budget(most_s: float) -> float:
     if due is None:
         return most_s
     return max(0.0, min(most_s, due - time.monotonic() - MARGIN_S))
+
+
+_short = wait_random_exponential(multiplier=0.05, max=1.0)
+
+
+def _wait_short(state: RetryCallState) -> float:
+    base = _short(state)
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    hinted = getattr(error, "retry_after", None)
+    return max(base, float(hinted)) if hinted else base
+
+
+def retrying_call(most_s: float = 10.0) -> Retrying:
+    """One read retried by itself on a TransientError, for a client with no retries of its
+    own (Graph over httpx): short jittered backoff (Retry-After honoured), for `most_s` or
+    until the context is due (`due_within`), whichever is sooner."""
+    return Retrying(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_before_delay(retry_budget(most_s)),
+        wait=_wait_short,
+        reraise=True,
+    )

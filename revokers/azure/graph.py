@@ -15,6 +15,7 @@ from azure.core.exceptions import (
 )
 
 from killswitch.errors import NotFoundError
+from killswitch.retry import retrying_call
 from revokers.azure.errors import graph_error, translate
 
 
@@ -39,6 +40,16 @@ class Graph:
         return {"Authorization": f"Bearer {self.credential.get_token(self.scope).token}"}
 
     def request(self, method: str, path: str, doing: str, **kw: Any) -> httpx.Response:
+        """One Graph call. A read (GET) is retried by itself on a transient answer, within
+        the discovery's deadline: discovery is a chain of reads, and retrying the whole
+        chain under a few tens of percent of faults rarely gets through. A write is sent
+        once (the engine retries each action)."""
+        if method == "GET":
+            response: httpx.Response = retrying_call()(self._once, method, path, doing, **kw)
+            return response
+        return self._once(method, path, doing, **kw)
+
+    def _once(self, method: str, path: str, doing: str, **kw: Any) -> httpx.Response:
         try:
             headers = self._headers()
         except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:

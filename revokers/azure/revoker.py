@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,7 +194,13 @@ class AzureRevoker(Revoker):
         skipped = [i for i, p in found.items() if i in protected or p.get("appId") in protected]
         principals = [p for i, p in found.items() if i not in skipped]
         with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(principals)))) as pool:
-            plans = list(pool.map(lambda p: self._principal_plan(p, agent.id), principals))
+            # Each in a copy of this context: the discovery's deadline goes with it.
+            contexts = [copy_context() for _ in principals]
+            plans = list(
+                pool.map(
+                    lambda c, p: c.run(self._principal_plan, p, agent.id), contexts, principals
+                )
+            )
         return Discovery(
             tuple(c for f in plans for c in f.credentials),
             tuple(g for f in plans for g in f.grants),
