@@ -39,6 +39,7 @@ from killswitch.models import (
     Verdict,
     VerdictStatus,
 )
+from killswitch.retry import retrying_call
 from killswitch.secrets import Material
 from killswitch.settings import Settings
 from revokers.azure import discovery
@@ -151,14 +152,22 @@ class AzureRevoker(Revoker):
     def _assignments(self, principal_id: str) -> list[Any]:
         """role_assignments.list_for_scope(filter=assignedTo(…)) over every scope, deduplicated."""
         found: dict[str, Any] = {}
-        for scope in self.scopes:
+
+        def listed(scope: str) -> list[Any]:
             try:
-                for assignment in self.arm.role_assignments.list_for_scope(
-                    scope, filter=f"assignedTo('{principal_id}')"
-                ):
-                    found[str(assignment.id).lower()] = assignment
+                return list(
+                    self.arm.role_assignments.list_for_scope(
+                        scope, filter=f"assignedTo('{principal_id}')"
+                    )
+                )
             except Exception as exc:
                 raise translate(exc, doing=f"list role assignments at {scope}") from exc
+
+        for scope in self.scopes:
+            # A read, retried by itself on a transient answer (the client's own retries are
+            # off: retry_total=0), within the discovery's deadline.
+            for assignment in retrying_call()(listed, scope):
+                found[str(assignment.id).lower()] = assignment
         return list(found.values())
 
     def _groups(self, object_id: str) -> dict[str, tuple[str, set[str]]]:
