@@ -170,17 +170,17 @@ def vanished(
     runtime: Runtime, agent_id: str, provider: str, found: Sequence[Credential]
 ) -> tuple[Credential, ...]:
     """Credentials of the agent's last plan at `provider` that discovery no longer finds and
-    that an earlier run started to revoke at most `CARRY_S` ago, with no restore since (a
-    deleted OpenAI key, a revoked Slack or GitHub token, a revoked Vault lease: gone from
-    the provider's listings once killed). A re-run after a kill names them and probes them
-    again; without this, one killed after such a revocation and before its probe left the
-    credential proven by nobody. () on the common path, where nothing is missing."""
+    that an earlier run which never finished (killed, or stopped by its ledger) started to
+    revoke at most `CARRY_S` ago, with no restore since: a revoked Vault token or lease is
+    gone from the provider's listings once killed. The re-run names them and probes them
+    again; without this, a run killed between such a revocation and its probe left the
+    credential proven by nobody. A run that finished proved (or reported) its own. () on
+    the common path, where nothing is missing."""
     from killswitch.plans import Plans
 
     seen = {c.key for c in found}
-    missing = [
-        c for c in Plans(runtime.inventory).last_known(agent_id, provider) if c.key not in seen
-    ]
+    last = Plans(runtime.inventory).last_known(agent_id, provider)
+    missing = [c for c in last if c.key not in seen]
     if not missing:
         return ()
     try:
@@ -189,11 +189,22 @@ def vanished(
         log.exception("could not read the ledger of %s (%s)", agent_id, provider)
         return ()
     restored = max((int(r["seq"]) for r in rows if _restoring(r)), default=0)
+    opened: dict[str, str] = {}  # run id -> its workflow, for runs started and not closed
+    for r in rows:
+        action, outcome = str(r["action"]), str(r["outcome"])
+        if action in ("contain", "decommission"):
+            if outcome == "started":
+                opened[str(r["run_id"])] = action
+            elif opened.get(str(r["run_id"])) == action:
+                del opened[str(r["run_id"])]
+    if not opened:
+        return ()
     now = datetime.now(UTC)
     revoked = {
         str(r["credential"])
         for r in rows
-        if r["provider"] == provider
+        if str(r["run_id"]) in opened
+        and r["provider"] == provider
         and int(r["seq"]) > restored
         and _detail(r).get("verb") == Verb.CONTAIN.value
         and r["outcome"] == Outcome.DONE.value
@@ -204,6 +215,6 @@ def vanished(
     revoked |= {
         u.action.target
         for u in runtime.inventory.pending_undo(agent_id)
-        if u.action.provider == provider and u.action.verb is Verb.CONTAIN
+        if u.run_id in opened and u.action.provider == provider and u.action.verb is Verb.CONTAIN
     }
     return tuple(c for c in missing if revoked & {t for t in (c.ref, c.principal) if t})

@@ -98,6 +98,11 @@ class Plans:
             where = f"it is {row[0]}" if row else "there is no such plan"
             raise PlanNotRunnableError(f"plan {run_id[:12]} cannot run: {where}")
 
+    def clear(self) -> None:
+        """Forget every plan (the sandbox's reset; never used on a live inventory)."""
+        with self.inventory.transaction() as db:
+            db.execute("DELETE FROM plans")
+
     def finish(self, run_id: str) -> None:
         with self.inventory.transaction() as db:
             db.execute(

@@ -13,6 +13,7 @@ from killswitch.alerts import fingerprints
 from killswitch.alerts.settings import fresh_secrets
 from killswitch.inventory import Inventory
 from killswitch.ledger_key import key_for
+from killswitch.plans import Plans
 from killswitch.sandbox import fleet
 from killswitch.sandbox.plugin import Sandbox, Seeder, SweepSeeds
 from killswitch.sandbox.plugins import loaded
@@ -116,6 +117,7 @@ def seed(
     inventory = Inventory(paths.inventory)
     keyring = KeyringFile(paths.keyring)
     inventory.clear()
+    Plans(inventory).clear()  # plans of agents reset away: no re-run may draw on them
     Sightings(inventory).clear()
     keyring.clear()
     plugins = loaded()

@@ -1,7 +1,8 @@
-"""A fast subset of chaos/ in `make test`: three experiments through `chaos run` (the same
-files and extension module `make chaos` uses), narrowed to a few providers, against the
-test session's sandbox (`KILLSWITCH_CHAOS_HOME`: the experiment uses it, and leaves it
-running)."""
+"""A fast subset of chaos/: three experiments through `chaos run` (the same files and
+extension module `make chaos` uses), narrowed to a few providers, against the test
+session's sandbox (`KILLSWITCH_CHAOS_HOME`: the experiment uses it, and leaves it running).
+`make test` runs the quickest (Prefect down); the other two are marked `long` (`make
+test-long`)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def run_experiment(
     return verdict, checks, figures
 
 
+@pytest.mark.long  # a minute or more here: `make test-long`, and `make chaos` runs it whole
 def test_thirty_percent_faults_on_one_agent_every_credential_dead(
     sandbox: dict[str, Any], sandbox_home: Path, tmp_path: Path
 ) -> None:
@@ -55,6 +57,7 @@ def test_thirty_percent_faults_on_one_agent_every_credential_dead(
     assert figures["bystanders"]["alive"] == figures["bystanders"]["credentials"] > 0
 
 
+@pytest.mark.long  # as above
 def test_one_provider_down_is_named_unknown_and_the_others_dead(
     sandbox: dict[str, Any], sandbox_home: Path, tmp_path: Path
 ) -> None:
