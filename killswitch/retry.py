@@ -4,13 +4,14 @@ exponential backoff that honours the provider's Retry-After, inside a deadline."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from tenacity import (
     RetryCallState,
     Retrying,
+    retry_base,
     retry_if_exception_type,
     stop_before_delay,
     wait_random_exponential,
@@ -21,13 +22,20 @@ from killswitch.errors import TransientError
 _backoff = wait_random_exponential(multiplier=0.1, max=5)
 
 
-def _wait(state: RetryCallState) -> float:
-    """Jittered exponential backoff, but never sooner than the provider's Retry-After."""
-    base = _backoff(state)
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    hinted = getattr(error, "retry_after", None)
-    return max(base, float(hinted)) if hinted else base
+def _honouring(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    """`backoff`, but never sooner than the provider's Retry-After."""
+
+    def wait(state: RetryCallState) -> float:
+        base = backoff(state)
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        hinted = getattr(error, "retry_after", None)
+        return max(base, float(hinted)) if hinted else base
+
+    return wait
+
+
+_wait = _honouring(_backoff)
 
 
 def retrying_transient(deadline_s: float) -> Retrying:
@@ -67,23 +75,17 @@ def retry_budget(most_s: float) -> float:
     return max(0.0, min(most_s, due - time.monotonic() - MARGIN_S))
 
 
-_short = wait_random_exponential(multiplier=0.05, max=1.0)
+_wait_short = _honouring(wait_random_exponential(multiplier=0.05, max=1.0))
+_TRANSIENT = retry_if_exception_type(TransientError)
 
 
-def _wait_short(state: RetryCallState) -> float:
-    base = _short(state)
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    hinted = getattr(error, "retry_after", None)
-    return max(base, float(hinted)) if hinted else base
-
-
-def retrying_call(most_s: float = 10.0) -> Retrying:
-    """One read retried by itself on a TransientError, for a client with no retries of its
-    own (Graph over httpx): short jittered backoff (Retry-After honoured), for `most_s` or
-    until the context is due (`due_within`), whichever is sooner."""
+def retrying_call(most_s: float = 10.0, *, when: retry_base = _TRANSIENT) -> Retrying:
+    """One call retried by itself when `when` says so (a TransientError by default), for a
+    client with no retries of its own (hvac, Graph over httpx): short jittered backoff
+    (Retry-After honoured), for `most_s` or until the context is due (`due_within`),
+    whichever is sooner."""
     return Retrying(
-        retry=retry_if_exception_type(TransientError),
+        retry=when,
         stop=stop_before_delay(retry_budget(most_s)),
         wait=_wait_short,
         reraise=True,

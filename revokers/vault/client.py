@@ -9,11 +9,11 @@ from typing import Any
 import hvac
 from hvac.adapters import JSONAdapter
 from requests import exceptions as rq
-from tenacity import Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
+from tenacity import retry_if_exception
 from urllib3.exceptions import NewConnectionError
 
 from killswitch.errors import ConfigurationError
-from killswitch.retry import retry_budget
+from killswitch.retry import retrying_call
 from revokers.vault.errors import TRANSIENT, translate
 from revokers.vault.settings import VaultSettings
 
@@ -54,12 +54,7 @@ class RetryingAdapter(JSONAdapter):
     when the discovery it serves is due sooner (killswitch.retry.due_within)."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        retrying = Retrying(
-            retry=retry_if_exception(retried),
-            stop=stop_before_delay(retry_budget(READ_RETRY_S)),
-            wait=wait_random_exponential(multiplier=0.05, max=1.0),
-            reraise=True,
-        )
+        retrying = retrying_call(READ_RETRY_S, when=retry_if_exception(retried))
         return retrying(super().request, *args, **kwargs)
 
 

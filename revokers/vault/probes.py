@@ -12,10 +12,11 @@ import logging
 import hvac
 from hvac import exceptions as hv
 from requests import exceptions as rq
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import retry_if_exception
 
 from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import Credential, Verdict, VerdictStatus
+from killswitch.retry import retrying_call
 from killswitch.secrets import Material
 from revokers.base import ProbeAttempt, ProbeOutcome
 from revokers.vault.client import Clients, retried
@@ -79,12 +80,7 @@ def _revoke_own_login(client: hvac.Client) -> None:
     """Never leave a live token behind a probe: the login minted one for the agent, which
     the next discovery would find (and no secret of it to prove its death). Retried on a
     transient answer for a few seconds; given up on silently after that."""
-    retrying = Retrying(
-        retry=retry_if_exception(retried),
-        stop=stop_after_delay(REVOKE_OWN_S),
-        wait=wait_random_exponential(multiplier=0.05, max=0.5),
-        reraise=True,
-    )
+    retrying = retrying_call(REVOKE_OWN_S, when=retry_if_exception(retried))
     try:
         retrying(client.auth.token.revoke_self)
     except (hv.VaultError, rq.RequestException):
