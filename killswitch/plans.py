@@ -86,6 +86,12 @@ class Plans:
             PlanState(row[2]),
         )
 
+    def state(self, run_id: str) -> PlanState | None:
+        """Where the plan kept under `run_id` stands (None: no such plan)."""
+        with self.inventory.transaction() as db:
+            row = db.execute("SELECT state FROM plans WHERE run_id = ?", (run_id,)).fetchone()
+        return PlanState(row[0]) if row else None
+
     def claim(self, run_id: str) -> None:
         """`planned` → `running`, atomically; refuse a plan that is not waiting to run."""
         with self.inventory.transaction() as db:

@@ -42,6 +42,15 @@ class ScaleSettings(BaseModel):
     runs_per_worker: int = Field(
         4, ge=1, description="flow runs one worker runs at once (each is a process of its own)"
     )
+    lanes_per_worker: int = Field(
+        1,
+        ge=1,
+        description="a fleet's lanes per online worker: one `fleet-lane` flow run (one process) "
+        "each, claiming the fleet's agents one after another (more on hosts with more cores)",
+    )
+    agents_per_lane: int = Field(
+        8, ge=1, description="agents one lane contains at once (threads in its process)"
+    )
     agent_timeout_s: float = Field(
         900.0, gt=0, description="how long a fleet waits for one agent's flow run"
     )

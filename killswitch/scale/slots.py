@@ -18,6 +18,11 @@ from killswitch.errors import ConfigurationError, TransientError
 from killswitch.scale.settings import limit_name
 from killswitch.settings import Settings
 
+# A held slot's lease (renewed while it is held): a process killed while holding slots frees
+# them when the lease runs out, not after Prefect's default of 300 s. 60 s is the least the
+# server accepts.
+LEASE_S = 60.0
+
 
 class MissingLimitError(ConfigurationError):
     code = "concurrency-limit-missing"
@@ -84,7 +89,13 @@ class ProviderSlot:
 
         asked = time.time()
         try:
-            holding = concurrency(self.name, occupy=1, timeout_seconds=self.timeout_s, strict=True)
+            holding = concurrency(
+                self.name,
+                occupy=1,
+                timeout_seconds=self.timeout_s,
+                strict=True,
+                lease_duration=LEASE_S,
+            )
             holding.__enter__()
         except TimeoutError:
             raise TransientError(

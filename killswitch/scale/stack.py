@@ -232,7 +232,7 @@ def up(
         prefect = str(Path(sys.executable).parent / "prefect")
         marker = (
             f"{WORKER_MARKER} --pool {config.work_pool} --type process --name {name} "
-            f"--limit {config.runs_per_worker}"
+            f"--work-queue default --work-queue {name} --limit {config.runs_per_worker}"
         )
         progress.emit("scale", f"starting worker {name}")
         pid = spawn([prefect, *marker.split()[1:]], paths.logs / f"{name}.log", env)
