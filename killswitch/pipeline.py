@@ -213,7 +213,8 @@ def run_fleet(
     verbose: bool = False,
 ) -> FleetReport:
     """Run a planned fleet: the `fleet-contain` flow in this process, which starts one
-    `contain` run per agent on the work pool's workers; break-glass: the agents on threads
+    `fleet-lane` run per online worker (each containing many agents, `flows.fleet`);
+    break-glass: the agents on threads
     here (`scale.break_glass_agents` at once), no orchestrator. One report either way,
     from the ledger."""
     run_ids = [p.run_id for p in plans]
