@@ -1,5 +1,6 @@
-"""The inventory (SQLite): known agents, credentials declared by reference, and undo records.
-With a database URL, killswitch/inventory_postgres.py keeps them in PostgreSQL instead."""
+"""The inventory (SQLite): known agents, credentials declared by reference, and undo records,
+and the tables other modules keep beside it through `transaction()`. With a database URL,
+killswitch/inventory_postgres.py keeps all of them in PostgreSQL instead."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from killswitch.codec import action_from_dict, action_to_dict
 from killswitch.models import Action, Agent, AgentStatus, CredentialRef, UndoRecord
@@ -54,6 +55,29 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+class SideCursor(Protocol):
+    """What the side tables read from a statement (sqlite3's cursor, psycopg's)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class SideConnection(Protocol):
+    """The calls the tables kept beside the inventory make, in SQLite's dialect (`?`
+    placeholders, `ON CONFLICT` upserts): sqlite3's connection, or the PostgreSQL one's
+    translation (killswitch/inventory_postgres.py)."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> SideCursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> SideCursor: ...
+
+    def executescript(self, sql_script: str, /) -> object: ...
+
+
 class Inventory:
     """Agents and what is known of them. One connection for the inventory's life (closing a
     WAL connection checkpoints), shared by threads under a lock."""
@@ -77,7 +101,7 @@ class Inventory:
         with self._lock, self._db:
             yield self._db
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[SideConnection]:
         """The connection, locked, in one transaction (for tables kept beside the inventory)."""
         return self._tx()
 

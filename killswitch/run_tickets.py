@@ -192,7 +192,7 @@ class Nonces:
         with self.inventory.transaction() as db:
             db.execute("DELETE FROM run_ticket_nonces WHERE expires_at < ?", (time.time(),))
             inserted = db.execute(
-                "INSERT OR IGNORE INTO run_ticket_nonces VALUES (?, ?, ?)",
+                "INSERT INTO run_ticket_nonces VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (nonce, flow, expires_at),
             ).rowcount
         return bool(inserted)

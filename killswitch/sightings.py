@@ -8,13 +8,12 @@ and are dropped. An enumeration that fails half-way drops nothing.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from killswitch.inventory import Inventory
+from killswitch.inventory import Inventory, SideConnection
 from killswitch.models import Nhi
 
 _SCHEMA = """
@@ -232,8 +231,10 @@ class Sightings:
     def record_sweep(self, run_id: str, *, dry_run: bool, findings: int) -> None:
         with self.inventory.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO sweep_runs (run_id, started_at, dry_run, findings) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO sweep_runs (run_id, started_at, dry_run, findings) "
+                "VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(run_id) DO UPDATE SET started_at=excluded.started_at, "
+                "dry_run=excluded.dry_run, findings=excluded.findings",
                 (run_id, datetime.now(UTC).isoformat(), int(dry_run), findings),
             )
 
@@ -249,7 +250,7 @@ class Sightings:
             return int(db.execute("SELECT COUNT(*) FROM sweep_runs").fetchone()[0])
 
 
-def _existing(db: sqlite3.Connection, batch: Sequence[Nhi]) -> set[tuple[str, str]]:
+def _existing(db: SideConnection, batch: Sequence[Nhi]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     provider = batch[0].provider
     refs = [n.ref for n in batch]

@@ -7,7 +7,8 @@ ledger (killswitch/ledger_postgres.py) and the inventory (killswitch/inventory_p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from killswitch.errors import KillSwitchError, TransientError
@@ -83,6 +84,21 @@ class RetryingConnection:
                 return work(db)
 
         return self.retrying(attempt)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction for work that cannot be re-run whole (a caller's `with` block):
+        reaching the server is retried like `run`, the block is not — a lost connection inside
+        it rolls back and raises DatabaseUnavailable (nothing of the block was written)."""
+        db = self.retrying(self._conn)
+        try:
+            with db.transaction():
+                yield db
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            self._drop()
+            raise self.unavailable(exc) from exc
 
     def connect(self) -> psycopg.Connection[Any]:
         """A connection of the caller's own (a long reader), retried like `run`."""

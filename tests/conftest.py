@@ -230,3 +230,49 @@ def keyring_material(keyring: KeyringFile, kind: str, ref: str) -> dict[str, str
     """The first piece of probe material the keyring holds for `kind:ref` (plain strings)."""
     entries: dict[str, list[dict[str, str]]] = json.loads(keyring.path.read_text())["entries"]
     return entries[f"{kind}:{ref}"][0]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A real PostgreSQL for the session (the pgserver wheel's binaries), started on first
+    use; each test asks `pg_url` for a database of its own. Not under pytest's basetemp: as
+    root the cluster runs as `pgserver`, which must traverse the parents, and every pytest
+    session resets pytest-of-root/ to 0700."""
+    from killswitch.postgres import LocalPostgres
+
+    pg = LocalPostgres(Path(tempfile.mkdtemp(prefix="killswitch-test-pg-")), durable=False)
+    pg.start()
+    yield pg
+    pg.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    return str(pg_cluster.ensure_database(f"t_{uuid.uuid4().hex[:12]}"))
+
+
+InventoryAt = Callable[[str], Inventory]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def inventory_at(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InventoryAt]:
+    """`inventory_at(host)`: the inventory as a process on `host` opens it — one SQLite file
+    for every host (one host's processes), or one PostgreSQL database that hosts with
+    nothing else in common share. Every test using it runs on both."""
+    opened: list[Inventory] = []
+    database: list[str] = []
+
+    def at(host: str) -> Inventory:
+        if request.param == "sqlite":
+            made = Inventory(tmp_path / "inventory.db")
+        else:
+            from killswitch.inventory_postgres import PostgresInventory
+
+            database[:] = database or [request.getfixturevalue("pg_url")]
+            made = PostgresInventory(database[0], tmp_path / host / "inventory.db")
+        opened.append(made)
+        return made
+
+    yield at
+    for made in opened:
+        made.close()

@@ -89,7 +89,11 @@ class Fingerprints:
         ]
         with self.inventory.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO secret_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT INTO secret_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(fingerprint) DO UPDATE SET agent_id=excluded.agent_id, "
+                "kind=excluded.kind, ref=excluded.ref, field=excluded.field, "
+                "identifiers=excluded.identifiers, recorded_at=excluded.recorded_at",
+                rows,
             )
 
     def lookup(self, value: str) -> Known | None:

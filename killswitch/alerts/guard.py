@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS alert_breaker (
     resumed_at REAL NOT NULL DEFAULT 0,
     resumed_by TEXT
 );
-INSERT OR IGNORE INTO alert_breaker (id) VALUES (1);
+INSERT INTO alert_breaker (id) VALUES (1) ON CONFLICT DO NOTHING;
 """
 
 
@@ -77,7 +77,7 @@ class Dedup:
         with self.inventory.transaction() as db:
             db.execute("DELETE FROM alert_seen WHERE expires_at < ?", (now,))
             inserted = db.execute(
-                "INSERT OR IGNORE INTO alert_seen VALUES (?, '[]', ?, ?)",
+                "INSERT INTO alert_seen VALUES (?, '[]', ?, ?) ON CONFLICT DO NOTHING",
                 (key, now, now + self.window_s),
             ).rowcount
             if inserted:

@@ -44,7 +44,8 @@ class SeenAlerts:
         with self.inventory.transaction() as db:
             db.execute("DELETE FROM alert_seen_requests WHERE expires_at < ?", (time.time(),))
             inserted = db.execute(
-                "INSERT OR IGNORE INTO alert_seen_requests VALUES (?, ?)", (key, expires_at)
+                "INSERT INTO alert_seen_requests VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (key, expires_at),
             ).rowcount
         return bool(inserted)
 

@@ -49,7 +49,8 @@ class SeenRequests:
         with self.inventory.transaction() as db:
             db.execute("DELETE FROM slack_seen_requests WHERE expires_at < ?", (time.time(),))
             inserted = db.execute(
-                "INSERT OR IGNORE INTO slack_seen_requests VALUES (?, ?)", (digest, expires_at)
+                "INSERT INTO slack_seen_requests VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (digest, expires_at),
             ).rowcount
         return bool(inserted)
 

@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -353,53 +352,6 @@ def test_a_password_in_the_url_is_never_shown() -> None:
     with pytest.raises(ConfigurationError) as raised:
         load_settings(database_url="mysql://root:hunter2-secret@db/x")
     assert "hunter2" not in str(raised.value) and "postgresql://" in str(raised.value)
-
-
-def test_the_inventory_round_trips_and_is_shared_between_hosts(tmp_path: Path, url: str) -> None:
-    from killswitch.inventory import Inventory
-    from killswitch.inventory_postgres import PostgresInventory
-    from killswitch.models import Action, Agent, AgentStatus, CredentialRef, Verb
-
-    shared = {n for n in vars(Inventory) if not n.startswith("_")} - {"transaction"}
-    assert shared <= set(vars(PostgresInventory)), "a method would fall through to SQLite"
-    one = PostgresInventory(url, tmp_path / "a" / "inventory.db")
-    other = PostgresInventory(url, tmp_path / "b" / "inventory.db")  # another host
-    expires = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
-    one.upsert_agent(Agent("agent-7", "team-a", AgentStatus.ACTIVE, "research", "prod", expires))
-    one.upsert_agent(Agent("bot-2", "team-b", AgentStatus.ACTIVE))
-    one.upsert_agent(Agent("bot-2", "team-c", AgentStatus.ACTIVE))  # an upsert
-    key = CredentialRef("aws", "aws.access-key", "AKIAEXAMPLE")
-    for _ in range(2):  # declaring twice is one declaration
-        one.declare("agent-7", key)
-    one.declare("bot-2", key)
-    assert other.get_agent("agent-7") == Agent(
-        "agent-7", "team-a", AgentStatus.ACTIVE, "research", "prod", expires
-    )
-    assert [a.owner for a in other.list_agents()] == ["team-a", "team-c"]
-    assert other.get_agent("nobody") is None
-    assert other.declared("agent-7") == [key]
-    assert other.declared_by() == {(key.kind, key.ref): ["agent-7", "bot-2"]}
-    other.set_status("agent-7", AgentStatus.CONTAINED)
-    assert one.get_agent("agent-7").status is AgentStatus.CONTAINED  # type: ignore[union-attr]
-
-    action = Action("aws", Verb.DETACH, "RemoveUserFromGroup", "user/a7", "group:admins", True)
-    first = one.record_undo(run_id="r1", agent_id="agent-7", action=action, data={})
-    second = one.record_undo(run_id="r1", agent_id="agent-7", action=action, data={"n": 2})
-    one.settle_undo(first, {"group": "admins"})
-    pending = other.pending_undo("agent-7")
-    assert [(r.id, r.action, r.data) for r in pending] == [
-        (first, action, {"group": "admins"}),
-        (second, action, {"n": 2}),
-    ]
-    other.settle_undo(second, None)  # nothing changed: the record goes
-    other.mark_restored([first], run_id="r2")
-    assert one.pending_undo("agent-7") == []
-    with one.transaction() as db:  # the tables kept beside the inventory: this host's SQLite
-        db.execute("CREATE TABLE IF NOT EXISTS beside (x TEXT)")
-    one.clear()
-    assert other.list_agents() == [] and other.declared("agent-7") == []
-    one.close()
-    other.close()
 
 
 def test_the_runtime_opens_both_in_postgres(tmp_path: Path, url: str) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from killswitch.inventory import Inventory
 from killswitch.models import Action, Agent, AgentStatus, Credential, Grant, Plan, Verb
 from killswitch.plans import PlanNotRunnableError, Plans, PlanState
 from killswitch.request import Mode, Request, Workflow
+from tests.conftest import InventoryAt
 
 
 def a_plan(run_id: str) -> Plan:
@@ -37,8 +36,9 @@ def a_plan(run_id: str) -> Plan:
 
 
 @pytest.fixture
-def plans(tmp_path: Path) -> Plans:
-    return Plans(Inventory(tmp_path / "inventory.db"))
+def plans(inventory_at: InventoryAt) -> Plans:
+    """On SQLite and on PostgreSQL (where a fleet's lanes on other hosts claim the plans)."""
+    return Plans(inventory_at("a"))
 
 
 def test_a_kept_plan_comes_back_exactly(plans: Plans) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from killswitch.inventory import Inventory
 from killswitch.ledger_key import derived_key
 from killswitch.run_tickets import (
     MAX_TTL_S,
@@ -22,6 +21,7 @@ from killswitch.run_tickets import (
     verify,
 )
 from killswitch.settings import Settings
+from tests.conftest import InventoryAt
 
 KEY = b"k" * 32
 ARGS = {"dry_run": True, "actor": "bob", "trigger": "cli", "agents": ["a-1"]}
@@ -83,11 +83,11 @@ def test_arguments_apply_the_flow_defaults_and_leave_the_ticket_out() -> None:
     assert args == {"dry_run": None, "actor": "bob", "trigger": "schedule", "agents": None}
 
 
-def test_a_nonce_is_used_once(tmp_path: Path) -> None:
-    nonces = Nonces(Inventory(tmp_path / "inventory.db"))
+def test_a_nonce_is_used_once(inventory_at: InventoryAt) -> None:
+    nonces = Nonces(inventory_at("a"))
     assert nonces.first_time("n-1", "zombie-sweep", time.time() + 60)
     assert not nonces.first_time("n-1", "zombie-sweep", time.time() + 60)
-    again = Nonces(Inventory(tmp_path / "inventory.db"))  # another process, same database
+    again = Nonces(inventory_at("b"))  # another process or host, same database
     assert not again.first_time("n-1", "zombie-sweep", time.time() + 60)
 
 

@@ -1,5 +1,6 @@
 """Dedup and the storm breaker keep their state in the inventory database: shared by
-replicas (two Inventory handles on one file here) and kept across a restart."""
+replicas (two handles on one SQLite file, or two hosts on one PostgreSQL) and kept across a
+restart."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 from killswitch.alerts.fingerprints import Fingerprints
 from killswitch.alerts.guard import Dedup, SourceRate, StormBreaker
 from killswitch.inventory import Inventory
+from tests.conftest import InventoryAt
 
 
-def test_the_same_alert_inside_the_window_is_one_run(tmp_path: Path) -> None:
-    one, other = Inventory(tmp_path / "i.db"), Inventory(tmp_path / "i.db")
+def test_the_same_alert_inside_the_window_is_one_run(inventory_at: InventoryAt) -> None:
+    one, other = inventory_at("a"), inventory_at("b")
     assert Dedup(one, 60).first("aws:e-1", now=1000).first
     Dedup(one, 60).link("aws:e-1", "run-1")
     copy = Dedup(other, 60).first("aws:e-1", now=1030)  # another replica, same database
@@ -19,9 +21,10 @@ def test_the_same_alert_inside_the_window_is_one_run(tmp_path: Path) -> None:
     assert Dedup(other, 60).first("aws:e-1", now=1100).first  # the window passed
 
 
-def test_the_breaker_contains_m_agents_then_holds_and_tells_once(tmp_path: Path) -> None:
-    path = tmp_path / "i.db"
-    breaker = StormBreaker(Inventory(path), max_agents=2, window_s=600)
+def test_the_breaker_contains_m_agents_then_holds_and_tells_once(
+    inventory_at: InventoryAt,
+) -> None:
+    breaker = StormBreaker(inventory_at("a"), max_agents=2, window_s=600)
     assert breaker.admit("a", "r1", now=10).contain
     assert breaker.admit("a", "r1b", now=11).contain  # the same agent is not a second one
     assert breaker.admit("b", "r2", now=12).contain
@@ -29,7 +32,7 @@ def test_the_breaker_contains_m_agents_then_holds_and_tells_once(tmp_path: Path)
     fourth = breaker.admit("d", "r4", now=14)
     assert not third.contain and third.tell
     assert not fourth.contain and not fourth.tell  # one message per trip
-    restarted = StormBreaker(Inventory(path), max_agents=2, window_s=600)
+    restarted = StormBreaker(inventory_at("b"), max_agents=2, window_s=600)
     assert restarted.state(now=15).tripped and not restarted.admit("a", "r5", now=15).contain
     restarted.resume("slack:U1", now=20)
     assert restarted.admit("e", "r6", now=21).contain  # counting starts afresh

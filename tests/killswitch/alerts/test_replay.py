@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from killswitch.alerts.replay import MemoryReplayCache, SeenAlerts
-from killswitch.inventory import Inventory
+from tests.conftest import InventoryAt
 
 
-def test_seen_alerts_are_shared_through_the_inventory_and_expire(tmp_path: Path) -> None:
-    path = tmp_path / "inventory.db"
-    one, other = SeenAlerts(Inventory(path)), SeenAlerts(Inventory(path))
+def test_seen_alerts_are_shared_through_the_inventory_and_expire(
+    inventory_at: InventoryAt,
+) -> None:
+    one, other = SeenAlerts(inventory_at("a")), SeenAlerts(inventory_at("b"))
     assert one.first_time("github:d1", time.time() + 60)
     assert not other.first_time("github:d1", time.time() + 60)  # another replica, a restart
     assert one.first_time("github:old", time.time() - 1)

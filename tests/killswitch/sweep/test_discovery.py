@@ -17,6 +17,7 @@ from killswitch.models import Nhi
 from killswitch.settings import Settings
 from killswitch.sightings import Sightings
 from revokers.openai.revoker import OpenAIRevoker
+from tests.conftest import InventoryAt
 
 pytestmark = pytest.mark.integration
 BULK = 10_000
@@ -72,8 +73,8 @@ def test_ten_thousand_nhis_are_discovered_with_flat_memory(
     revoker.close()
 
 
-def test_a_failed_enumeration_drops_nothing(tmp_path: Path) -> None:
-    sightings = Sightings(Inventory(tmp_path / "inventory.db"))
+def test_a_failed_enumeration_drops_nothing(inventory_at: InventoryAt) -> None:
+    sightings = Sightings(inventory_at("a"))
     first = [Nhi("aws", "aws.access-key", f"AKIA{i:016d}", "user/x") for i in range(3)]
     assert sightings.record("aws", iter(first), "run-1").new == 3
 
