@@ -29,7 +29,10 @@ HOME = typer.Option(None, "--home", help="State directory (default: $KILLSWITCH_
 def _show(status: dict[str, Any]) -> None:
     pg, server = status["postgres"], status["prefect"]
     out.print(f"scale-out stack in {status['home']}: {'RUNNING' if status['running'] else 'DOWN'}")
-    out.print(f"  PostgreSQL      {'up' if pg['running'] else 'down'}  {pg['url'] or '-'}")
+    out.print(
+        f"  PostgreSQL      {'up' if pg['running'] else 'down'}  {pg['url'] or '-'}"
+        + ("  (ledger, inventory, plans)" if pg["url"] else "")
+    )
     out.print(
         f"  Prefect server  {'up' if server['running'] else 'down'}  {server['api_url'] or '-'}"
     )

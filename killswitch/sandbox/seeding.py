@@ -53,10 +53,16 @@ def _sandbox(
     return sandbox, (*stores, "keyring")
 
 
-def attach(stand_ins: Mapping[str, Any], providers: Mapping[str, Any], paths: Paths) -> Seeding:
-    """Seeders for a seeded, running sandbox (tests and benchmarks seed agents of their own)."""
+def attach(
+    stand_ins: Mapping[str, Any],
+    providers: Mapping[str, Any],
+    paths: Paths,
+    inventory: Inventory | None = None,
+) -> Seeding:
+    """Seeders for a seeded, running sandbox (tests and benchmarks seed agents of their own),
+    writing agents to the sandbox's inventory or to `inventory` (a scaled-out stack's)."""
     sandbox, sources = _sandbox(
-        stand_ins, Inventory(paths.inventory), KeyringFile(paths.keyring), paths
+        stand_ins, inventory or Inventory(paths.inventory), KeyringFile(paths.keyring), paths
     )
     seeders = {name: p.attach(sandbox, providers) for name, p in loaded().items()}
     return Seeding(sandbox, seeders, sources)

