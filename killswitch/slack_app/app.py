@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 
 from killswitch import pipeline, progress, restoration
 from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
-from killswitch.models import Agent, ContainmentReport, VerdictStatus
+from killswitch.models import Agent, ContainmentReport, Plan, VerdictStatus
 from killswitch.recorder import refuse
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
@@ -37,6 +37,7 @@ from killswitch.slack_app.command import (
     claimed,
     parse,
 )
+from killswitch.slack_app.fleet import FleetCommands
 from killswitch.slack_app.thread import Board, Thread
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class StateMovedOnError(RefusedError):
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A mutating command waiting for its button: the kept plan's run id (a containment),
-    or the undo records the restore would reverse, as they were when the button was posted."""
+    the undo records the restore would reverse, as they were when the button was posted, or
+    a fleet's id and kept plans."""
 
     request: Request
     parsed: Parsed
@@ -63,6 +65,7 @@ class Pending:
     thread_ts: str | None
     expires: float
     undo_ids: tuple[int, ...] = ()
+    fleet: tuple[str, tuple[Plan, ...]] | None = None
 
     @property
     def id(self) -> str:
@@ -93,6 +96,7 @@ class SlackCommands:
         self.app.command("/killswitch")(self.on_command)
         self.app.action("killswitch_confirm")(self.on_confirm)
         self.app.action("killswitch_cancel")(self.on_cancel)
+        self.fleets = FleetCommands(self)
 
     def request(self, parsed: Parsed, user_id: str, channel_id: str) -> Request:
         """The pipeline's request for a parsed command (one run id from here on)."""
@@ -141,6 +145,10 @@ class SlackCommands:
                 except RefusedError as exc:
                     ack(text=self.refused(exc, request, parsed.subcommand))
                     return
+            if parsed.fleet is not None:  # every agent is authorized as the fleet is planned
+                ack(text=f"`{parsed.subcommand}` of {parsed.target} accepted (planning the fleet)")
+                self.fleets.start(parsed, request, user, channel)
+                return
             agent = pipeline.authorize(self.runtime, request)  # ledgers its own refusals
         except RefusedError as exc:
             ack(text=f":no_entry: {exc.message}\n_{exc.remediation}_")
@@ -187,16 +195,31 @@ class SlackCommands:
         )
         self.ask(pending, thread, "a restore gives the agent its credentials back")
 
+    def ask_fleet(
+        self,
+        request: Request,
+        parsed: Parsed,
+        thread: Thread,
+        why: str,
+        fleet_id: str,
+        plans: tuple[Plan, ...],
+    ) -> None:
+        """A fleet's kept plans wait for the button, as one agent's plan does."""
+        pending = Pending(
+            request, parsed, thread.channel, thread.ts, self._expiry(), fleet=(fleet_id, plans)
+        )
+        self.ask(pending, thread, why)
+
     def ask(self, pending: Pending, thread: Thread, why: str) -> None:
         with self._lock:
             self.pending[pending.id] = pending
         parsed = pending.parsed
         actor = pending.request.actor
         thread.reply(
-            f"confirm {parsed.subcommand} {parsed.agent_id}?",
+            f"confirm {parsed.subcommand} {parsed.target}?",
             blocks.confirm(
                 parsed.subcommand,
-                parsed.agent_id,
+                parsed.target,
                 why,
                 pending.id,
                 "" if actor.startswith("alert:") else actor.removeprefix("slack:"),
@@ -243,7 +266,7 @@ class SlackCommands:
             self.access.check(clicker, channel)  # the channel rule holds for every click
             if not allowed:
                 raise ConfirmationRefusedError(
-                    f"<@{clicker}> may not confirm {parsed.subcommand} of {parsed.agent_id}"
+                    f"<@{clicker}> may not confirm {parsed.subcommand} of {parsed.target}"
                 )
             if parsed.subcommand == "restore":
                 self.still_the_same(pending)
@@ -260,6 +283,9 @@ class SlackCommands:
                 "confirmed",
                 [blocks.section(f":ballot_box_with_check: confirmed by <@{clicker}>")],
             )
+        if pending.fleet is not None:
+            self.fleets.run(*pending.fleet, thread)
+            return
         self.run(pending.request, thread)
 
     def still_the_same(self, pending: Pending) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from killswitch.fleet.report import NOT_OK, Blast, FleetReport, summary_line
 from killswitch.models import ContainmentReport, Plan, RestoreReport, VerdictStatus
 
 Blocks = list[dict[str, Any]]
@@ -62,6 +63,76 @@ def board(headline: str, states: Mapping[str, Mapping[str, Any]]) -> Blocks:
         else:
             lines.append(f":hourglass_flowing_sand: *{provider}*: {phase}")
     return [section("\n".join(lines))]
+
+
+def fleet_plan(agents: int, blast: Sequence[Blast], skipped: Sequence[str]) -> Blocks:
+    """The fleet's blast radius: agents × credentials × grants × actions per provider."""
+    rows = [("provider", "agents", "credentials", "actions")]
+    rows += [(b.provider, str(b.agents), str(b.credentials), str(b.actions)) for b in blast]
+    rows.append(
+        (
+            "total",
+            str(agents),
+            str(sum(b.credentials for b in blast)),
+            str(sum(b.actions for b in blast)),
+        )
+    )
+    blocks = [section(f"*blast radius*: {agents} agents\n```{_table(rows)}```")]
+    if skipped:
+        blocks.append(context("skipped: " + "; ".join(skipped[:20])))
+    return blocks
+
+
+def fleet_board(headline: str, states: Mapping[str, str], total: int) -> Blocks:
+    """How many agents are done, and a line per agent that is running or was not proven."""
+    done = [a for a, s in states.items() if s not in ("waiting", "running")]
+    proven = sum(states[a].startswith("PROVEN") for a in done)
+    lines = [f"*{headline}*", f"{len(done)}/{total} agents done: {proven} proven"]
+    running = [a for a, s in states.items() if s == "running"]
+    if running:
+        lines.append(
+            ":hourglass_flowing_sand: running: " + ", ".join(f"`{a}`" for a in running[:15])
+        )
+    lines += [f":x: `{a}`: {states[a]}" for a in done if not states[a].startswith("PROVEN")][:20]
+    return [section("\n".join(lines))]
+
+
+def fleet_report(report_: FleetReport, mention: str) -> Blocks:
+    """One line per agent (verdict counts, where it ran), the evidence of what is not dead."""
+    dead = report_.count("dead")
+    total = sum(len(a.rows) for a in report_.agents)
+    if report_.ok:
+        head = f":white_check_mark: *FLEET CONTAINED AND PROVEN* — {dead}/{total} credentials dead"
+    else:
+        head = (
+            f":rotating_light: *FLEET NOT PROVEN* — {summary_line(report_.agents)} {mention} — "
+            "re-run the same command (what is contained stays contained)"
+        )
+    lines = []
+    for a in report_.agents:
+        mark = ":white_check_mark:" if a.ok else ":x:"
+        where = f" on {a.worker}" if a.worker else ""
+        lines.append(
+            f"{mark} `{a.agent_id}` {a.state}: {a.count('dead')}/{len(a.rows)} dead{where}"
+        )
+    listing = "\n".join(lines)
+    if len(listing) > SECTION_LIMIT - 10:
+        listing = listing[: SECTION_LIMIT - 60] + "\n… (`killswitch audit show` has all)"
+    blocks = [section(head), section(listing)]
+    bad = [r for a in report_.not_proven for r in a.rows if r.verdict in NOT_OK]
+    if bad:
+        blocks.append(
+            section(
+                "\n".join(f"• `{r.agent_id}` `{_short(r.ref)}`: {r.evidence}" for r in bad[:10])
+            )
+        )
+    blocks.append(
+        context(
+            f"fleet `{report_.fleet_id[:12]}` ({report_.mode}) · {report_.elapsed_s:.1f}s · ledger "
+            f"{'verified' if report_.ledger_verified else 'NOT VERIFIED'}"
+        )
+    )
+    return blocks
 
 
 def _table(rows: list[tuple[str, str, str, str]]) -> str:

@@ -11,6 +11,8 @@ from killswitch.guards import validate_agent_id
 
 USAGE = """*`/killswitch` — the kill switch for AI-agent credentials*
 • `/killswitch contain AGENT reason…` — kill every credential of AGENT, prove each one dead
+• `/killswitch contain a,b,c reason…` (or `owner:TEAM`, `credential:REF`) — a fleet: one plan, \
+its blast radius, a button above the guard, progress per agent
 • `/killswitch dry-run AGENT` — the plan (blast radius), changing nothing
 • `/killswitch status AGENT` — current state, last runs, last verdicts
 • `/killswitch restore AGENT reason…` — undo a containment (false positive; asks to confirm)
@@ -22,6 +24,7 @@ MAX_TEXT = 1000
 SUBCOMMANDS = ("contain", "dry-run", "status", "restore", "help")
 MUTATING = frozenset({"contain", "restore"})
 NEEDS_REASON = MUTATING
+FLEET_SUBCOMMANDS = frozenset({"contain", "dry-run"})
 
 
 class UsageError(RefusedError):
@@ -44,10 +47,33 @@ class SlashCommand(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Fleet:
+    """Which agents a fleet command names: a list, a team's, or a leaked credential's holders
+    (the CLI's --agents, --owner, --credential)."""
+
+    agents: str | None = None
+    owner: str | None = None
+    credential: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.agents is not None:
+            count = len(self.agents.split(","))
+            return f"{count} agents" if count > 3 else self.agents
+        return f"owner:{self.owner}" if self.owner is not None else f"credential:{self.credential}"
+
+
+@dataclass(frozen=True, slots=True)
 class Parsed:
     subcommand: str
     agent_id: str = ""
     reason: str = ""
+    fleet: Fleet | None = None
+
+    @property
+    def target(self) -> str:
+        """What the command acts on, as a person reads it: the agent, or the fleet."""
+        return self.fleet.label if self.fleet is not None else self.agent_id
 
 
 def claimed(text: str) -> Parsed:
@@ -67,10 +93,26 @@ def parse(text: str) -> Parsed:
         raise UsageError(f"unknown subcommand {words[0]!r}")
     if len(words) < 2:
         raise UsageError(f"`{subcommand}` needs an agent id")
-    agent_id = validate_agent_id(words[1])
     reason = " ".join(words[2:])
     if subcommand in NEEDS_REASON and not reason:
         raise UsageError(
             f"`{subcommand}` needs a reason after the agent id (it goes into the ledger)"
         )
-    return Parsed(subcommand, agent_id, reason)
+    fleet = fleet_of(words[1]) if subcommand in FLEET_SUBCOMMANDS else None
+    if fleet is not None:
+        return Parsed(subcommand, "", reason, fleet)
+    return Parsed(subcommand, validate_agent_id(words[1]), reason)
+
+
+def fleet_of(target: str) -> Fleet | None:
+    """`a,b,c`, `owner:TEAM` or `credential:REF` (None: one agent's id). Every listed id is
+    checked like one agent's; a team or a credential is checked when the fleet is selected."""
+    kind, _, value = target.partition(":")
+    if kind in ("owner", "credential") and value:
+        return Fleet(owner=value) if kind == "owner" else Fleet(credential=value)
+    if "," not in target:
+        return None
+    ids = [validate_agent_id(i) for i in target.split(",") if i]
+    if not ids:
+        raise UsageError("name at least one agent")
+    return Fleet(agents=",".join(ids))

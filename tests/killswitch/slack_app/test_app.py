@@ -277,3 +277,69 @@ def test_a_large_blast_radius_needs_a_second_on_call_under_the_two_person_rule(
     assert [p["run_id"] for p in plans] == [pending], plans
     ran = {r["run_id"] for r in rows if r["action"] in ("contain", "probe")}
     assert ran == {pending}
+
+
+def test_a_fleet_from_slack_shows_its_blast_radius_then_progress_per_agent(
+    slack: Slack, seed_agent: SeedAgent, settings: Settings, sandbox_home: Path
+) -> None:
+    """No worker polls the sandbox's Prefect server: the fleet is contained in the service's
+    process, and the thread says so; each agent's line moves as it finishes."""
+    agents = [seed_agent("fl", aws={"role": False}, only=("aws", "slack")) for _ in range(3)]
+    response = slack.command(f"contain {','.join(agents)} shared key leaked", ONCALL)
+    assert response.status_code == 200 and "accepted" in response.text
+    replies = slack.wait_for(f"contain fleet {','.join(agents)}", "FLEET PROVEN", timeout=120)
+    texts = [m["text"] or "" for m in replies]
+    assert texts[0] == "blast radius: 3 agents"
+    blast = slack.blocks(replies[0])[0]["text"]["text"]
+    assert "aws" in blast and "slack" in blast and "total" in blast
+    assert any("no workers: containing here" in t for t in texts)
+    board = [m for m in replies if (m["text"] or "").startswith("progress:")]
+    assert board[-1]["method"] == "chat.update" and board[-1]["text"] == "progress: 3/3 agents done"
+    final = slack.blocks(replies[-1])
+    assert "FLEET CONTAINED AND PROVEN" in final[0]["text"]["text"]
+    for agent_id in agents:
+        assert f"`{agent_id}` proven" in final[1]["text"]["text"]
+        assert alive(settings, agent_id) == {VerdictStatus.DEAD}
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("{a},agent-*", "invalid-agent-id"), ("{a},no-such-agent-x", "unknown-agent")],
+)
+def test_a_fleet_with_one_bad_id_is_refused_whole(
+    slack: Slack,
+    seed_agent: SeedAgent,
+    settings: Settings,
+    sandbox_home: Path,
+    target: str,
+    code: str,
+) -> None:
+    agent_id = seed_agent(aws={"role": False}, only=("aws",))
+    response = slack.command(f"contain {target.format(a=agent_id)} drill", ONCALL)
+    assert response.status_code == 200
+    if code == "invalid-agent-id":  # refused as it is parsed, before the ack
+        assert ":no_entry:" in response.text
+    else:  # refused as the fleet is planned, in the thread
+        replies = slack.wait_for(f"contain fleet {target.format(a=agent_id)}", "refused")
+        assert "no-such-agent-x" in replies[-1]["text"]
+    time.sleep(1.0)
+    assert alive(settings, agent_id) == {VerdictStatus.ALIVE}  # nothing was contained
+    # The refusal is ledgered under what the command claimed, or the unknown agent it named.
+    agent = target.format(a=agent_id) if code == "invalid-agent-id" else "no-such-agent-x"
+    assert code in [r["detail"]["code"] for r in refusals(sandbox_home, agent)]
+
+
+def test_a_fleet_over_the_guard_waits_for_the_button(
+    slack: Slack, seed_agent: SeedAgent, settings: Settings
+) -> None:
+    agents = [seed_agent("fb") for _ in range(2)]  # 22 credentials each: over 25 together
+    slack.command(f"contain {','.join(agents)} drill", ONCALL)
+    needle = f"contain fleet {','.join(agents)}"
+    replies = slack.wait_for(needle, "confirm contain")
+    ask = next(m for m in replies if "confirm contain" in (m["text"] or ""))
+    assert "credentials (more than 25)" in slack.blocks(ask)[0]["text"]["text"]
+    assert all(alive(settings, a) == {VerdictStatus.ALIVE} for a in agents)  # nothing yet
+    pending = slack.blocks(ask)[1]["elements"][0]["value"]
+    assert slack.click("killswitch_confirm", pending, ONCALL, ask["ts"]).status_code == 200
+    slack.wait_for(needle, "FLEET PROVEN", timeout=120)
+    assert all(alive(settings, a) == {VerdictStatus.DEAD} for a in agents)
