@@ -18,6 +18,8 @@ from bench.harness import Bench, machine, write
 from killswitch import pipeline
 from killswitch.request import Request
 from killswitch.runtime import Runtime
+from killswitch.sandbox import seeding
+from killswitch.sandbox.state import Paths
 from killswitch.scale import stack
 from killswitch.settings import load_settings
 
@@ -31,6 +33,10 @@ def one(
 ) -> dict[str, Any]:
     status = stack.up(home, workers=workers)
     runtime = Runtime.open(load_settings(profile=Path(status["profile"])))
+    # The agents go where the stack's workers look them up: its inventory (PostgreSQL).
+    bench.plugins = seeding.attach(
+        bench.status["stand_ins"], bench.status["providers"], Paths.under(home), runtime.inventory
+    )
     try:
         print(f"[{workers} worker(s)] seeding {args.agents} agents x ~{args.per_agent}", flush=True)
         agents = [bench.seed(args.per_agent) for _ in range(args.agents)]

@@ -3,25 +3,41 @@ the Prefect global concurrency limit `killswitch-provider-<name>` while it is in
 workers together never exceed what the provider allows. Only inside a flow run on a server
 configured for it (`scale.enforce_provider_limits`); break-glass never asks Prefect.
 
+A process keeps the slots it leased in a pool per provider (`SlotPool`): a call takes an idle
+one here without asking the server, and the pool gives a slot back to the server once it has
+stayed idle for LINGER_S. Prefect's own `concurrency()` costs, per call, an acquisition, a
+release, two events and a lease-renewal thread with a client of its own — with hundreds of
+calls a fleet spent more time on slots than on providers — and its acquisitions are queued
+one at a time per process. Calls in flight here never outnumber the slots held here, so the
+fleet-wide bound is the same.
+
 A limit that does not exist is an error, found before the run changes anything
 (Prefect's own `concurrency()` only warns and limits nothing, unless `strict=True`)."""
 
 from __future__ import annotations
 
-import sys
+import atexit
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from killswitch.errors import ConfigurationError, TransientError
 from killswitch.scale.settings import limit_name
 from killswitch.settings import Settings
 
+if TYPE_CHECKING:
+    from uuid import UUID
+
 # A held slot's lease (renewed while it is held): a process killed while holding slots frees
 # them when the lease runs out, not after Prefect's default of 300 s. 60 s is the least the
 # server accepts.
 LEASE_S = 60.0
+# How long a slot may stay idle in a process's pool before it goes back to the server: long
+# enough for the next call of a busy process to find it, short enough that another worker
+# waiting for it loses little.
+LINGER_S = 0.2
 
 
 class MissingLimitError(ConfigurationError):
@@ -35,6 +51,8 @@ class MissingLimitError(ConfigurationError):
 
 def in_flow_run() -> bool:
     """This code runs inside a Prefect flow run (break-glass never imports Prefect)."""
+    import sys
+
     if "prefect" not in sys.modules:
         return False
     from prefect.context import FlowRunContext
@@ -71,6 +89,148 @@ def check(providers: Iterable[str]) -> None:
         )
 
 
+class SlotPool:
+    """This process's slots of one limit, leased one at a time from the Prefect server when a
+    call finds none idle here; renewed while held, given back after LINGER_S idle."""
+
+    def __init__(self, name: str, *, linger_s: float = LINGER_S, lease_s: float = LEASE_S):
+        self.name = name
+        self.linger_s = linger_s
+        self.lease_s = lease_s
+        self._idle: list[tuple[UUID, float]] = []  # (lease, idle since)
+        self._renewed: dict[UUID, float] = {}  # every lease held here, lent or idle
+        self._cond = threading.Condition()
+        self._client: Any = None
+        self._keeper: threading.Thread | None = None
+        self._closed = False
+        self.leased = 0  # slots asked of the server (the rest were lent here)
+
+    def take(self, timeout_s: float) -> UUID:
+        """An idle slot of this process, else a new lease from the server (waiting while the
+        limit is full, for a slot here or there); TimeoutError past `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._cond:
+                if self._idle:
+                    return self._idle.pop()[0]
+            lease, retry_after = self._lease()
+            if lease is not None:
+                return lease
+            with self._cond:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(self.name)
+                if not self._idle:
+                    self._cond.wait(min(retry_after, left))
+
+    def give(self, lease: UUID) -> None:
+        with self._cond:
+            self._idle.append((lease, time.monotonic()))
+            self._cond.notify()
+
+    def _lease(self) -> tuple[UUID | None, float]:
+        """One slot from the server: (lease, 0), or (None, seconds to wait) when it is full."""
+        import httpx
+        from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
+
+        try:
+            response = self._prefect().increment_concurrency_slots_with_lease(
+                names=[self.name], slots=1, mode="concurrency", lease_duration=self.lease_s
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 423:  # full: the server says when to ask again
+                return None, float(exc.response.headers.get("Retry-After", 0.1))
+            if exc.response.status_code == 404:
+                raise MissingLimitError(f"{self.name}: no such limit") from exc
+            raise
+        granted = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+        if not granted.limits:
+            raise MissingLimitError(f"{self.name}: no such limit on the server")
+        with self._cond:
+            self._renewed[granted.lease_id] = time.monotonic()
+            self.leased += 1
+            if self._keeper is None:
+                self._keeper = threading.Thread(
+                    target=self._keep, name=f"slots-{self.name}", daemon=True
+                )
+                self._keeper.start()
+        return granted.lease_id, 0.0
+
+    def _prefect(self) -> Any:
+        with self._cond:
+            if self._client is None:
+                from prefect.client.orchestration import get_client
+
+                self._client = get_client(sync_client=True)
+                self._client.__enter__()
+            return self._client
+
+    def _keep(self) -> None:
+        """Give back what stayed idle past LINGER_S; renew what is held before it lapses."""
+        while True:
+            with self._cond:
+                if self._closed:
+                    return
+                self._cond.wait(self.linger_s / 2)
+                now = time.monotonic()
+                stale = [lease for lease, since in self._idle if now - since >= self.linger_s]
+                self._idle = [(lease, s) for lease, s in self._idle if lease not in stale]
+                for lease in stale:
+                    self._renewed.pop(lease, None)
+                due = [lease for lease, at in self._renewed.items() if now - at > self.lease_s / 3]
+            for lease in stale:
+                self._release(lease)
+            for lease in due:
+                try:
+                    self._prefect().renew_concurrency_lease(
+                        lease_id=lease, lease_duration=self.lease_s
+                    )
+                except Exception:  # noqa: S112  (renewed again on the next turn; it lapses at worst)
+                    continue
+                with self._cond:
+                    if lease in self._renewed:
+                        self._renewed[lease] = time.monotonic()
+
+    def _release(self, lease: UUID) -> None:
+        try:
+            self._prefect().release_concurrency_slots_with_lease(lease_id=lease)
+        except Exception:  # noqa: S110  (the lease lapses by itself within LEASE_S)
+            pass
+
+    def close(self) -> None:
+        """Give every slot back (at exit; a killed process's leases lapse within LEASE_S)."""
+        with self._cond:
+            self._closed = True
+            leases = list(self._renewed)
+            self._renewed.clear()
+            self._idle.clear()
+            self._cond.notify_all()
+        for lease in leases:
+            self._release(lease)
+
+
+_pools: dict[str, SlotPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool(name: str) -> SlotPool:
+    """This process's pool for the limit `name`."""
+    with _pools_lock:
+        if name not in _pools:
+            if not _pools:
+                atexit.register(_close_pools)
+            _pools[name] = SlotPool(name)
+        return _pools[name]
+
+
+def _close_pools() -> None:
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for each in pools:
+        each.close()
+
+
 class ProviderSlot:
     """One provider's slot for one run: hold it around each call; the intervals it was held
     (wall clock, seconds) are what the ledger records."""
@@ -84,30 +244,19 @@ class ProviderSlot:
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
-        from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-        from prefect.concurrency.sync import concurrency
-
+        shared = pool(self.name)
         asked = time.time()
         try:
-            holding = concurrency(
-                self.name,
-                occupy=1,
-                timeout_seconds=self.timeout_s,
-                strict=True,
-                lease_duration=LEASE_S,
-            )
-            holding.__enter__()
+            lease = shared.take(self.timeout_s)
         except TimeoutError:
             raise TransientError(
                 f"no slot of {self.name} within {self.timeout_s:g}s", provider=self.provider
             ) from None
-        except ConcurrencySlotAcquisitionError as exc:
-            raise MissingLimitError(f"{self.name}: {exc}") from exc
         start = time.time()
         try:
             yield
         finally:
             end = time.time()
+            shared.give(lease)
             with self._lock:
                 self.held.append((start, end, start - asked))
-            holding.__exit__(*sys.exc_info())

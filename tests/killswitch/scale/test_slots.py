@@ -1,0 +1,78 @@
+"""Provider slots against the sandbox's real Prefect server: however many processes lease
+from one limit, never more calls in flight than it allows; a busy process lends its idle
+slots to its own next calls without asking the server, and gives them back once idle."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from killswitch.orchestrator import prefect_environment
+from killswitch.scale.slots import LINGER_S, MissingLimitError, SlotPool
+from killswitch.settings import Settings
+from tests.conftest import prefect_headers
+
+pytestmark = pytest.mark.integration
+LIMIT = 2
+
+
+@pytest.fixture
+def limit(sandbox: dict[str, Any], settings: Settings) -> Iterator[tuple[str, httpx.Client]]:
+    """A fresh global concurrency limit of LIMIT slots on the sandbox's server."""
+    prefect_environment(settings)
+    api = httpx.Client(
+        base_url=str(sandbox["prefect"]["api_url"]) + "/", headers=prefect_headers(sandbox)
+    )
+    name = f"killswitch-test-{uuid.uuid4().hex[:8]}"
+    assert api.post("v2/concurrency_limits/", json={"name": name, "limit": LIMIT}).is_success
+    yield name, api
+    api.delete(f"v2/concurrency_limits/{name}")
+    api.close()
+
+
+def active(api: httpx.Client, name: str) -> int:
+    return int(api.get(f"v2/concurrency_limits/{name}").json()["active_slots"])
+
+
+def test_two_processes_never_hold_more_than_the_limit_and_give_back_when_idle(
+    limit: tuple[str, httpx.Client],
+) -> None:
+    name, api = limit
+    pools = [SlotPool(name), SlotPool(name)]  # two processes' pools (or two hosts')
+    in_flight, most, lock = 0, 0, threading.Lock()
+
+    def calls(pool: SlotPool) -> None:
+        nonlocal in_flight, most
+        for _ in range(15):
+            lease = pool.take(timeout_s=30)
+            with lock:
+                in_flight += 1
+                most = max(most, in_flight)
+            time.sleep(0.01)  # the provider call
+            with lock:
+                in_flight -= 1
+            pool.give(lease)
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        list(threads.map(calls, [pools[n % 2] for n in range(8)]))
+    assert most == LIMIT  # used to the full, never beyond
+    takes = 8 * 15
+    assert sum(p.leased for p in pools) < takes / 4, [p.leased for p in pools]  # mostly lent
+    deadline = time.monotonic() + 10 * LINGER_S + 5
+    while active(api, name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert active(api, name) == 0  # idle slots went back to the server
+    for pool in pools:
+        pool.close()
+
+
+def test_a_limit_that_does_not_exist_is_an_error(limit: tuple[str, httpx.Client]) -> None:
+    with pytest.raises(MissingLimitError):
+        SlotPool(f"killswitch-test-missing-{uuid.uuid4().hex[:8]}").take(timeout_s=5)
