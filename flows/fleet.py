@@ -181,19 +181,21 @@ def fan_out(runtime: Runtime, kept: list[tuple[Request, Plan]], fleet_id: str) -
                 limit=len(lanes),
             ):
                 states[str(run.id)] = run.state.type.value if run.state else "UNKNOWN"
-            # Where each lane runs (its own `started` entry): (host, pid) -> lane flow run.
-            where = {
-                (e["detail"].get("host"), e["detail"].get("pid")): str(e["detail"].get("flow_run"))
-                for e in runtime.ledger.rows(run_id=fleet_id)
-                if e["action"] == LANE and e["outcome"] == "started"
-            }
+            # One read for the lanes and every agent still open (not one per agent).
+            open_runs = [r for r in plans if r not in results]
+            where: dict[tuple[Any, Any], str] = {}  # (host, pid) -> the lane's flow run
+            contains: dict[str, list[dict[str, Any]]] = {r: [] for r in open_runs}
+            for e in runtime.ledger.rows(run_ids=[fleet_id, *open_runs]):
+                if e["action"] == LANE and e["outcome"] == "started":
+                    where[(e["detail"].get("host"), e["detail"].get("pid"))] = str(
+                        e["detail"].get("flow_run")
+                    )
+                elif e["action"] == "contain" and e["run_id"] in contains:
+                    contains[e["run_id"]].append(e)
             every_lane_ended = all(states.get(r) in FINAL for r in lanes)
-            for run_id, plan in plans.items():
-                if run_id in results:
-                    continue
-                entries = [
-                    e for e in runtime.ledger.rows(run_id=run_id) if e["action"] == "contain"
-                ]
+            for run_id in open_runs:
+                plan = plans[run_id]
+                entries = contains[run_id]
                 if any(e["outcome"] in ("proven", "not-proven") for e in entries):
                     done(plan, "")
                     continue

@@ -256,11 +256,16 @@ class Ledger:
         return self._mac(f"head:{seq}:{digest}".encode())
 
     def rows(
-        self, *, agent: str | None = None, run_id: str | None = None
+        self,
+        *,
+        agent: str | None = None,
+        run_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Entries in order, as dicts (the JSON-lines export shape)."""
+        """Entries in order, as dicts (the JSON-lines export shape); `run_ids`: of any of
+        these runs (one query for many)."""
         try:
-            for item in self._store.rows(agent=agent, run_id=run_id):
+            for item in self._store.rows(agent=agent, run_id=run_id, run_ids=run_ids):
                 item["detail"] = json.loads(item["detail"])
                 yield item
         except StoreUnreadable as exc:

@@ -12,8 +12,9 @@ does not append the entries a second time.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ LedgerUnavailable = DatabaseUnavailable
 # pg_advisory_xact_lock keys: the ledger's appenders ("killswit" as an integer), its schema.
 APPEND_LOCK = 0x6B696C6C73776974
 SCHEMA_LOCK = APPEND_LOCK + 1
+READERS_KEPT = 4  # idle reader connections kept for the next reads
 
 # SQLite's schema with 64-bit sequence numbers, and the tables only a shared ledger needs.
 _SCHEMA = (
@@ -66,10 +68,12 @@ _WRITE = (
 
 
 class PostgresStore:
-    """One connection for appends (made again after a failure); readers open their own."""
+    """One connection for appends (made again after a failure); readers have their own."""
 
     def __init__(self, url: str, *, create: bool, deadline_s: float = 30.0) -> None:
         self._pg = RetryingConnection(url, deadline_s, what="ledger's database")
+        self._readers: list[psycopg.Connection[Any]] = []
+        self._readers_lock = threading.Lock()
         self.location = self._pg.location
         if create:
             self._pg.run(_create_schema)
@@ -140,20 +144,34 @@ class PostgresStore:
 
     @contextmanager
     def _reader(self) -> Iterator[psycopg.Connection[Any]]:
-        """Its own connection, in one REPEATABLE READ snapshot (a reader may take its time)."""
+        """A connection of the readers' own (a reader may take its time), in one REPEATABLE
+        READ snapshot; kept for the next reader (a connection costs the server a process
+        and an authentication: a fleet's monitor reads every half second)."""
         import psycopg
 
-        db = self._pg.connect()
+        with self._readers_lock:
+            db = self._readers.pop() if self._readers else None
+        if db is None or db.closed or db.broken:
+            db = self._pg.connect()
+        finished = False
         try:
-            with db, db.transaction():
+            with db.transaction():
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 yield db
+            finished = True
         except psycopg.errors.UndefinedTable as exc:
             raise StoreUnreadable(f"the ledger's tables in {self.location}: {exc}") from exc
         except psycopg.DatabaseError as exc:
             if transient(exc):
                 raise self._pg.unavailable(exc, "went away during a read") from exc
             raise StoreUnreadable(f"{self.location}: {exc}") from exc
+        finally:
+            with self._readers_lock:
+                keep = finished and not db.broken and len(self._readers) < READERS_KEPT
+                if keep:
+                    self._readers.append(db)
+            if not keep:
+                db.close()
 
     @contextmanager
     def snapshot(self, after: int) -> Iterator[tuple[Row | None, Iterator[Row]]]:
@@ -164,8 +182,14 @@ class PostgresStore:
                 cursor.execute(_SELECT + " WHERE seq > %s ORDER BY seq", (after,))
                 yield head, iter(cursor)
 
-    def rows(self, *, agent: str | None, run_id: str | None) -> Iterator[dict[str, Any]]:
-        where, args = filters("%s", agent=agent, run_id=run_id)
+    def rows(
+        self,
+        *,
+        agent: str | None,
+        run_id: str | None,
+        run_ids: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        where, args = filters("%s", agent=agent, run_id=run_id, run_ids=run_ids)
         with self._reader() as db, db.cursor(name="ledger_rows") as cursor:
             cursor.itersize = 2000
             cursor.execute(_SELECT + where + " ORDER BY seq", args)
@@ -177,6 +201,10 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pg.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for db in readers:
+            db.close()
 
 
 def _create_schema(db: psycopg.Connection[Any]) -> None:

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS entries (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_by_agent ON entries (agent, seq);
+CREATE INDEX IF NOT EXISTS entries_by_run ON entries (run_id, seq);
 CREATE TABLE IF NOT EXISTS head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -55,15 +56,24 @@ _SELECT = (
 )
 
 
-def filters(mark: str, *, agent: str | None, run_id: str | None) -> tuple[str, list[str]]:
+def filters(
+    mark: str,
+    *,
+    agent: str | None,
+    run_id: str | None,
+    run_ids: Sequence[str] | None = None,
+) -> tuple[str, list[str]]:
     """The WHERE clause (empty, or with a leading space) and arguments of `rows`; `mark` is
-    the driver's placeholder."""
+    the driver's placeholder. `run_ids`: the entries of any of these runs."""
     clauses: list[str] = []
     args: list[str] = []
     for column, value in (("agent", agent), ("run_id", run_id)):
         if value is not None:
             clauses.append(f"{column} = {mark}")
             args.append(value)
+    if run_ids is not None:
+        clauses.append(f"run_id IN ({', '.join([mark] * len(run_ids))})" if run_ids else "0 = 1")
+        args += list(run_ids)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
@@ -96,7 +106,13 @@ class LedgerStore(Protocol):
         """The head row and the entries after `after` in order, read from one snapshot."""
         ...
 
-    def rows(self, *, agent: str | None, run_id: str | None) -> Iterator[dict[str, Any]]:
+    def rows(
+        self,
+        *,
+        agent: str | None,
+        run_id: str | None,
+        run_ids: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Entries in order as dicts of COLUMNS (detail still text)."""
         ...
 
@@ -171,8 +187,14 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             raise StoreUnreadable(str(exc)) from exc
 
-    def rows(self, *, agent: str | None, run_id: str | None) -> Iterator[dict[str, Any]]:
-        where, args = filters("?", agent=agent, run_id=run_id)
+    def rows(
+        self,
+        *,
+        agent: str | None,
+        run_id: str | None,
+        run_ids: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        where, args = filters("?", agent=agent, run_id=run_id, run_ids=run_ids)
         query = "SELECT * FROM entries" + where  # noqa: S608  (fixed columns, bound values)
         with closing(self._connect()) as db:  # its own: a reader may take its time
             db.row_factory = sqlite3.Row

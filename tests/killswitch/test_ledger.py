@@ -256,11 +256,11 @@ def test_outside_the_sandbox_state_is_private(tmp_path: Path) -> None:
 
 
 def test_the_sqlite_ledger_keeps_its_schema(tmp_path: Path) -> None:
-    """The embedded default is unchanged by the PostgreSQL store: two tables and an index."""
+    """The embedded default is unchanged by the PostgreSQL store: two tables, two indexes."""
     ledger = filled(tmp_path, 2)
     with sqlite3.connect(ledger.path) as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert names == {"entries", "entries_by_agent", "head"}
+    assert names == {"entries", "entries_by_agent", "entries_by_run", "head"}
     assert ledger.location == str(ledger.path) and ledger.database_url is None
 
 
