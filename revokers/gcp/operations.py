@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,6 +35,16 @@ def _disable_account(c: Clients, a: Action) -> Done:
 # (INVALID_ARGUMENT) for a get or a set once any binding has a condition, and a version-1
 # read-modify-write would lose the conditions (google/iam/v1/policy.proto, `version`).
 POLICY_VERSION = 3
+# One read-modify-write of a project's policy at a time in this process: a fleet's agents
+# share the project, and concurrent edits answer ABORTED to all but one (then retried with
+# backoff). Other processes still race; their ABORTED is transient.
+_POLICY_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _editing(project: str) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _POLICY_LOCKS.setdefault(project, threading.Lock())
 
 
 def read_policy(c: Clients, project: str, timeout_s: float | None = None) -> policy_pb2.Policy:
@@ -72,36 +83,39 @@ def _write(c: Clients, project: str, policy: policy_pb2.Policy) -> None:
 def _unbind(c: Clients, project: str, role: str, member: str) -> list[Condition]:
     """Remove the member from every binding of the role, conditional ones included (a
     conditional binding still grants); the conditions it was removed under, for undo."""
-    policy = _policy(c, project)
-    removed: list[Condition] = []
-    for binding in policy.bindings:
-        if binding.role == role and member in binding.members:
-            binding.members.remove(member)
-            removed.append(_condition(binding))
-    if removed:
-        _write(c, project, policy)
+    with _editing(project):
+        policy = _policy(c, project)
+        removed: list[Condition] = []
+        for binding in policy.bindings:
+            if binding.role == role and member in binding.members:
+                binding.members.remove(member)
+                removed.append(_condition(binding))
+        if removed:
+            _write(c, project, policy)
     return removed
 
 
 def _rebind(c: Clients, project: str, role: str, member: str, conditions: list[Condition]) -> bool:
     """Put the member back in the role under each recorded condition; True if it changed."""
-    policy = _policy(c, project)
-    changed = False
-    for condition in conditions:
-        binding = next(
-            (b for b in policy.bindings if b.role == role and _condition(b) == condition), None
-        )
-        if binding is None:
-            binding = policy.bindings.add(role=role)
-            if condition is not None:
-                binding.condition.expression = condition["expression"]
-                binding.condition.title = condition["title"]
-                binding.condition.description = condition["description"]
-        if member not in binding.members:
-            binding.members.append(member)
-            changed = True
-    if changed:
-        _write(c, project, policy)
+    with _editing(project):
+        policy = _policy(c, project)
+        changed = False
+        for condition in conditions:
+            binding = next(
+                (b for b in policy.bindings if b.role == role and _condition(b) == condition),
+                None,
+            )
+            if binding is None:
+                binding = policy.bindings.add(role=role)
+                if condition is not None:
+                    binding.condition.expression = condition["expression"]
+                    binding.condition.title = condition["title"]
+                    binding.condition.description = condition["description"]
+            if member not in binding.members:
+                binding.members.append(member)
+                changed = True
+        if changed:
+            _write(c, project, policy)
     return changed
 
 
