@@ -40,6 +40,7 @@ chaos: $(CHAOS_STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench.containment
 	$(PY) -m bench.fleet
+	$(PY) -m bench.fleet --via-server --workers 1,2,4
 	$(PY) -m bench.sweep
 	$(PY) -m bench.peer
 	$(PY) -m bench.alerts

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.harness import RESULTS
+
+CORES = os.cpu_count() or 1
 
 COLORS = {
     "aws": "#d97706",
@@ -100,3 +103,52 @@ def draw(rows: Sequence[Mapping[str, Any]], timelines: Mapping[str, Any]) -> Non
         fig.tight_layout()
         fig.savefig(RESULTS / f"ttc_vs_k_L{int(latency)}.png", dpi=110)
         plt.close(fig)
+
+
+def draw_fleet(runs: Sequence[Mapping[str, Any]]) -> None:
+    """Credentials proven per second against the worker count, beside what the stand-ins
+    could serve for the same calls; and where the machine's CPU went."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        return
+    workers = [str(r["workers"]) for r in runs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    left.bar(workers, [r["credentials_per_s"] for r in runs], color="#2563eb", label="proven/s")
+    left.plot(
+        workers,
+        [r["ceiling_credentials_per_s"] for r in runs],
+        color="#dc2626",
+        marker="o",
+        linestyle="--",
+        label="stand-ins' ceiling",
+    )
+    left.plot(
+        workers,
+        [0.8 * r["ceiling_credentials_per_s"] for r in runs],
+        color="#dc2626",
+        linestyle=":",
+        label="80% of it (the goal)",
+    )
+    left.set_xlabel("workers")
+    left.set_ylabel("credentials proven dead per second")
+    left.set_title(f"{runs[0]['credentials']} credentials, {runs[0]['latency_ms']:.0f} ms a call")
+    left.legend(fontsize=8)
+    parts = list(runs[0].get("cpu_s", {}))
+    bottom = [0.0] * len(runs)
+    for i, part in enumerate(parts):
+        values = [r["cpu_s"].get(part, 0.0) / r["seconds"] for r in runs]
+        right.bar(workers, values, bottom=bottom, label=part, color=f"C{i}")
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.axhline(CORES, color="#111827", lw=1)
+    right.text(-0.4, CORES, " cores on this machine", fontsize=8, va="bottom")
+    right.set_xlabel("workers")
+    right.set_ylabel("cores busy (CPU seconds / wall second)")
+    right.set_title("where the CPU went")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "fleet_workers.png", dpi=110)
+    plt.close(fig)

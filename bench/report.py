@@ -103,6 +103,44 @@ def _fleet(data: dict[str, Any]) -> str:
     )
 
 
+def _fleet_server(data: dict[str, Any]) -> str:
+    runs = data["runs"]
+    parts = list(runs[0].get("cpu_s", {})) if runs else []
+    lines = [
+        "Through the scaled-out stack (PostgreSQL, a Prefect server, N workers: "
+        "`python -m bench.fleet --via-server`), a fleet of agents planned once and contained "
+        "in lanes:",
+        "",
+        "| workers | credentials | s | proven/s | ceiling/s | of ceiling | orchestration s/agent "
+        "| containment s/agent | slot wait ms (mean) | cores busy | "
+        + " | ".join(f"CPU s: {p}" for p in parts)
+        + " | all proven |",
+        "|" + "---:|" * (10 + len(parts)) + "---|",
+    ]
+    for r in runs:
+        cpu = r.get("cpu_s", {})
+        lines.append(
+            f"| {r['workers']} | {r['credentials']} | {r['seconds']:.1f} | "
+            f"{r['credentials_per_s']:.1f} | {r['ceiling_credentials_per_s']:.0f} | "
+            f"**{100 * r['fraction_of_ceiling']:.0f}%** | "
+            f"{r['orchestration_s_per_agent'] or 0:.2f} | "
+            f"{r['containment_s_per_agent'] or 0:.2f} | "
+            f"{r['slot_acquire_ms_mean'] or 0:.0f} | {r.get('cores_busy', 0):.2f} | "
+            + " | ".join(f"{cpu.get(p, 0):.0f}" for p in parts)
+            + f" | {r['all_proven']} |"
+        )
+    lines += [
+        "",
+        f"{runs[0]['latency_ms']:.0f} ms on every provider call; *ceiling*: the credentials "
+        "per second the stand-ins could have served for the calls made, each stand-in with a "
+        "core to itself; *orchestration*: from the fleet's first plan to each agent's "
+        "containment starting (lanes created, a worker's poll, the lane's process, admission, "
+        "waiting for a place in its lane); machine: "
+        f"{data['machine']}.",
+    ]
+    return "\n".join(lines)
+
+
 def _sweep(data: dict[str, Any]) -> str:
     lines = [
         "Sweep discovery (OpenAI keys, paged 100 at a time; `tracemalloc` on, which slows it):",
@@ -211,6 +249,9 @@ def main() -> int:
     fleet = RESULTS / "fleet.json"
     if fleet.exists():
         parts.append(_fleet(json.loads(fleet.read_text())))
+    fleet_server = RESULTS / "fleet_server.json"
+    if fleet_server.exists() and json.loads(fleet_server.read_text()).get("runs"):
+        parts.append(_fleet_server(json.loads(fleet_server.read_text())))
     sweep = RESULTS / "sweep.json"
     if sweep.exists():
         parts.append(_sweep(json.loads(sweep.read_text())))
