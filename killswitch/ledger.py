@@ -85,6 +85,16 @@ def _canonical(seq: int, ts: str, values: Mapping[str, str], detail: str, prev: 
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+@dataclass(slots=True)
+class _Queued:
+    """One caller's entries waiting for a group commit, and what became of them."""
+
+    entries: list[Entry]
+    seqs: list[int] = field(default_factory=list)
+    done: bool = False
+    error: BaseException | None = None
+
+
 class Ledger:
     """Append and verify. Appends are serialised in-process and across processes (and, on
     PostgreSQL, across hosts); the chain is computed here whatever the store."""
@@ -118,6 +128,8 @@ class Ledger:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
         self._key = key if key is not None else load_key(self._key_path)
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Queued] = []  # appends waiting for the next commit
         self._store = self._open_store(create, private, deadline_s)
         self._key_claimed = False
         if create:
@@ -193,9 +205,30 @@ class Ledger:
         return self.append_many([entry])[-1]
 
     def append_many(self, entries: Sequence[Entry]) -> list[int]:
-        """Append entries in one transaction; returns their sequence numbers."""
+        """Append entries in one transaction; returns their sequence numbers once committed.
+
+        Group commit: the threads of this process that append at the same time are written
+        in one transaction by whichever of them gets the ledger first (a PostgreSQL commit is
+        a few milliseconds and serialised across every host; a lane's agents append
+        together). Each caller still returns only once its own entries are committed, and
+        raises what their transaction raised."""
         if not entries:
             return []
+        mine = _Queued(list(entries))
+        with self._queue_lock:
+            self._queue.append(mine)
+        with self._lock:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.seqs
+
+    def _commit(self, batch: list[_Queued]) -> None:
+        """Write every queued append of `batch` in one transaction (under `_lock`)."""
+        entries = [entry for queued in batch for entry in queued.entries]
         seqs: list[int] = []
         tail: list[tuple[int, str]] = []
 
@@ -217,19 +250,28 @@ class Ledger:
             tail.append((seq, prev))
             return rows, (seq, prev, self._head_mac(seq, prev))
 
-        with self._lock:
+        try:
             if self._key is None:
                 self._key = create_key(self._key_path)
             self._claim_key()
             self._store.append(build)
-            seq, prev = tail[-1]
-            # After the commit: a crash in between leaves the file behind the ledger, which
-            # verify accepts; it never claims an entry that was not committed.
-            try:
-                self.head_file.write(self._seal(seq, prev))
-            except AnchorError as exc:  # the entries are committed: say so, do not fail
-                log.warning("%s", exc.message)
-        return list(seqs)
+        except BaseException as exc:
+            for queued in batch:
+                queued.error = exc
+                queued.done = True
+            return
+        start = 0
+        for queued in batch:
+            queued.seqs = seqs[start : start + len(queued.entries)]
+            queued.done = True
+            start += len(queued.entries)
+        seq, prev = tail[-1]
+        # After the commit: a crash in between leaves the file behind the ledger, which
+        # verify accepts; it never claims an entry that was not committed.
+        try:
+            self.head_file.write(self._seal(seq, prev))
+        except AnchorError as exc:  # the entries are committed: say so, do not fail
+            log.warning("%s", exc.message)
 
     def anchor(self) -> Anchored:
         """Checkpoint the verified head to every configured anchor: the engine calls it once

@@ -370,3 +370,31 @@ def test_the_runtime_opens_both_in_postgres(tmp_path: Path, url: str) -> None:
         assert ledger(tmp_path, url, "auditor").verify().entries == 1
     finally:
         runtime.close()
+
+
+def test_threads_appending_at_once_share_commits_and_keep_one_chain(
+    tmp_path: Path, url: str
+) -> None:
+    """Group commit: a lane's agents append together; each gets its own entries back, in
+    order, and the chain is whole — in fewer transactions than appends."""
+    book = ledger(tmp_path, url)
+    got: dict[int, list[int]] = {}
+
+    def appender(n: int) -> None:
+        got[n] = [book.append(entry(i, f"t{n}")) for i in range(50)]
+
+    threads = [threading.Thread(target=appender, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    every = sorted(s for seqs in got.values() for s in seqs)
+    assert every == list(range(1, 401))
+    assert all(seqs == sorted(seqs) for seqs in got.values())  # each thread's own order
+    with psycopg.connect(url) as db:
+        commits = db.execute("SELECT COUNT(*) FROM ledger_appends").fetchone()
+    assert commits is not None and commits[0] < 400, commits
+    rows = list(book.rows())
+    assert all(r["actor"] == f"t{n}" for n, seqs in got.items() for r in rows if r["seq"] in seqs)
+    assert ledger(tmp_path, url, "auditor").verify().ok
+    book.close()
