@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -30,43 +31,72 @@ from killswitch.sandbox.state import Paths
 from killswitch.scale import stack
 from killswitch.settings import load_settings
 
-CPUS = os.cpu_count() or 1
+
+class CpuMeter:
+    """CPU seconds each part of the machine spends while it runs: every process of the part
+    and its descendants, sampled twice a second (a lane's process ends with the fleet, so it
+    is read while it lives), plus what each part's processes reaped meanwhile."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._part_of: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self, *, first: bool = False) -> None:
+        for name, pids in self.parts.items():
+            for root in pids:
+                try:
+                    process = psutil.Process(root)
+                    tree = [process, *process.children(recursive=True)]
+                except psutil.Error:
+                    continue
+                for each in tree:
+                    try:
+                        t = each.cpu_times()
+                    except psutil.Error:
+                        continue
+                    spent = float(t.user + t.system)
+                    if each.pid == root:  # what it reaped: its children that ended
+                        spent += float(t.children_user + t.children_system)
+                    self._part_of.setdefault(each.pid, name)
+                    self._first.setdefault(each.pid, spent if first else 0.0)
+                    self._last[each.pid] = spent
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        spent = dict.fromkeys(self.parts, 0.0)
+        for pid, last in self._last.items():
+            spent[self._part_of[pid]] += last - self._first[pid]
+        return {name: round(value, 2) for name, value in spent.items()}
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds of a process and of its children it has waited for (a worker's lanes, a
-    PostgreSQL server's backends)."""
-    try:
-        t = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(t.user + t.system + t.children_user + t.children_system)
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
 
 
 def _parts(bench: Bench, status: dict[str, Any]) -> dict[str, list[int]]:
     """The machine's parts by pid: what CPU each spent is read from them."""
     processes = bench.status.get("processes", {})
     state = json.loads((Path(status["home"]) / "state.json").read_text())
-    pg = psutil.Process(_postmaster(Path(status["home"]) / "postgres" / "pgdata"))
+    pgdata = Path(status["home"]) / "postgres" / "pgdata"
     return {
         "workers": [int(w["pid"]) for w in status["workers"]],
         "bench (plan, monitor)": [os.getpid()],
         "prefect server": [int(state["prefect"]["pid"])],
-        "postgresql": [pg.pid],
+        "postgresql": [int((pgdata / "postmaster.pid").read_text().split()[0])],
         "stand-ins": [int(processes[n]["pid"]) for n in ("stand-ins", "openbao") if n in processes],
     }
-
-
-def _postmaster(pgdata: Path) -> int:
-    return int((pgdata / "postmaster.pid").read_text().split()[0])
-
-
-def _spent(parts: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(_cpu(pid) for pid in pids) for name, pids in parts.items()}
-
-
-def _ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
 
 
 def one(
@@ -84,8 +114,7 @@ def one(
         total = sum(k for _, k in agents)
         bench.latency(args.latency_ms)
         bench.reset_calls()
-        parts = _parts(bench, status)
-        before = _spent(parts)
+        meter = CpuMeter(_parts(bench, status))
         started = time.monotonic()
         template = Request("-", "shared secret leaked (bench)", "bench", trigger="bench")
         fleet_id, plans = pipeline.plan_fleet(runtime, [a for a, _ in agents], template)
@@ -93,9 +122,8 @@ def one(
         report = pipeline.run_fleet(runtime, fleet_id, plans, mode=template.mode)
         elapsed = time.monotonic() - started
         run_s = time.monotonic() - planned
-        after = _spent(parts)
+        cpu = meter.stop()
         bench.latency(0)
-        cpu = {name: round(after[name] - before[name], 2) for name in parts}
         calls = bench.calls()
         ids = {p.run_id for p in plans}
         marks: dict[str, dict[str, float]] = {}
