@@ -52,7 +52,9 @@ class CpuMeter:
             for root in pids:
                 try:
                     process = psutil.Process(root)
-                    tree = [process, *process.children(recursive=True)]
+                    # This process's children are the stand-ins: counted as theirs.
+                    below = process.children(recursive=True) if root != os.getpid() else []
+                    tree = [process, *below]
                 except psutil.Error:
                     continue
                 for each in tree:
@@ -61,7 +63,7 @@ class CpuMeter:
                     except psutil.Error:
                         continue
                     spent = float(t.user + t.system)
-                    if each.pid == root:  # what it reaped: its children that ended
+                    if each.pid == root != os.getpid():  # what it reaped: children that ended
                         spent += float(t.children_user + t.children_system)
                     self._part_of.setdefault(each.pid, name)
                     self._first.setdefault(each.pid, spent if first else 0.0)
