@@ -82,10 +82,16 @@ def _startup(data: dict[str, Any]) -> str:
             f"| {'yes' if median <= row['goal_s'] else 'no'} |"
         )
     imports = data.get("imports_s", {})
+    short = [name for name, row in data["rows"].items() if not row.get("all_proven", True)]
+    proof = (
+        f"NOT every run proven with every verdict dead: {', '.join(short)}"
+        if short
+        else "every run proven, every verdict dead"
+    )
     lines.append("")
     lines.append(
         f"Medians of {data['runs']} run(s), each a fresh agent of {data['k']} credentials over "
-        f"every provider; every run proven. Importing the CLI: "
+        f"every provider; {proof}. Importing the CLI: "
         f"{imports.get('killswitch.cli.main', 0):.2f} s. Machine: {data['machine']}."
     )
     return "\n".join(lines)

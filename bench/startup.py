@@ -86,7 +86,12 @@ def _cli(bench: Bench, agent_id: str, *flags: str) -> dict[str, Any]:
     returned = time.time() - sent
     report = json.loads(done.stdout)
     first = first_revocation(bench, agent_id, sent) - sent
-    return {"first_revocation_s": first, "returned_s": returned, "proven": bool(report["ok"])}
+    return {
+        "first_revocation_s": first,
+        "returned_s": returned,
+        "proven": bool(report["ok"]),
+        "all_dead": closed(bench, agent_id)["all_dead"],
+    }
 
 
 def _slack(bench: Bench, port: int, agent_id: str) -> dict[str, Any]:
@@ -111,7 +116,7 @@ def _slack(bench: Bench, port: int, agent_id: str) -> dict[str, Any]:
     acked = time.time() - sent
     assert ack.status_code == 200, ack.text
     first = first_revocation(bench, agent_id, sent) - sent
-    return {"first_revocation_s": first, "ack_s": acked, "proven": True}
+    return {"first_revocation_s": first, "ack_s": acked}
 
 
 def _alert(bench: Bench, runtime: Runtime, port: int, desk: AlertDesk, agent_id: str) -> Any:
@@ -144,6 +149,22 @@ def _wait_runs_done(bench: Bench, agent_id: str, timeout: float = 120) -> None:
             if row[0]:
                 return
             time.sleep(0.1)
+
+
+def closed(bench: Bench, agent_id: str) -> dict[str, bool]:
+    """How the agent's run ended, from the ledger: `proven` (its closing entry), `all_dead`
+    (a verdict ledgered, and every one `dead`): a figure counts only runs proven so."""
+    with sqlite3.connect(bench.settings.ledger_file, timeout=30) as db:
+        rows = db.execute(
+            "SELECT action, outcome FROM entries WHERE agent = ? AND action IN ('contain', "
+            "'probe')",
+            (agent_id,),
+        ).fetchall()
+    verdicts = {outcome for action, outcome in rows if action == "probe"}
+    return {
+        "proven": ("contain", "proven") in rows,
+        "all_dead": verdicts == {"dead"},
+    }
 
 
 def import_time() -> dict[str, float]:
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     agent = bench.seed(args.k)[0]
                     samples[name].append(run(agent))
                     _wait_runs_done(bench, agent)
+                    samples[name][-1].update(closed(bench, agent))
                     print(
                         f"{name} {i + 1}: {samples[name][-1]['first_revocation_s']:.2f}s",
                         flush=True,
@@ -215,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 "max_first_revocation_s": max(s["first_revocation_s"] for s in rows),
                 "goal_s": GOALS[name],
+                "all_proven": all(s["proven"] and s["all_dead"] for s in rows),
                 "samples": rows,
             }
             for name, rows in samples.items()

@@ -85,7 +85,10 @@ def run_in_flow(
             len(plan.actions),
             ", ".join(plan.providers),
         )
-        with handover.handing(run_id, handover.Handed(runtime, request, plan)):
+        with (
+            handover.handing(run_id, handover.Handed(runtime, request, plan)),
+            handover.untagged(),
+        ):
             futures = [
                 contain_provider.submit(run_id, p) for p in engine.providers_of(runtime, plan)
             ]

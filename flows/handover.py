@@ -129,6 +129,20 @@ def take(run_id: str) -> Handed:
 
 
 @contextmanager
+def untagged() -> Iterator[None]:
+    """Task runs started inside carry no tags; the flow run keeps the ones it was created
+    with (an alert's `alert-source:…`, `alert:…`). Prefect's task engine asks the API for a
+    slot of the tag concurrency limits of every tagged task run before its body runs: a
+    write (`increment-with-lease`), which a SQLite server busy with the run's own events
+    answers `database is locked` (503), retried by the client 2 s later — every alert's
+    first revocation waited for it. Untagged task runs make no such call."""
+    from prefect.context import TagsContext
+
+    with TagsContext(current_tags=set()):
+        yield
+
+
+@contextmanager
 def fast() -> Iterator[None]:
     """No flow heartbeats: they add ~0.9 s to every short flow (the ledger knows which runs
     started and never finished: `killswitch audit unfinished`)."""
