@@ -1,9 +1,15 @@
 """Each stand-in's own capacity, measured alone: requests per second it serves directly
 (no proxy, no kill switch) with 16 concurrent clients. A benchmark must not mistake the
-sandbox's ceiling (moto serves a few hundred requests a second here) for ours."""
+sandbox's ceiling (moto serves a few hundred requests a second here) for ours.
+
+`replay`: the same number of calls per stand-in as a run made, served all at once — the
+sandbox's ceiling for that mix on this machine. Measured alone, each stand-in has the machine
+to itself; in a run, moto, the SaaS, GCP and Azure stand-ins and the fault proxy share one
+Python process (one interpreter lock), and every stand-in shares the cores with the client."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -60,10 +66,8 @@ def _azure(bench: Bench) -> tuple[httpx.Client, str]:
     return client, path
 
 
-def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
-    """Requests per second of moto (iam:GetUser), OpenBao (lookup-self), the SaaS
-    stand-ins (GitHub's GET /user), the GCP stand-in (GetServiceAccount over gRPC) and the
-    Azure stand-in (an ARM role-assignment listing over TLS)."""
+def _calls(bench: Bench) -> tuple[dict[str, Callable[[], object]], Callable[[], None]]:
+    """One representative call per stand-in (the ones `measure` times), and a closer."""
     gcp = Gcp(bench.status["stand_ins"]["gcp"]["grpc_target"]).clients()
     account = f"projects/{gcp_fleet.PROJECT}/serviceAccounts/ceiling@example.invalid"
     azure, assignments = _azure(bench)
@@ -80,16 +84,44 @@ def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
     )
     token = mint(bench.saas_url, "github", "ceiling")["secret"]
     saas = httpx.Client(base_url=bench.saas_url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        return {
-            "aws": _rate(lambda: iam.get_user(UserName=fleet.ADMIN_USER), seconds),
-            "vault": _rate(lambda: vault.get("/v1/auth/token/lookup-self"), seconds),
-            "saas": _rate(lambda: saas.get("/github/user"), seconds),
-            "gcp": _rate(gcp_call, seconds),
-            "azure": _rate(lambda: azure.get(assignments), seconds),
-        }
-    finally:
+
+    def close() -> None:
         gcp.close()
         azure.close()
         vault.close()
         saas.close()
+
+    calls: dict[str, Callable[[], object]] = {
+        "aws": lambda: iam.get_user(UserName=fleet.ADMIN_USER),
+        "vault": lambda: vault.get("/v1/auth/token/lookup-self"),
+        "saas": lambda: saas.get("/github/user"),
+        "gcp": gcp_call,
+        "azure": lambda: azure.get(assignments),
+    }
+    return calls, close
+
+
+def replay(bench: Bench, made: dict[str, int], workers: int = 48) -> float:
+    """Seconds the sandbox takes to serve `made` (calls per stand-in) all at once, each
+    stand-in's calls spread over the run (interleaved), `workers` clients at a time."""
+    calls, close = _calls(bench)
+    todo = [name for name in calls for _ in range(made.get(name, 0))]
+    random.Random(7).shuffle(todo)  # noqa: S311  (an interleaving, not a secret)
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda name: calls[name](), todo))
+        return time.monotonic() - started
+    finally:
+        close()
+
+
+def measure(bench: Bench, seconds: float = 2.0) -> dict[str, float]:
+    """Requests per second of moto (iam:GetUser), OpenBao (lookup-self), the SaaS
+    stand-ins (GitHub's GET /user), the GCP stand-in (GetServiceAccount over gRPC) and the
+    Azure stand-in (an ARM role-assignment listing over TLS), each alone."""
+    calls, close = _calls(bench)
+    try:
+        return {name: _rate(call, seconds) for name, call in calls.items()}
+    finally:
+        close()

@@ -127,6 +127,8 @@ def one(
         cpu = meter.stop()
         bench.latency(0)
         calls = bench.calls()
+        # The same calls, served by the sandbox all at once on this machine (no latency).
+        replay_s = ceilings.replay(bench, calls)
         ids = {p.run_id for p in plans}
         marks: dict[str, dict[str, float]] = {}
         waits: list[float] = []
@@ -160,6 +162,9 @@ def one(
             "capacity_floor_s": floor,
             "ceiling_credentials_per_s": total / floor if floor else None,
             "fraction_of_ceiling": floor / elapsed if elapsed else None,
+            "replay_s": replay_s,
+            "replay_credentials_per_s": total / replay_s if replay_s else None,
+            "fraction_of_replay": replay_s / elapsed if elapsed else None,
             # From the plan's ledger entry to the containment's `started` entry: the flow
             # run's creation, a worker's poll, its process, imports, admission.
             "orchestration_s_per_agent": statistics.mean(m["started"] - first for m in done)
@@ -193,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"[{workers} worker(s)] {result['credentials']} credentials of {args.agents} "
                 f"agents in {result['seconds']:.1f}s: {result['credentials_per_s']:.1f}/s "
-                f"({100 * (result['fraction_of_ceiling'] or 0):.0f}% of the stand-ins' ceiling); "
+                f"({100 * (result['fraction_of_ceiling'] or 0):.0f}% of the stand-ins' ceiling, "
+                f"{100 * (result['fraction_of_replay'] or 0):.0f}% of the replay's); "
                 f"orchestration {result['orchestration_s_per_agent'] or 0:.1f}s/agent; "
                 f"{result['cores_busy']:.2f} cores busy; all proven: {result['all_proven']}",
                 flush=True,

@@ -117,18 +117,20 @@ def _fleet_server(data: dict[str, Any]) -> str:
         "`python -m bench.fleet --via-server`), a fleet of agents planned once and contained "
         "in lanes:",
         "",
-        "| workers | credentials | s | proven/s | ceiling/s | of ceiling | orchestration s/agent "
-        "| containment s/agent | slot wait ms (mean) | cores busy | "
+        "| workers | credentials | s | proven/s | ceiling/s | of ceiling | replay/s | of replay "
+        "| orchestration s/agent | containment s/agent | slot wait ms (mean) | cores busy | "
         + " | ".join(f"CPU s: {p}" for p in parts)
         + " | all proven |",
-        "|" + "---:|" * (10 + len(parts)) + "---|",
+        "|" + "---:|" * (12 + len(parts)) + "---|",
     ]
     for r in runs:
         cpu = r.get("cpu_s", {})
         lines.append(
             f"| {r['workers']} | {r['credentials']} | {r['seconds']:.1f} | "
             f"{r['credentials_per_s']:.1f} | {r['ceiling_credentials_per_s']:.0f} | "
-            f"**{100 * r['fraction_of_ceiling']:.0f}%** | "
+            f"{100 * r['fraction_of_ceiling']:.0f}% | "
+            f"{r.get('replay_credentials_per_s') or 0:.0f} | "
+            f"**{100 * (r.get('fraction_of_replay') or 0):.0f}%** | "
             f"{r['orchestration_s_per_agent'] or 0:.2f} | "
             f"{r['containment_s_per_agent'] or 0:.2f} | "
             f"{r['slot_acquire_ms_mean'] or 0:.0f} | {r.get('cores_busy', 0):.2f} | "
@@ -138,8 +140,11 @@ def _fleet_server(data: dict[str, Any]) -> str:
     lines += [
         "",
         f"{runs[0]['latency_ms']:.0f} ms on every provider call; *ceiling*: the credentials "
-        "per second the stand-ins could have served for the calls made, each stand-in with a "
-        "core to itself; *orchestration*: from the fleet's first plan to each agent's "
+        "per second the stand-ins could have served for the calls made, each measured alone "
+        "with the machine to itself; *replay*: the same number of calls per stand-in replayed "
+        "against the sandbox all at once, as fast as it serves them (no latency): what the "
+        "stand-ins can serve on this machine, where they share one process and the cores; "
+        "*orchestration*: from the fleet's first plan to each agent's "
         "containment starting (lanes created, a worker's poll, the lane's process, admission, "
         "waiting for a place in its lane); machine: "
         f"{data['machine']}.",
