@@ -181,3 +181,40 @@ def test_a_database_that_is_gone_is_a_clear_error(tmp_path: Path) -> None:
         Plans(PostgresInventory(url, tmp_path / "inventory.db", deadline_s=1.0))
     assert time.monotonic() - started < 10
     assert "hunter2" not in str(raised.value) and "did not answer" in str(raised.value)
+
+
+def end_idle_sessions(url: str) -> int:
+    """End every other session of the database, as a fast restart or a failover does
+    (57P01 admin_shutdown); how many."""
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_connection_ended_while_idle_is_made_again_for_the_tables_beside_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The server restarted between two transactions (the server is back): the next one
+    connects again, as the inventory's own calls do, instead of failing once per process."""
+    inventory = PostgresInventory(pg_url, tmp_path / "inventory.db", deadline_s=5.0)
+    nonces = Nonces(inventory)
+    try:
+        assert nonces.first_time("n-1", "contain", time.time() + 60)
+        assert end_idle_sessions(pg_url) == 1
+        assert nonces.first_time("n-2", "contain", time.time() + 60)
+        assert not nonces.first_time("n-1", "contain", time.time() + 60)
+        # Ended inside a block: not re-run (nothing of it written), a clear error, and the
+        # side lock is free for another host at once.
+        with pytest.raises(DatabaseUnavailable, match="did not answer"):
+            with inventory.transaction() as db:
+                db.execute("DELETE FROM run_ticket_nonces")
+                end_idle_sessions(pg_url)
+                db.execute("SELECT 1")
+        other = Nonces(PostgresInventory(pg_url, tmp_path / "other.db", deadline_s=5.0))
+        assert not other.first_time("n-2", "contain", time.time() + 60)
+        assert nonces.first_time("n-3", "contain", time.time() + 60)
+    finally:
+        inventory.close()
