@@ -102,7 +102,10 @@ class SlotPool:
         self._cond = threading.Condition()
         self._client: Any = None
         self._keeper: threading.Thread | None = None
-        self._closed = False
+        # The keeper sleeps on its own event, not on `_cond`: a slot given back must wake a
+        # call waiting for one, not the keeper (which would leave the call waiting out the
+        # server's Retry-After, up to 30 s, beside an idle slot).
+        self._closed = threading.Event()
         self.leased = 0  # slots asked of the server (the rest were lent here)
 
     def take(self, timeout_s: float) -> UUID:
@@ -167,11 +170,8 @@ class SlotPool:
 
     def _keep(self) -> None:
         """Give back what stayed idle past LINGER_S; renew what is held before it lapses."""
-        while True:
+        while not self._closed.wait(self.linger_s / 2):
             with self._cond:
-                if self._closed:
-                    return
-                self._cond.wait(self.linger_s / 2)
                 now = time.monotonic()
                 stale = [lease for lease, since in self._idle if now - since >= self.linger_s]
                 self._idle = [(lease, s) for lease, s in self._idle if lease not in stale]
@@ -200,7 +200,7 @@ class SlotPool:
     def close(self) -> None:
         """Give every slot back (at exit; a killed process's leases lapse within LEASE_S)."""
         with self._cond:
-            self._closed = True
+            self._closed.set()
             leases = list(self._renewed)
             self._renewed.clear()
             self._idle.clear()

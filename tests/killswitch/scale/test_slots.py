@@ -76,3 +76,33 @@ def test_two_processes_never_hold_more_than_the_limit_and_give_back_when_idle(
 def test_a_limit_that_does_not_exist_is_an_error(limit: tuple[str, httpx.Client]) -> None:
     with pytest.raises(MissingLimitError):
         SlotPool(f"killswitch-test-missing-{uuid.uuid4().hex[:8]}").take(timeout_s=5)
+
+
+def test_a_slot_given_back_goes_at_once_to_a_call_of_the_process_waiting_for_one(
+    limit: tuple[str, httpx.Client],
+) -> None:
+    """The limit is full: a call waits the server's Retry-After (about a second here, up to
+    30 s) unless the process's own slot comes back first — then it takes that one at once,
+    whenever in the pool keeper's cycle the slot comes back."""
+    name, _ = limit
+    pool = SlotPool(name)
+    waited: list[float] = []
+    took: list[float] = []
+
+    def call() -> None:
+        lease = pool.take(timeout_s=60)
+        took.append(time.monotonic())
+        pool.give(lease)
+
+    for step in range(16):  # the slot comes back at every point of the keeper's cycle
+        held = [pool.take(timeout_s=10) for _ in range(LIMIT)]
+        waiting = threading.Thread(target=call)
+        waiting.start()
+        time.sleep(0.01 * step)
+        given = time.monotonic()
+        pool.give(held[0])
+        waiting.join(60)
+        waited.append(took[-1] - given)
+        pool.give(held[1])
+    pool.close()
+    assert max(waited) < 0.2, [f"{w:.2f}" for w in waited]
