@@ -128,6 +128,8 @@ class SlotPool:
 
     def give(self, lease: UUID) -> None:
         with self._cond:
+            if lease not in self._renewed:  # the server took it back (or the pool closed)
+                return
             self._idle.append((lease, time.monotonic()))
             self._cond.notify()
 
@@ -170,6 +172,8 @@ class SlotPool:
 
     def _keep(self) -> None:
         """Give back what stayed idle past LINGER_S; renew what is held before it lapses."""
+        import httpx
+
         while not self._closed.wait(self.linger_s / 2):
             with self._cond:
                 now = time.monotonic()
@@ -185,11 +189,22 @@ class SlotPool:
                     self._prefect().renew_concurrency_lease(
                         lease_id=lease, lease_duration=self.lease_s
                     )
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code in (404, 410):  # lapsed: its slot is free there
+                        self._forget(lease)
+                    continue
                 except Exception:  # noqa: S112  (renewed again on the next turn; it lapses at worst)
                     continue
                 with self._cond:
                     if lease in self._renewed:
                         self._renewed[lease] = time.monotonic()
+
+    def _forget(self, lease: UUID) -> None:
+        """A lease the server no longer holds: never lent again (a call holding it now
+        finishes; giving it back drops it)."""
+        with self._cond:
+            self._renewed.pop(lease, None)
+            self._idle = [(held, since) for held, since in self._idle if held != lease]
 
     def _release(self, lease: UUID) -> None:
         try:
