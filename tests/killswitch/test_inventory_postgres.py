@@ -10,6 +10,7 @@ what only a shared server shows: several processes racing, the types, the server
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from killswitch.alerts.fingerprints import Fingerprints
 from killswitch.alerts.guard import Dedup, StormBreaker
 from killswitch.alerts.replay import SeenAlerts
 from killswitch.inventory import Inventory
-from killswitch.inventory_postgres import PostgresInventory
+from killswitch.inventory_postgres import SIDE_LOCK, PostgresInventory
 from killswitch.models import Action, Agent, AgentStatus, CredentialRef, Verb
 from killswitch.plans import PlanNotRunnableError, Plans
 from killswitch.postgres import free_port
@@ -218,3 +219,33 @@ def test_a_connection_ended_while_idle_is_made_again_for_the_tables_beside_it(
         assert nonces.first_time("n-3", "contain", time.time() + 60)
     finally:
         inventory.close()
+
+
+def test_a_host_that_stops_inside_a_transaction_does_not_stop_every_other_host(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A host frozen (or cut off) inside a transaction beside the inventory holds its lock
+    until the server notices, hours without keepalives: another host waits as long as SQLite
+    waits for a writer (the deadline), then fails clearly, instead of hanging its Slack
+    commands and alert replay checks for as long."""
+    nonces = Nonces(PostgresInventory(pg_url, tmp_path / "inventory.db", deadline_s=1.0))
+    frozen = psycopg.connect(pg_url)  # another host's transaction, never finished
+    frozen.execute("SELECT pg_advisory_xact_lock(%s)", (SIDE_LOCK,))
+    said: list[BaseException | bool] = []
+
+    def check() -> None:
+        try:
+            said.append(nonces.first_time("n-1", "contain", time.time() + 60))
+        except Exception as exc:  # noqa: BLE001  (what it raised is the assertion)
+            said.append(exc)
+
+    waiting = threading.Thread(target=check, daemon=True)
+    started = time.monotonic()
+    waiting.start()
+    waiting.join(15)
+    frozen.close()  # the host is gone: the lock with it
+    waiting.join(15)
+    assert time.monotonic() - started < 15, "waited for the frozen host"
+    assert len(said) == 1 and isinstance(said[0], DatabaseUnavailable), said
+    assert "locked" in said[0].message
+    assert nonces.first_time("n-1", "contain", time.time() + 60)  # nothing was written
