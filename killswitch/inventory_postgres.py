@@ -125,8 +125,21 @@ class PostgresInventory(Inventory):
 
     @contextmanager
     def _side(self) -> Iterator[SideConnection]:
+        import psycopg
+
         with self._lock, self._pg.transaction() as db:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (SIDE_LOCK,))
+            # Waited for as long as SQLite waits for a writer: a host frozen or cut off inside
+            # a transaction holds the lock until the server notices (hours without
+            # keepalives), and every other host's Slack commands and alerts would wait too.
+            waited = f"{int(self._pg.deadline_s * 1000)}ms"
+            db.execute("SELECT set_config('lock_timeout', %s, true)", (waited,))
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (SIDE_LOCK,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise self._pg.unavailable(
+                    exc,
+                    f"kept the tables beside the inventory locked past {self._pg.deadline_s:g} s",
+                ) from exc
             yield SqliteDialect(db)
 
     def upsert_agent(self, agent: Agent) -> None:

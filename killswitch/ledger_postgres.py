@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from killswitch.ledger_key import LedgerMissingError
@@ -149,14 +149,12 @@ class PostgresStore:
         and an authentication: a fleet's monitor reads every half second)."""
         import psycopg
 
-        with self._readers_lock:
-            db = self._readers.pop() if self._readers else None
-        if db is None or db.closed or db.broken:
-            db = self._pg.connect()
+        db: psycopg.Connection[Any] | None = None
         finished = False
         try:
-            with db.transaction():
-                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            db, block = self._begin()
+            with ExitStack() as stack:
+                stack.push(block)
                 yield db
             finished = True
         except psycopg.errors.UndefinedTable as exc:
@@ -166,12 +164,47 @@ class PostgresStore:
                 raise self._pg.unavailable(exc, "went away during a read") from exc
             raise StoreUnreadable(f"{self.location}: {exc}") from exc
         finally:
-            with self._readers_lock:
-                keep = finished and not db.broken and len(self._readers) < READERS_KEPT
-                if keep:
-                    self._readers.append(db)
-            if not keep:
-                db.close()
+            if db is not None:
+                with self._readers_lock:
+                    keep = finished and not db.broken and len(self._readers) < READERS_KEPT
+                    if keep:
+                        self._readers.append(db)
+                if not keep:
+                    db.close()
+
+    def _begin(self) -> tuple[psycopg.Connection[Any], AbstractContextManager[Any]]:
+        """A reader's connection with its snapshot begun: a kept one, or a new one when the
+        server ended the kept ones while they were idle (a restart, a failover)."""
+        import psycopg
+
+        with self._readers_lock:
+            kept = self._readers.pop() if self._readers else None
+        if kept is not None and not (kept.closed or kept.broken):
+            block = kept.transaction()
+            try:
+                block.__enter__()
+                return kept, block
+            except psycopg.Error as exc:
+                kept.close()
+                if not transient(exc):
+                    raise
+                self._close_readers()  # ended together: each would fail one read
+        db = self._pg.connect()
+        db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        db.read_only = True
+        block = db.transaction()
+        try:
+            block.__enter__()
+        except BaseException:
+            db.close()
+            raise
+        return db, block
+
+    def _close_readers(self) -> None:
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for db in readers:
+            db.close()
 
     @contextmanager
     def snapshot(self, after: int) -> Iterator[tuple[Row | None, Iterator[Row]]]:
@@ -201,10 +234,7 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pg.close()
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for db in readers:
-            db.close()
+        self._close_readers()
 
 
 def _create_schema(db: psycopg.Connection[Any]) -> None:

@@ -8,7 +8,7 @@ ledger (killswitch/ledger_postgres.py) and the inventory (killswitch/inventory_p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from killswitch.errors import KillSwitchError, TransientError
@@ -90,9 +90,19 @@ class RetryingConnection:
         """One transaction for work that cannot be re-run whole (a caller's `with` block):
         reaching the server is retried like `run`, the block is not — a lost connection inside
         it rolls back and raises DatabaseUnavailable (nothing of the block was written)."""
-        db = self.retrying(self._conn)
+
+        def begin() -> tuple[psycopg.Connection[Any], AbstractContextManager[Any]]:
+            # BEGIN is reaching the server: a connection ended while idle (a restart, a
+            # failover) fails here, before the block, and is made again.
+            db = self._conn()
+            block = db.transaction()
+            block.__enter__()
+            return db, block
+
+        db, block = self.retrying(begin)
         try:
-            with db.transaction():
+            with ExitStack() as stack:
+                stack.push(block)
                 yield db
         except Exception as exc:
             if not transient(exc):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,7 @@ from killswitch.alerts.sources.aws import AwsSource
 from killswitch.alerts.sources.generic import GenericSource
 from killswitch.alerts.sources.github import GithubSource
 from killswitch.alerts.sources.sns import Fetch, SnsSource, https_fetch
+from killswitch.store_postgres import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +129,11 @@ def routes(
             outcome = await run_in_threadpool(source.accept, incoming)
         except AlertRefusedError as problem:
             return await refused(name, problem, client, claimed)
-        except sqlite3.Error:  # the replay store, not the request: the sender must retry
-            log.exception("the replay store failed on an alert request (%s)", name)
-            busy = NotHandledError("the replay store is unavailable; retry")
-            return await refused(name, busy, client, claimed)
-        except Exception:
+        except Exception as exc:
+            if _store_failed(exc):  # the replay store, not the request: the sender must retry
+                log.exception("the replay store failed on an alert request (%s)", name)
+                busy = NotHandledError("the replay store is unavailable; retry")
+                return await refused(name, busy, client, claimed)
             log.exception("alert source %s failed on a request", name)
             return await refused(
                 name, UnreadableError("the request could not be read"), client, claimed
@@ -191,6 +193,15 @@ async def _body(request: HttpRequest, limit: int) -> bytes | None:
     except ClientDisconnect:
         return None
     return body
+
+
+def _store_failed(exc: BaseException) -> bool:
+    """The replay store's database failed: SQLite's, or PostgreSQL's (down past its deadline,
+    or refusing) when the inventory lives there."""
+    if isinstance(exc, sqlite3.Error | DatabaseUnavailable):
+        return True
+    psycopg = sys.modules.get("psycopg")  # not imported: not a PostgreSQL store
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def app(

@@ -102,7 +102,10 @@ class SlotPool:
         self._cond = threading.Condition()
         self._client: Any = None
         self._keeper: threading.Thread | None = None
-        self._closed = False
+        # The keeper sleeps on its own event, not on `_cond`: a slot given back must wake a
+        # call waiting for one, not the keeper (which would leave the call waiting out the
+        # server's Retry-After, up to 30 s, beside an idle slot).
+        self._closed = threading.Event()
         self.leased = 0  # slots asked of the server (the rest were lent here)
 
     def take(self, timeout_s: float) -> UUID:
@@ -125,6 +128,8 @@ class SlotPool:
 
     def give(self, lease: UUID) -> None:
         with self._cond:
+            if lease not in self._renewed:  # the server took it back (or the pool closed)
+                return
             self._idle.append((lease, time.monotonic()))
             self._cond.notify()
 
@@ -167,11 +172,10 @@ class SlotPool:
 
     def _keep(self) -> None:
         """Give back what stayed idle past LINGER_S; renew what is held before it lapses."""
-        while True:
+        import httpx
+
+        while not self._closed.wait(self.linger_s / 2):
             with self._cond:
-                if self._closed:
-                    return
-                self._cond.wait(self.linger_s / 2)
                 now = time.monotonic()
                 stale = [lease for lease, since in self._idle if now - since >= self.linger_s]
                 self._idle = [(lease, s) for lease, s in self._idle if lease not in stale]
@@ -185,11 +189,22 @@ class SlotPool:
                     self._prefect().renew_concurrency_lease(
                         lease_id=lease, lease_duration=self.lease_s
                     )
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code in (404, 410):  # lapsed: its slot is free there
+                        self._forget(lease)
+                    continue
                 except Exception:  # noqa: S112  (renewed again on the next turn; it lapses at worst)
                     continue
                 with self._cond:
                     if lease in self._renewed:
                         self._renewed[lease] = time.monotonic()
+
+    def _forget(self, lease: UUID) -> None:
+        """A lease the server no longer holds: never lent again (a call holding it now
+        finishes; giving it back drops it)."""
+        with self._cond:
+            self._renewed.pop(lease, None)
+            self._idle = [(held, since) for held, since in self._idle if held != lease]
 
     def _release(self, lease: UUID) -> None:
         try:
@@ -200,7 +215,7 @@ class SlotPool:
     def close(self) -> None:
         """Give every slot back (at exit; a killed process's leases lapse within LEASE_S)."""
         with self._cond:
-            self._closed = True
+            self._closed.set()
             leases = list(self._renewed)
             self._renewed.clear()
             self._idle.clear()

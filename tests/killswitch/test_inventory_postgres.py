@@ -10,6 +10,7 @@ what only a shared server shows: several processes racing, the types, the server
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from killswitch.alerts.fingerprints import Fingerprints
 from killswitch.alerts.guard import Dedup, StormBreaker
 from killswitch.alerts.replay import SeenAlerts
 from killswitch.inventory import Inventory
-from killswitch.inventory_postgres import PostgresInventory
+from killswitch.inventory_postgres import SIDE_LOCK, PostgresInventory
 from killswitch.models import Action, Agent, AgentStatus, CredentialRef, Verb
 from killswitch.plans import PlanNotRunnableError, Plans
 from killswitch.postgres import free_port
@@ -181,3 +182,70 @@ def test_a_database_that_is_gone_is_a_clear_error(tmp_path: Path) -> None:
         Plans(PostgresInventory(url, tmp_path / "inventory.db", deadline_s=1.0))
     assert time.monotonic() - started < 10
     assert "hunter2" not in str(raised.value) and "did not answer" in str(raised.value)
+
+
+def end_idle_sessions(url: str) -> int:
+    """End every other session of the database, as a fast restart or a failover does
+    (57P01 admin_shutdown); how many."""
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_connection_ended_while_idle_is_made_again_for_the_tables_beside_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The server restarted between two transactions (the server is back): the next one
+    connects again, as the inventory's own calls do, instead of failing once per process."""
+    inventory = PostgresInventory(pg_url, tmp_path / "inventory.db", deadline_s=5.0)
+    nonces = Nonces(inventory)
+    try:
+        assert nonces.first_time("n-1", "contain", time.time() + 60)
+        assert end_idle_sessions(pg_url) == 1
+        assert nonces.first_time("n-2", "contain", time.time() + 60)
+        assert not nonces.first_time("n-1", "contain", time.time() + 60)
+        # Ended inside a block: not re-run (nothing of it written), a clear error, and the
+        # side lock is free for another host at once.
+        with pytest.raises(DatabaseUnavailable, match="did not answer"):
+            with inventory.transaction() as db:
+                db.execute("DELETE FROM run_ticket_nonces")
+                end_idle_sessions(pg_url)
+                db.execute("SELECT 1")
+        other = Nonces(PostgresInventory(pg_url, tmp_path / "other.db", deadline_s=5.0))
+        assert not other.first_time("n-2", "contain", time.time() + 60)
+        assert nonces.first_time("n-3", "contain", time.time() + 60)
+    finally:
+        inventory.close()
+
+
+def test_a_host_that_stops_inside_a_transaction_does_not_stop_every_other_host(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A host frozen (or cut off) inside a transaction beside the inventory holds its lock
+    until the server notices, hours without keepalives: another host waits as long as SQLite
+    waits for a writer (the deadline), then fails clearly, instead of hanging its Slack
+    commands and alert replay checks for as long."""
+    nonces = Nonces(PostgresInventory(pg_url, tmp_path / "inventory.db", deadline_s=1.0))
+    frozen = psycopg.connect(pg_url)  # another host's transaction, never finished
+    frozen.execute("SELECT pg_advisory_xact_lock(%s)", (SIDE_LOCK,))
+    said: list[BaseException | bool] = []
+
+    def check() -> None:
+        try:
+            said.append(nonces.first_time("n-1", "contain", time.time() + 60))
+        except Exception as exc:  # noqa: BLE001  (what it raised is the assertion)
+            said.append(exc)
+
+    waiting = threading.Thread(target=check, daemon=True)
+    started = time.monotonic()
+    waiting.start()
+    waiting.join(15)
+    frozen.close()  # the host is gone: the lock with it
+    waiting.join(15)
+    assert time.monotonic() - started < 15, "waited for the frozen host"
+    assert len(said) == 1 and isinstance(said[0], DatabaseUnavailable), said
+    assert "locked" in said[0].message
+    assert nonces.first_time("n-1", "contain", time.time() + 60)  # nothing was written

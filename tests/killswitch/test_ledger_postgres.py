@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -397,4 +398,25 @@ def test_threads_appending_at_once_share_commits_and_keep_one_chain(
     rows = list(book.rows())
     assert all(r["actor"] == f"t{n}" for n, seqs in got.items() for r in rows if r["seq"] in seqs)
     assert ledger(tmp_path, url, "auditor").verify().ok
+    book.close()
+
+
+def test_reads_after_the_server_ended_the_kept_readers_connect_again(
+    tmp_path: Path, url: str
+) -> None:
+    """The readers' connections are kept for the next read (a fleet's monitor reads every
+    half second); a restart or a failover ends them while idle: the next reads connect
+    again instead of failing, as they did when every read made its connection."""
+    book = ledger(tmp_path, url)
+    book.append(entry(0))
+    with ThreadPoolExecutor(4) as pool:  # several readers at once: several kept
+        assert list(pool.map(lambda _: len(list(book.rows())), range(8))) == [1] * 8
+    sql(
+        url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert [len(list(book.rows(run_id="run-p0"))) for _ in range(6)] == [1] * 6
+    book.append(entry(1))
+    assert [r["detail"]["i"] for r in book.rows()] == [0, 1]
     book.close()

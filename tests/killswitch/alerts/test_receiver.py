@@ -236,3 +236,39 @@ def test_a_failing_replay_store_asks_the_sender_to_retry(tmp_path: Path) -> None
     with TestClient(receiver, raise_server_exceptions=False) as client:
         answer = client.post("/alerts/aws", content=body, headers=aws_headers(keys.aws))
     assert answer.status_code == 503 and answer.json()["code"] == "alert-not-handled"
+
+
+def test_a_replay_store_in_postgres_that_is_down_asks_the_sender_to_retry(
+    tmp_path: Path, pg_cluster: Any
+) -> None:
+    """The replay ids live in PostgreSQL with a database URL: the server down is the replay
+    store's failure, not the request's (a 4xx would make the sender drop the alert)."""
+    from killswitch.inventory_postgres import PostgresInventory
+
+    keys = Secrets()
+    handled: list[Alert] = []
+
+    async def handle(alert: Alert) -> dict[str, Any]:
+        handled.append(alert)
+        return {"ok": True}
+
+    url = pg_cluster.ensure_database("receiver_replay")
+    inventory = PostgresInventory(url, tmp_path / "inventory.db", deadline_s=1.0)
+    receiver = app(
+        alert_settings(keys),
+        handle=handle,
+        refuse=lambda *a: None,
+        replay=SeenAlerts(inventory),
+    )
+    body = encode(health_exposed_event("AKIAIOSFODNN7EXAMPLE"))
+    with TestClient(receiver, raise_server_exceptions=False) as client:
+        pg_cluster.stop("fast")
+        try:
+            answer = client.post("/alerts/aws", content=body, headers=aws_headers(keys.aws))
+        finally:
+            pg_cluster.start()
+        assert answer.status_code == 503 and answer.json()["code"] == "alert-not-handled"
+        retry = client.post("/alerts/aws", content=body, headers=aws_headers(keys.aws))
+        assert retry.status_code == 202
+    assert len(handled) == 1
+    inventory.close()

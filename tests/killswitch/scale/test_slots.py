@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from killswitch.orchestrator import prefect_environment
-from killswitch.scale.slots import LINGER_S, MissingLimitError, SlotPool
+from killswitch.scale.slots import LEASE_S, LINGER_S, MissingLimitError, SlotPool
 from killswitch.settings import Settings
 from tests.conftest import prefect_headers
 
@@ -76,3 +76,64 @@ def test_two_processes_never_hold_more_than_the_limit_and_give_back_when_idle(
 def test_a_limit_that_does_not_exist_is_an_error(limit: tuple[str, httpx.Client]) -> None:
     with pytest.raises(MissingLimitError):
         SlotPool(f"killswitch-test-missing-{uuid.uuid4().hex[:8]}").take(timeout_s=5)
+
+
+def test_a_slot_given_back_goes_at_once_to_a_call_of_the_process_waiting_for_one(
+    limit: tuple[str, httpx.Client],
+) -> None:
+    """The limit is full: a call waits the server's Retry-After (about a second here, up to
+    30 s) unless the process's own slot comes back first — then it takes that one at once,
+    whenever in the pool keeper's cycle the slot comes back."""
+    name, _ = limit
+    pool = SlotPool(name)
+    waited: list[float] = []
+    took: list[float] = []
+
+    def call() -> None:
+        lease = pool.take(timeout_s=60)
+        took.append(time.monotonic())
+        pool.give(lease)
+
+    for step in range(16):  # the slot comes back at every point of the keeper's cycle
+        held = [pool.take(timeout_s=10) for _ in range(LIMIT)]
+        waiting = threading.Thread(target=call)
+        waiting.start()
+        time.sleep(0.01 * step)
+        given = time.monotonic()
+        pool.give(held[0])
+        waiting.join(60)
+        waited.append(took[-1] - given)
+        pool.give(held[1])
+    pool.close()
+    assert max(waited) < 0.2, [f"{w:.2f}" for w in waited]
+
+
+def test_a_lease_the_server_took_back_is_no_longer_lent(limit: tuple[str, httpx.Client]) -> None:
+    """A lease that lapsed (its renewals failed for LEASE_S: the server unreachable, the
+    process stalled) is taken back by the server and its slot leased elsewhere: a busy
+    process must stop lending it once its renewal is refused, or more calls than the limit
+    are in flight."""
+    name, api = limit
+    pool, elsewhere = SlotPool(name), SlotPool(name)
+    lease = pool.take(timeout_s=10)
+    # What the server's repossessor does with a lapsed lease: frees its slot, forgets it.
+    taken_back = api.post(
+        "v2/concurrency_limits/decrement-with-lease", json={"lease_id": str(lease)}
+    )
+    assert taken_back.is_success
+    theirs = [elsewhere.take(timeout_s=10) for _ in range(LIMIT)]  # the whole limit elsewhere
+    lent, deadline = 0, time.monotonic() + LEASE_S / 3 + 10  # a held lease is renewed by then
+    while time.monotonic() < deadline:
+        pool.give(lease)
+        time.sleep(0.05)  # busy: never idle for LINGER_S
+        try:
+            lease = pool.take(timeout_s=0.1)
+        except TimeoutError:
+            break
+        lent += 1
+    else:
+        pytest.fail(f"a lapsed lease lent {lent} times while the limit was held elsewhere")
+    for each in theirs:
+        elsewhere.give(each)
+    pool.close()
+    elsewhere.close()
