@@ -25,10 +25,11 @@ from prefect.artifacts import create_table_artifact
 from flows import handover
 from killswitch import progress
 from killswitch.engine import WORKER_ENV
-from killswitch.errors import ConfigurationError, RefusedError
+from killswitch.errors import RefusedError
 from killswitch.fleet.report import AgentResult, FleetReport, from_ledger, load, report_of
 from killswitch.ledger_key import derived_key
 from killswitch.models import Plan
+from killswitch.orchestrator import NoWorkersError
 from killswitch.plans import PlanNotRunnableError, Plans, PlanState
 from killswitch.recorder import Recorder
 from killswitch.request import Request
@@ -52,7 +53,7 @@ class FleetNotProven(Exception):  # noqa: N818  (the name is what the flow run s
 
 def _ready(runtime: Runtime) -> list[str]:
     """The online workers of the lanes' pool (the `fleet-lane` deployment must exist and a
-    worker must poll its pool: else the runs would wait forever). ConfigurationError (exit 3)
+    worker must poll its pool: else the runs would wait forever). NoWorkersError (exit 3)
     with the remedies."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
@@ -64,13 +65,13 @@ def _ready(runtime: Runtime) -> list[str]:
         try:
             deployment = client.read_deployment_by_name(LANE_DEPLOYMENT)
         except ObjectNotFound:
-            raise ConfigurationError(
+            raise NoWorkersError(
                 f"the Prefect server has no {LANE_DEPLOYMENT} deployment", remediation=remedy
             ) from None
     pool = deployment.work_pool_name or runtime.settings.scale.work_pool
     workers = online_workers(pool)
     if not workers:
-        raise ConfigurationError(f"no worker is polling the work pool {pool!r}", remediation=remedy)
+        raise NoWorkersError(f"no worker is polling the work pool {pool!r}", remediation=remedy)
     return workers
 
 

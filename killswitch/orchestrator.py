@@ -26,6 +26,13 @@ BREAK_GLASS = (
 UNREACHABLE: list[str] = []
 
 
+class NoWorkersError(ConfigurationError):
+    """The Prefect server answers, but no worker polls the pool a fleet's lanes go to (or
+    the lane deployment is missing): the runs would wait forever."""
+
+    code = "no-workers"
+
+
 class OrchestratorUnreachableError(ConfigurationError):
     """The Prefect API did not answer (down, hung, or answering its health check only)."""
 

@@ -57,10 +57,15 @@ class Fleet:
 
     @property
     def label(self) -> str:
+        """As Slack shows it: `&`, `<`, `>` escaped (a `<!channel>` in a team's name is text)."""
         if self.agents is not None:
             count = len(self.agents.split(","))
-            return f"{count} agents" if count > 3 else self.agents
-        return f"owner:{self.owner}" if self.owner is not None else f"credential:{self.credential}"
+            text = f"{count} agents" if count > 3 else self.agents
+        elif self.owner is not None:
+            text = f"owner:{self.owner}"
+        else:
+            text = f"credential:{self.credential}"
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @dataclass(frozen=True, slots=True)

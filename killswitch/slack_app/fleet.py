@@ -12,10 +12,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from killswitch import pipeline, progress
-from killswitch.errors import ConfigurationError, KillSwitchError, RefusedError
+from killswitch.errors import KillSwitchError, RefusedError
 from killswitch.fleet.report import FleetReport, blast_radius
 from killswitch.fleet.selection import select
 from killswitch.models import Plan
+from killswitch.orchestrator import NoWorkersError, OrchestratorUnreachableError
 from killswitch.request import Mode, Request
 from killswitch.slack_app import blocks
 from killswitch.slack_app.command import Parsed
@@ -154,7 +155,9 @@ class FleetCommands:
             try:
                 try:
                     report = pipeline.run_fleet(runtime, fleet_id, plans, mode=Mode.FLOW)
-                except ConfigurationError as exc:
+                except (OrchestratorUnreachableError, NoWorkersError) as exc:
+                    # Only for want of an orchestrator or of workers: a missing provider limit
+                    # (or any other error) is reported, not bypassed.
                     thread.reply(
                         "no workers: containing here",
                         [
