@@ -14,6 +14,7 @@ hosts as SQLite serialises its writers (the breaker's count-then-admit stays ato
 from __future__ import annotations
 
 import json
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 SCHEMA_LOCK = 0x6B696C6C73776974 + 2
 SIDE_LOCK = 0x6B696C6C73776974 + 3
+CONNECTIONS = 4  # per process (a server process each on PostgreSQL's side)
 
 _AGENT = "SELECT id, owner, status, purpose, environment, expires_at FROM agents"
 
@@ -104,21 +106,40 @@ class PostgresInventory(Inventory):
         # on this host.
         self.path = side_path
         self._lock = threading.Lock()
-        self._pg = RetryingConnection(url, deadline_s, what="inventory's database")
+        # Connections for the threads of this process (one each at a time, made on first use):
+        # an agent's actions each write their undo record and settle it, and a lane contains
+        # many agents at once; one shared connection made them queue behind each other's
+        # commits, where PostgreSQL flushes concurrent commits together.
+        self._all = [
+            RetryingConnection(url, deadline_s, what="inventory's database")
+            for _ in range(CONNECTIONS)
+        ]
+        self._free: queue.LifoQueue[RetryingConnection] = queue.LifoQueue()
+        for each in self._all:
+            self._free.put(each)
 
         def create(db: psycopg.Connection[Any]) -> None:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             db.execute(_SCHEMA)
 
-        self._pg.run(create)
+        self._run(create)
+
+    @contextmanager
+    def _connection(self) -> Iterator[RetryingConnection]:
+        taken = self._free.get()
+        try:
+            yield taken
+        finally:
+            self._free.put(taken)
 
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        with self._lock:
-            return self._pg.run(work)
+        with self._connection() as pg:
+            return pg.run(work)
 
     def close(self) -> None:
         with self._lock:
-            self._pg.close()
+            for each in self._all:
+                each.close()
 
     def transaction(self) -> AbstractContextManager[SideConnection]:
         return self._side()
@@ -127,18 +148,18 @@ class PostgresInventory(Inventory):
     def _side(self) -> Iterator[SideConnection]:
         import psycopg
 
-        with self._lock, self._pg.transaction() as db:
+        with self._connection() as pg, pg.transaction() as db:
             # Waited for as long as SQLite waits for a writer: a host frozen or cut off inside
             # a transaction holds the lock until the server notices (hours without
             # keepalives), and every other host's Slack commands and alerts would wait too.
-            waited = f"{int(self._pg.deadline_s * 1000)}ms"
+            waited = f"{int(pg.deadline_s * 1000)}ms"
             db.execute("SELECT set_config('lock_timeout', %s, true)", (waited,))
             try:
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (SIDE_LOCK,))
             except psycopg.errors.LockNotAvailable as exc:
-                raise self._pg.unavailable(
+                raise pg.unavailable(
                     exc,
-                    f"kept the tables beside the inventory locked past {self._pg.deadline_s:g} s",
+                    f"kept the tables beside the inventory locked past {pg.deadline_s:g} s",
                 ) from exc
             yield SqliteDialect(db)
 

@@ -37,7 +37,10 @@ LEASE_S = 60.0
 # How long a slot may stay idle in a process's pool before it goes back to the server: long
 # enough for the next call of a busy process to find it, short enough that another worker
 # waiting for it loses little.
-LINGER_S = 0.2
+LINGER_S = 0.5
+# How long a call waits, at most, before this process asks the server again for a slot of a
+# full limit (one call at a time asks).
+ASK_AGAIN_S = 1.0
 
 
 class MissingLimitError(ConfigurationError):
@@ -107,16 +110,29 @@ class SlotPool:
         # server's Retry-After, up to 30 s, beside an idle slot).
         self._closed = threading.Event()
         self.leased = 0  # slots asked of the server (the rest were lent here)
+        self._asking = False  # a call of this process is asking the server for a slot
 
     def take(self, timeout_s: float) -> UUID:
         """An idle slot of this process, else a new lease from the server (waiting while the
-        limit is full, for a slot here or there); TimeoutError past `timeout_s`."""
+        limit is full, for a slot here or there); TimeoutError past `timeout_s`. One call at
+        a time asks the server; the others wait here for a slot given back or leased."""
         deadline = time.monotonic() + timeout_s
         while True:
             with self._cond:
+                while not self._idle and self._asking:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(self.name)
+                    self._cond.wait(min(left, ASK_AGAIN_S))
                 if self._idle:
                     return self._idle.pop()[0]
-            lease, retry_after = self._lease()
+                self._asking = True
+            try:
+                lease, retry_after = self._lease()
+            finally:
+                with self._cond:
+                    self._asking = False
+                    self._cond.notify()
             if lease is not None:
                 return lease
             with self._cond:
@@ -124,7 +140,9 @@ class SlotPool:
                 if left <= 0:
                     raise TimeoutError(self.name)
                 if not self._idle:
-                    self._cond.wait(min(retry_after, left))
+                    # The server's Retry-After grows with how long slots are held (ours are
+                    # held across calls): ask again sooner, one call of this process at a time.
+                    self._cond.wait(min(retry_after, ASK_AGAIN_S, left))
 
     def give(self, lease: UUID) -> None:
         with self._cond:
