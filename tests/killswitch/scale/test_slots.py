@@ -98,7 +98,9 @@ def test_a_slot_given_back_goes_at_once_to_a_call_of_the_process_waiting_for_one
         held = [pool.take(timeout_s=10) for _ in range(LIMIT)]
         waiting = threading.Thread(target=call)
         waiting.start()
-        time.sleep(0.01 * step)
+        # Once the call has been refused by the server and waits (a call in the middle of
+        # asking the server takes the slot when its answer is back: that is a round trip).
+        time.sleep(0.3 + 0.02 * step)
         given = time.monotonic()
         pool.give(held[0])
         waiting.join(60)
