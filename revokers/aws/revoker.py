@@ -72,7 +72,7 @@ class AwsRevoker(Revoker):
             endpoint_url=config.endpoint_url, region=config.region, config=self._botocore
         )
         self._own_arn: str | None = None
-        self._read_backs = probes.ReadBacks()
+        self._read_backs = probes.ReadBacks(workers=config.max_workers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsRevoker:
@@ -224,4 +224,5 @@ class AwsRevoker(Revoker):
         return policies.permission_policy()
 
     def close(self) -> None:
+        self._read_backs.close()
         self.probe_clients.close()
