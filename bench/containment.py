@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in MODES if m in args.modes.split(",")]
     if not modes or set(args.modes.split(",")) - set(MODES):
         parser.error(f"--modes: a comma-separated subset of {','.join(MODES)}")
-    whole = modes == list(MODES)
+    every_mode = modes == list(MODES)
     ks = [11, 60] if args.quick else [int(k) for k in args.ks.split(",")]
     ls = [50.0] if args.quick else [float(x) for x in args.ls.split(",")]
     runs = 1 if args.quick else args.runs
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 row["runs"] = runs
                 rows.append(row)
-        if not whole:
+        if not every_mode:
             print("a subset of the modes: bench/results/ left as it is", flush=True)
             return 0
         write("containment", rows)
