@@ -162,10 +162,10 @@ def run_provider(
     slot: Slot = nullcontext,
 ) -> ProviderOutcome:
     """Baseline-probe every credential, contain and detach in parallel, and prove every
-    credential in parallel, each as soon as its own containment actions are back. `slot`: held around each gated provider call (see `perform`).
-    `on_baselines` gets the controls before the first change is sent; `carry`, called once
-    after containment and only when a control is blocked, may stand earlier runs' baselines
-    in for them."""
+    credential in parallel, each as soon as its own containment actions are back. `slot`:
+    held around each gated provider call (see `perform`). `on_baselines` gets the controls
+    before the first change is sent; `carry`, called once after containment and only when
+    a control is blocked, may stand earlier runs' baselines in for them."""
     started = time.monotonic()
     results: list[ActionResult] = []
     for action in plan.actions:
@@ -237,9 +237,9 @@ def run_provider(
                 for future in as_completed(futures):
                     result = future.result()
                     results.append(result)
-                    on_result(result)
                     if on_done is not None:
-                        on_done(result)
+                        on_done(result)  # a probe it frees goes first: the ledger can wait
+                    on_result(result)
 
         def verdict_for(
             credential: Credential, done: Sequence[ActionResult]
