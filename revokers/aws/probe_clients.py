@@ -11,6 +11,7 @@ signed by another identity — the kill switch's own above all.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -57,14 +58,44 @@ class _MaterialProvider(CredentialProvider):
 
 
 class ProbeClients:
-    """The shared probe clients of one AWS revoker (thread-safe: botocore clients are)."""
+    """The shared probe clients of one AWS revoker (thread-safe: botocore clients are), made
+    at the first probe; `loader`: the revoker's own botocore data loader, whose service
+    models are loaded already."""
 
-    def __init__(self, *, endpoint_url: str | None, region: str, config: Config) -> None:
-        session = botocore.session.Session()
-        # The only source of credentials these clients know: no environment, no profile.
-        session.register_component("credential_provider", CredentialResolver([_MaterialProvider()]))
-        self.iam: IAMClient = _client(session, "iam", endpoint_url, region, config)
-        self.sts: STSClient = _client(session, "sts", endpoint_url, region, config)
+    def __init__(
+        self, *, endpoint_url: str | None, region: str, config: Config, loader: Any = None
+    ) -> None:
+        self._args = (endpoint_url, region, config)
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._clients: tuple[Any, Any] | None = None
+
+    def _made(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._clients is None:
+                session = botocore.session.Session()
+                if self._loader is not None:
+                    session.register_component("data_loader", self._loader)
+                # The only source of credentials these clients know: no environment, no
+                # profile.
+                session.register_component(
+                    "credential_provider", CredentialResolver([_MaterialProvider()])
+                )
+                self._clients = (
+                    _client(session, "iam", *self._args),
+                    _client(session, "sts", *self._args),
+                )
+            return self._clients
+
+    @property
+    def iam(self) -> IAMClient:
+        client: IAMClient = self._made()[0]
+        return client
+
+    @property
+    def sts(self) -> STSClient:
+        client: STSClient = self._made()[1]
+        return client
 
     @staticmethod
     @contextmanager
@@ -83,8 +114,10 @@ class ProbeClients:
             _signing.reset(token)
 
     def close(self) -> None:
-        self.iam.close()
-        self.sts.close()
+        with self._lock:
+            made, self._clients = self._clients, None
+        for client in made or ():
+            client.close()
 
 
 def _client(

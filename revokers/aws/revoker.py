@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from killswitch.models import (
@@ -54,7 +55,9 @@ class AwsRevoker(Revoker):
             read_timeout=config.read_timeout_s,
             max_pool_connections=max(10, config.max_workers * 2),
         )
+        core = botocore.session.Session()
         self._session = boto3.session.Session(
+            botocore_session=core,
             aws_access_key_id=config.access_key_id,
             aws_secret_access_key=(
                 config.secret_access_key.get_secret_value() if config.secret_access_key else None
@@ -69,7 +72,10 @@ class AwsRevoker(Revoker):
             "iam", endpoint_url=config.endpoint_url, config=self._botocore
         )
         self.probe_clients = probe_clients.ProbeClients(
-            endpoint_url=config.endpoint_url, region=config.region, config=self._botocore
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            config=self._botocore,
+            loader=core.get_component("data_loader"),
         )
         self._own_arn: str | None = None
         self._read_backs = probes.ReadBacks(workers=config.max_workers)
