@@ -11,8 +11,10 @@ Modes, each on a fresh agent per run (containment is destructive):
              measured ceiling), whichever is larger
 
     python -m bench.containment [--ks 11,60,240] [--ls 0,50] [--runs 3] [--quick]
+                                [--modes flow_warm,parallel]
 
 Writes bench/results/containment.json and bench/results/*.png; bench/README.md quotes them.
+With --modes (a subset), it prints its figures and writes nothing: the results stay whole.
 """
 
 from __future__ import annotations
@@ -133,7 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ls", default="0,50")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="K=11,60; L=50; 1 run")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"a subset of {','.join(MODES)}: printed only, bench/results/ left as it is",
+    )
     args = parser.parse_args(argv)
+    modes = [m for m in MODES if m in args.modes.split(",")]
+    if not modes or set(args.modes.split(",")) - set(MODES):
+        parser.error(f"--modes: a comma-separated subset of {','.join(MODES)}")
+    every_mode = modes == list(MODES)
     ks = [11, 60] if args.quick else [int(k) for k in args.ks.split(",")]
     ls = [50.0] if args.quick else [float(x) for x in args.ls.split(",")]
     runs = 1 if args.quick else args.runs
@@ -155,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in ks:
                 row: dict[str, Any] = {"K": k, "L": latency_ms, "machine": machine()}
                 calls: dict[str, int] = {}
-                for mode in MODES:
+                for mode in modes:
                     samples, returned, proven = [], [], True
                     for _ in range(runs_for(mode, k, latency_ms, runs)):
                         agent_id, actual = bench.seed(k)
@@ -195,10 +206,21 @@ def main(argv: list[str] | None = None) -> int:
                 drawn = timelines.get(f"K{k}_L{int(latency_ms)}")
                 if drawn is not None:
                     drawn["bound_s"] = row["bound_s"]
-                row["serial_over_parallel"] = row["serial_s"] / row["parallel_s"]
-                row["flow_warm_over_bound"] = row["flow_warm_s"] / row["bound_s"]
+                if "serial_s" in row and "parallel_s" in row:
+                    row["serial_over_parallel"] = row["serial_s"] / row["parallel_s"]
+                if "flow_warm_s" in row:
+                    row["flow_warm_over_bound"] = row["flow_warm_s"] / row["bound_s"]
+                    print(
+                        f"K={k:>3} L={latency_ms:>4.0f} flow_warm / bound "
+                        f"{row['flow_warm_s']:.3f} / {row['bound_s']:.3f} = "
+                        f"{row['flow_warm_over_bound']:.2f}x",
+                        flush=True,
+                    )
                 row["runs"] = runs
                 rows.append(row)
+        if not every_mode:
+            print("a subset of the modes: bench/results/ left as it is", flush=True)
+            return 0
         write("containment", rows)
         write("containment_timeline", timelines)
         write("ceilings", {"requests_per_s": ceiling, "machine": machine()})

@@ -10,7 +10,6 @@ from dataclasses import replace
 
 from killswitch import progress
 from killswitch.models import (
-    Action,
     AgentStatus,
     ContainmentReport,
     Credential,
@@ -23,6 +22,7 @@ from killswitch.models import (
     Verb,
     Verdict,
     VerdictStatus,
+    belongs,
 )
 from killswitch.plans import Plans
 from killswitch.recorder import Recorder
@@ -30,17 +30,6 @@ from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def belongs(action: Action, credential: Credential) -> bool:
-    """An action is a credential's when it targets the credential itself, its principal as a
-    whole (a deny-all, a disabled entity), or a prefix it lives under (a lease prefix)."""
-    target = action.target
-    return (
-        target == credential.ref
-        or (action.verb is Verb.CONTAIN and target == credential.principal)
-        or (target.endswith("/") and credential.ref.startswith(target))
-    )
 
 
 def converged(verdicts: Sequence[tuple[Credential, Verdict]]) -> tuple[float | None, int]:

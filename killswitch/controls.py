@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TypeVar
 
 from killswitch.models import Credential
 from killswitch.secrets import Material, SecretSource
@@ -23,23 +22,6 @@ from killswitch.verdicts import Control, control
 from revokers.base import Revoker
 
 FRESH_S = 5.0
-
-T = TypeVar("T")
-
-
-def _spawn(name: str, fn: Callable[..., T], *args: object) -> Future[T]:
-    """`fn(*args)` on a daemon thread of its own: a baseline nobody waits for (its run never
-    came) must not hold the process at exit, as an executor's threads would."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # handed to whoever waits
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return future
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +41,45 @@ _taken: dict[tuple[str, str], Early] = {}
 def start(
     run_id: str, revoker: Revoker, credentials: Sequence[Credential], secrets: SecretSource
 ) -> None:
-    """Begin reading material for, and probing, every credential of one provider's plan."""
+    """Begin reading material for, and probing, every credential of one provider's plan.
+    Returns at once: the threads (one a credential: its material, then its baseline) are
+    started by one thread of their own, so the provider's discovery answers without
+    waiting for them (under load each start waits its turn for the interpreter: tens of
+    credentials held a provider's answer for tenths of a second)."""
     from killswitch.execution import materials_for
 
-    materials = {
-        c.key: _spawn("early-material", materials_for, revoker, secrets, c) for c in credentials
-    }
+    unique = list({c.key: c for c in credentials}.values())
+    materials: dict[str, Future[Sequence[Material]]] = {c.key: Future() for c in unique}
+    controls: dict[str, Future[tuple[Control, ...]]] = {c.key: Future() for c in unique}
 
-    def one(credential: Credential) -> tuple[Control, ...]:
-        return tuple(control(revoker, credential, m) for m in materials[credential.key].result())
+    def one(credential: Credential) -> None:
+        key = credential.key
+        try:
+            found = materials_for(revoker, secrets, credential)
+        except BaseException as exc:  # handed to whoever waits
+            materials[key].set_exception(exc)
+            controls[key].set_exception(exc)
+            return
+        materials[key].set_result(found)
+        try:
+            controls[key].set_result(tuple(control(revoker, credential, m) for m in found))
+        except BaseException as exc:
+            controls[key].set_exception(exc)
 
-    controls = {c.key: _spawn("early-baseline", one, c) for c in credentials}
+    def every() -> None:
+        # Daemon threads: a baseline nobody waits for (its run never came) must not hold
+        # the process at exit, as an executor's threads would.
+        for credential in unique:
+            threading.Thread(
+                target=one, args=(credential,), name="early-baseline", daemon=True
+            ).start()
+
     now = time.monotonic()
     with _lock:
         for key in [k for k, e in _taken.items() if now - e.at > 4 * FRESH_S]:
             del _taken[key]  # plans that never ran (a button never pressed)
         _taken[(run_id, revoker.provider)] = Early(now, secrets, materials, controls)
+    threading.Thread(target=every, name="early-controls", daemon=True).start()
 
 
 def taken(run_id: str, provider: str, secrets: SecretSource) -> Early | None:

@@ -1,4 +1,5 @@
-"""One provider's share of a run: perform its actions in parallel, then prove each credential.
+"""One provider's share of a run: perform its actions in parallel, and prove each credential
+once its own containment is done.
 
 Plain functions over the revoker contract, so that the Prefect flow (one task per provider)
 and break-glass (no orchestrator) run exactly the same code. Only `TransientError` is
@@ -31,6 +32,7 @@ from killswitch.models import (
     Verb,
     Verdict,
     VerdictStatus,
+    belongs,
 )
 from killswitch.retry import retrying_transient
 from killswitch.secrets import CARRIED, Material, SecretSource
@@ -159,11 +161,11 @@ def run_provider(
     carry: Carry | None = None,
     slot: Slot = nullcontext,
 ) -> ProviderOutcome:
-    """Baseline-probe every credential, contain and detach in parallel, then prove every
-    credential in parallel. `slot`: held around each gated provider call (see `perform`).
-    `on_baselines` gets the controls before the first change is sent; `carry`, called once
-    after containment and only when a control is blocked, may stand earlier runs' baselines
-    in for them."""
+    """Baseline-probe every credential, contain and detach in parallel, and prove every
+    credential in parallel, each as soon as its own containment actions are back. `slot`:
+    held around each gated provider call (see `perform`). `on_baselines` gets the controls
+    before the first change is sent; `carry`, called once after containment and only when
+    a control is blocked, may stand earlier runs' baselines in for them."""
     started = time.monotonic()
     results: list[ActionResult] = []
     for action in plan.actions:
@@ -219,7 +221,9 @@ def run_provider(
             on_start(action)  # recorded before the change is made (a kill mid-way is undoable)
             return perform(revoker, action, timing.action_deadline_s, given, slot)
 
-        def run(actions: Sequence[Action]) -> None:
+        def run(
+            actions: Sequence[Action], on_done: Callable[[ActionResult], None] | None = None
+        ) -> None:
             batched = [a for a in actions if a.operation in revoker.batched_operations]
             # A batched operation's actions all go at once (the revoker gathers them into as
             # few provider calls as it may), on threads beyond the provider's worker count.
@@ -233,26 +237,13 @@ def run_provider(
                 for future in as_completed(futures):
                     result = future.result()
                     results.append(result)
+                    if on_done is not None:
+                        on_done(result)  # a probe it frees goes first: the ledger can wait
                     on_result(result)
 
-        # Containment first: what stops every credential authenticating. Grants come off
-        # while the probes run (a detach changes no verdict), unless a decommission must
-        # delete things first, in phases, and probe what is left after.
-        destroying = any(a.verb is Verb.DESTROY for a in pending)
-        run([a for a in pending if a.verb is Verb.CONTAIN])
-        detaching = [a for a in pending if a.verb is Verb.DETACH]
-        if destroying:
-            run(detaching)
-            for phase in sorted({a.phase for a in pending if a.verb is Verb.DESTROY}):
-                run([a for a in pending if a.verb is Verb.DESTROY and a.phase == phase])
-        contain_s = time.monotonic() - started
-        done = tuple(results)
-        if carry is not None and any(c.blocked for found in controls.values() for c in found):
-            controls = dict(carry(controls))
-        on_phase("probing")
-        verifying = time.monotonic()
-
-        def verdict_for(credential: Credential) -> tuple[Credential, Verdict]:
+        def verdict_for(
+            credential: Credential, done: Sequence[ActionResult]
+        ) -> tuple[Credential, Verdict]:
             found = materials[credential.key].result()
             if isinstance(found, Unread):
                 verdict = Verdict(
@@ -281,13 +272,56 @@ def run_provider(
             on_verdict(credential, verdict)
             return credential, verdict
 
-        # Probes are queued first: they decide the verdicts; the detach actions follow them
+        # Containment first: what stops every credential authenticating. Grants come off
+        # while the probes run (a detach changes no verdict), unless a decommission must
+        # delete things first, in phases, and probe what is left after.
+        destroying = any(a.verb is Verb.DESTROY for a in pending)
+        containing = [a for a in pending if a.verb is Verb.CONTAIN]
+        probing: dict[str, Future[tuple[Credential, Verdict]]] = {}
+        # Each credential is probed as soon as its own revocations have come back (its settle
+        # window starts at the first rejection seen after them), while the provider's other
+        # containment actions are still under way. Not in a decommission (it deletes first),
+        # nor when a control is blocked (whether an earlier run's baseline stands in for it
+        # is decided after the whole containment); and a credential none of whose actions
+        # is known as its own waits for the whole containment, as before.
+        owed: dict[str, set[str]] = {}
+        if not destroying and not any(c.blocked for found in controls.values() for c in found):
+            for credential in plan.credentials:
+                own = {a.key for a in containing if belongs(a, credential)}
+                if own:
+                    owed[credential.key] = own
+
+        def returned(result: ActionResult) -> None:
+            for credential in plan.credentials:
+                waiting = owed.get(credential.key)
+                if waiting is None or result.action.key not in waiting:
+                    continue
+                waiting.discard(result.action.key)
+                if not waiting:
+                    # Queued behind the containment actions still waiting for a worker.
+                    probing[credential.key] = pool.submit(verdict_for, credential, tuple(results))
+
+        run(containing, returned)
+        detaching = [a for a in pending if a.verb is Verb.DETACH]
+        if destroying:
+            run(detaching)
+            for phase in sorted({a.phase for a in pending if a.verb is Verb.DESTROY}):
+                run([a for a in pending if a.verb is Verb.DESTROY and a.phase == phase])
+        contain_s = time.monotonic() - started
+        done = tuple(results)
+        if carry is not None and any(c.blocked for found in controls.values() for c in found):
+            controls = dict(carry(controls))
+        on_phase("probing")
+        verifying = time.monotonic()
+        # The rest are queued now: probes decide the verdicts; the detach actions follow them
         # into the pool from a driver thread of its own (not a pool worker: with one worker,
         # the serial mode, a worker waiting on the pool's own queue would wait forever).
-        probing = [pool.submit(verdict_for, c) for c in plan.credentials]
+        for credential in plan.credentials:
+            if credential.key not in probing:
+                probing[credential.key] = pool.submit(verdict_for, credential, done)
         detach = threading.Thread(target=run, args=([] if destroying else detaching,))
         detach.start()
-        verdicts = [future.result() for future in probing]
+        verdicts = [probing[c.key].result() for c in plan.credentials]
         proven = time.monotonic()
         verify_s = proven - verifying
         detach.join()

@@ -97,6 +97,17 @@ class Action:
         return f"{self.operation} {self.target}" + ("" if self.reversible else " (irreversible)")
 
 
+def belongs(action: Action, credential: Credential) -> bool:
+    """An action is a credential's when it targets the credential itself, its principal as a
+    whole (a deny-all, a disabled entity), or a prefix it lives under (a lease prefix)."""
+    target = action.target
+    return (
+        target == credential.ref
+        or (action.verb is Verb.CONTAIN and target == credential.principal)
+        or (target.endswith("/") and credential.ref.startswith(target))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Unsearched:
     """A provider whose discovery failed: why, and the agent's credentials known there from

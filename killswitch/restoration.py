@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from killswitch import progress
-from killswitch.assembly import belongs
 from killswitch.errors import (
     DecommissionedError,
     KillSwitchError,
@@ -26,6 +25,7 @@ from killswitch.models import (
     RestoreReport,
     UndoRecord,
     Verdict,
+    belongs,
 )
 from killswitch.planning import authorize
 from killswitch.recorder import IN_FLIGHT, Recorder, refuse

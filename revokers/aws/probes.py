@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,12 +54,20 @@ def probe_call(client: IAMClient, credential: Credential) -> str:
 
 class ReadBacks:
     """Principals whose deny-all was just read back. Several keys of one user are probed at
-    once: one read-back serves them all for a few seconds (it was put there a moment ago)."""
+    once: one read-back serves them all for a few seconds (it was put there a moment ago).
+    With `workers`, a principal's read-back goes out alongside the probe's own call (`ahead`)
+    rather than after its AccessDenied: a probe's first rejection then costs one round trip,
+    not two."""
 
-    def __init__(self, ttl_s: float = 3.0) -> None:
+    def __init__(self, ttl_s: float = 3.0, workers: int = 0) -> None:
         self.ttl_s = ttl_s
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-read-back")
+            if workers
+            else None
+        )
 
     def fresh(self, principal: str) -> bool:
         with self._lock:
@@ -68,12 +77,27 @@ class ReadBacks:
         with self._lock:
             self._seen[principal] = time.monotonic()
 
+    def ahead(self, admin: IAMClient, principal: str) -> Future[bool] | None:
+        """The principal's deny read back (iam:GetUserPolicy / iam:GetRolePolicy) while the
+        probe's call is under way, unless one was read back a moment ago."""
+        if self._pool is None or self.fresh(principal):
+            return None
+        return self._pool.submit(quarantine_in_place, admin, principal)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
 
 def probe(
     admin: IAMClient, client: IAMClient, credential: Credential, read_backs: ReadBacks | None = None
 ) -> ProbeAttempt:
     """One attempt with the agent's credential; classify the provider's answer."""
     call = "iam:GetRole" if credential.kind == "aws.role" else "iam:GetUser"
+    read_backs = read_backs or ReadBacks(0)
+    # Sent after this run's deny was put (the engine probes a credential once its own
+    # containment is back), so it reads the state the probe is judged against.
+    ahead = read_backs.ahead(admin, credential.principal)
     try:
         probe_call(client, credential)
     except ClientError as exc:
@@ -82,7 +106,7 @@ def probe(
         if code in DEAD_CODES:
             return ProbeAttempt(ProbeOutcome.REJECTED, said)
         if code in DENIED_CODES:
-            return _denied(admin, credential, said, read_backs or ReadBacks(0))
+            return _denied(admin, credential, said, read_backs, ahead)
         if code == "SignatureDoesNotMatch":
             return ProbeAttempt(
                 ProbeOutcome.INCONCLUSIVE,
@@ -158,12 +182,18 @@ def _failed(admin: IAMClient, credential: Credential, said: str) -> ProbeAttempt
 
 
 def _denied(
-    admin: IAMClient, credential: Credential, said: str, read_backs: ReadBacks
+    admin: IAMClient,
+    credential: Credential,
+    said: str,
+    read_backs: ReadBacks,
+    ahead: Future[bool] | None = None,
 ) -> ProbeAttempt:
     try:
         # The deny first (one read); whether the principal still exists only when it is not.
-        deny = read_backs.fresh(credential.principal) or quarantine_in_place(
-            admin, credential.principal
+        deny = read_backs.fresh(credential.principal) or (
+            ahead.result()
+            if ahead is not None
+            else quarantine_in_place(admin, credential.principal)
         )
         if deny:
             read_backs.saw(credential.principal)

@@ -7,12 +7,12 @@ credential against a call the deny blocks. See shared PROVIDERS.md, AWS section.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from killswitch.models import (
@@ -27,14 +27,13 @@ from killswitch.models import (
 )
 from killswitch.secrets import Material
 from killswitch.settings import Settings
-from revokers.aws import discovery, enumeration, operations, policies, probes
+from revokers.aws import discovery, enumeration, operations, policies, probe_clients, probes
 from revokers.aws.errors import translate
 from revokers.aws.settings import AwsSettings
 from revokers.base import Discovery, ProbeAttempt, ProbeOutcome, Revoker, revoker
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
-    from mypy_boto3_sts import STSClient
 
 
 @revoker("aws")
@@ -56,7 +55,9 @@ class AwsRevoker(Revoker):
             read_timeout=config.read_timeout_s,
             max_pool_connections=max(10, config.max_workers * 2),
         )
+        core = botocore.session.Session()
         self._session = boto3.session.Session(
+            botocore_session=core,
             aws_access_key_id=config.access_key_id,
             aws_secret_access_key=(
                 config.secret_access_key.get_secret_value() if config.secret_access_key else None
@@ -70,10 +71,14 @@ class AwsRevoker(Revoker):
         self.iam: IAMClient = self._session.client(
             "iam", endpoint_url=config.endpoint_url, config=self._botocore
         )
-        self._lock = threading.Lock()
-        self._probe_clients: dict[tuple[str, ...], Any] = {}
+        self.probe_clients = probe_clients.ProbeClients(
+            endpoint_url=config.endpoint_url,
+            region=config.region,
+            config=self._botocore,
+            loader=core.get_component("data_loader"),
+        )
         self._own_arn: str | None = None
-        self._read_backs = probes.ReadBacks()
+        self._read_backs = probes.ReadBacks(workers=config.max_workers)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsRevoker:
@@ -191,35 +196,18 @@ class AwsRevoker(Revoker):
     def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
         return operations.perform(self.iam, action)
 
-    def _client_for(self, material: Material, service: str = "iam") -> Any:
-        fields = ("access_key_id", "secret_access_key", "session_token")
-        values = (service, *(material.get(f) or "" for f in fields))
-        with self._lock:
-            client = self._probe_clients.get(values)
-            if client is None:
-                # Clients from the shared session reuse its loaded models (a fresh Session
-                # costs tens of ms); boto3 sessions are not thread-safe, hence the lock.
-                client = self._session.client(
-                    service,  # type: ignore[call-overload]
-                    endpoint_url=self.config.endpoint_url,
-                    aws_access_key_id=values[1],
-                    aws_secret_access_key=values[2],
-                    aws_session_token=values[3] or None,
-                    config=self._botocore,
-                )
-                self._probe_clients[values] = client
-        return client
-
     def probe(self, credential: Credential, material: Material) -> ProbeAttempt:
         if not material.get("access_key_id") or not material.get("secret_access_key"):
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
-        return probes.probe(self.iam, self._client_for(material), credential, self._read_backs)
+        with self.probe_clients.signing_with(material):
+            return probes.probe(self.iam, self.probe_clients.iam, credential, self._read_backs)
 
     def baseline(self, credential: Credential, material: Material) -> ProbeAttempt:
         """iam:GetUser / iam:GetRole before containment: AccessDenied now is an implicit deny."""
         if not material.get("access_key_id") or not material.get("secret_access_key"):
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
-        return probes.baseline(self._client_for(material), credential)
+        with self.probe_clients.signing_with(material):
+            return probes.baseline(self.probe_clients.iam, credential)
 
     def alternative_probe(self, credential: Credential, material: Material) -> ProbeAttempt | None:
         """sts:GetCallerIdentity for an access key (fails only once the key is deactivated or
@@ -228,8 +216,8 @@ class AwsRevoker(Revoker):
             return None
         if not material.get("access_key_id") or not material.get("secret_access_key"):
             return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks key id or secret")
-        sts: STSClient = self._client_for(material, "sts")
-        return probes.identity(self.iam, sts, credential)
+        with self.probe_clients.signing_with(material):
+            return probes.identity(self.iam, self.probe_clients.sts, credential)
 
     def read_back(self, credential: Credential) -> Verdict:
         return probes.read_back(self.iam, credential)
@@ -242,5 +230,5 @@ class AwsRevoker(Revoker):
         return policies.permission_policy()
 
     def close(self) -> None:
-        with self._lock:
-            self._probe_clients.clear()
+        self._read_backs.close()
+        self.probe_clients.close()

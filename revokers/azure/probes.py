@@ -1,14 +1,17 @@
-"""The Entra token endpoint's answers to a probe: which AADSTS codes mean the credential is
-dead (the allow-list); every other code, service errors first of all, proves nothing."""
+"""The probe: a client-credentials token request with the agent's secret, sent straight to
+the tenant's token endpoint, and the Entra token endpoint's answers to it — which AADSTS
+codes mean the credential is dead (the allow-list); every other code, service errors first
+of all, proves nothing."""
 
 from __future__ import annotations
 
-import json
 import re
+import threading
 from typing import Any
 
-from azure.core.exceptions import ClientAuthenticationError
+import httpx
 
+from revokers.azure.graph import tls
 from revokers.base import ProbeAttempt, ProbeOutcome
 
 # The AADSTS codes of a token request that mean the credential is dead; any other (90024,
@@ -38,15 +41,75 @@ def _first_line(message: Any, code: str) -> str:
     return text[at:].split("\r\n")[0].split("\n")[0][:200]
 
 
-def said(exc: ClientAuthenticationError) -> str:
-    """What Entra said: azure-identity's message, or, when it kept only the HTTP status (a
-    5xx answer), the `error_description` of the response it carries (no secret in it)."""
-    message = str(exc.message)
-    if AADSTS.search(message) or exc.response is None:
-        return message
-    try:
-        body = json.loads(exc.response.text())
-    except (ValueError, TypeError, AttributeError):
-        return message
-    described = body.get("error_description") if isinstance(body, dict) else None
-    return f"{message}: {described}" if described else message
+class TokenRequests:
+    """`POST {authority}/{tenant}/oauth2/v2.0/token` (grant_type=client_credentials) with a
+    credential's own client id and secret: one round trip a probe. The token endpoint comes
+    from the tenant's OpenID configuration (`GET …/v2.0/.well-known/openid-configuration`),
+    read once per tenant and kept: it describes the tenant, not the credential. (A
+    ClientSecretCredential per probe read that document again every time — two round trips
+    a probe — and one credential across probes would answer from its token cache, as MSAL's
+    HTTP cache answers a repeated refused request for a minute: never a probe.) No token
+    issued here is kept or used."""
+
+    def __init__(self, authority: str, verify: bool | str, timeout_s: float) -> None:
+        host = authority.rstrip("/")
+        self.authority = host if "://" in host else f"https://{host}"
+        self.http = httpx.Client(verify=tls(verify), timeout=timeout_s)
+        self._endpoints: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def endpoint(self, tenant: str) -> str:
+        """The tenant's token endpoint, from its OpenID configuration (read once)."""
+        with self._lock:
+            known = self._endpoints.get(tenant)
+        if known is not None:
+            return known
+        response = self.http.get(f"{self.authority}/{tenant}/v2.0/.well-known/openid-configuration")
+        response.raise_for_status()
+        found = str(response.json()["token_endpoint"])
+        with self._lock:
+            self._endpoints[tenant] = found
+        return found
+
+    def probe(self, tenant: str, client_id: str, secret: str, scope: str) -> ProbeAttempt:
+        """One token request; the provider's answer, judged against the allow-list."""
+        try:
+            response = self.http.post(
+                self.endpoint(tenant),
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "scope": scope,
+                },
+                headers={"Accept": "application/json"},
+            )
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            return ProbeAttempt(
+                ProbeOutcome.INCONCLUSIVE, f"token request: {type(exc).__name__} (no answer)"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        if response.status_code == 200 and body.get("access_token"):
+            return ProbeAttempt(
+                ProbeOutcome.ACCEPTED, "token request with the agent's secret: access token issued"
+            )
+        described = str(body.get("error_description") or body.get("error") or "")
+        if response.status_code >= 500:
+            # A service error, whatever code it carries: never a dead credential.
+            code = AADSTS.search(described)
+            said = _first_line(described, code.group(0) if code else "")
+            return ProbeAttempt(
+                ProbeOutcome.INCONCLUSIVE,
+                f"token request → HTTP Error: {response.status_code}"
+                + (f": {said}" if said else "")
+                + " (not a dead credential)",
+                code.group(0) if code else "",
+            )
+        return classify(described or f"HTTP Error: {response.status_code}")
+
+    def close(self) -> None:
+        self.http.close()

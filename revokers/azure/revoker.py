@@ -1,7 +1,7 @@
 """Azure revoker: Entra service principals (Graph over httpx), their client secrets and their
 application objects' secrets and certificates, and their ARM role assignments
 (azure-mgmt-authorization, api-version 2022-04-01); azure-identity for the kill switch's own
-tokens and for the probes.
+tokens; the probes' token requests go straight to the tenant's token endpoint (`probes.py`).
 
 contain = `accountEnabled: false` on the principal (reversible; it refuses a token to every
 secret of the principal and of its application; access tokens already issued live until
@@ -9,7 +9,8 @@ they expire — the report says so); detach = delete the principal's own role as
 (recorded, re-created on restore) and remove it from the groups through which it holds
 others (`discovery.py` says why); destroy = `removePassword` on the principal and on the
 application, certificates dropped from the application's `keyCredentials`; probe = a
-client-credentials token request with the agent's secret → the AADSTS code as evidence. An
+client-credentials token request with the agent's secret (`POST /{tenant}/oauth2/v2.0/token`)
+→ the AADSTS code as evidence. An
 agent's principals carry the tag `agent-id=<id>`, or the inventory names them.
 """
 
@@ -22,7 +23,7 @@ from contextvars import copy_context
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
+from azure.core.exceptions import ResourceExistsError
 from azure.identity import ClientSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
@@ -45,8 +46,8 @@ from killswitch.settings import Settings
 from revokers.azure import discovery
 from revokers.azure.errors import translate
 from revokers.azure.graph import Graph
+from revokers.azure.probes import TokenRequests
 from revokers.azure.probes import classify as classify
-from revokers.azure.probes import said
 from revokers.azure.settings import AzureSettings
 from revokers.base import Discovery, Done, ProbeAttempt, ProbeOutcome, Revoker, dispatch, revoker
 
@@ -123,17 +124,17 @@ class AzureRevoker(Revoker):
             retry_total=0,
         )
         self.graph = Graph(config.graph_url, self.credential, self.verify, config.timeout_s)
+        self.tokens = TokenRequests(config.authority, self.verify, config.timeout_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureRevoker:
         return cls(settings.section("azure", AzureSettings))
 
-    def _credential(
-        self, client_id: str, secret: str, tenant: str | None = None
-    ) -> ClientSecretCredential:
+    def _credential(self, client_id: str, secret: str) -> ClientSecretCredential:
+        """The kill switch's own identity (the probes send their token requests themselves)."""
         custom = self.config.authority != DEFAULT_AUTHORITY
         return ClientSecretCredential(
-            tenant or str(self.config.tenant_id),
+            str(self.config.tenant_id),
             client_id,
             secret,
             authority=self.config.authority,
@@ -334,16 +335,9 @@ class AzureRevoker(Revoker):
             return ProbeAttempt(
                 ProbeOutcome.INCONCLUSIVE, "probe material lacks client_id or client_secret"
             )
-        attempt = self._credential(client_id, secret, material.get("tenant_id"))
-        try:
-            attempt.get_token(f"{self.config.arm_url.rstrip('/')}/.default")
-        except ClientAuthenticationError as exc:
-            return classify(said(exc))
-        finally:
-            attempt.close()
-        return ProbeAttempt(
-            ProbeOutcome.ACCEPTED, "token request with the agent's secret: access token issued"
-        )
+        tenant = material.get("tenant_id") or str(self.config.tenant_id)
+        scope = f"{self.config.arm_url.rstrip('/')}/.default"
+        return self.tokens.probe(tenant, client_id, secret, scope)
 
     def read_back(self, credential: Credential) -> Verdict:
         owner, _, key_id = credential.ref.partition("/")
@@ -433,6 +427,7 @@ class AzureRevoker(Revoker):
         }
 
     def close(self) -> None:
+        self.tokens.close()
         self.graph.close()
         self.arm.close()
         self.credential.close()

@@ -6,6 +6,7 @@ Read-back without the key: the key's `disabled` flag, or its absence."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -57,14 +58,24 @@ class _Timed(google.auth.transport.requests.Request):
         return super().__call__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(raw: str) -> service_account.Credentials:
+    """The key file parsed once (its RSA key: tens of ms of CPU), for the probes that follow
+    each other for a settle window; never refreshed itself — each probe refreshes a copy."""
+    parsed: service_account.Credentials = service_account.Credentials.from_service_account_info(
+        json.loads(raw), scopes=SCOPES
+    )
+    return parsed
+
+
 def probe(material: Material, session: requests.Session, timeout_s: float) -> ProbeAttempt:
     """One jwt-bearer token exchange with the agent's key file."""
     raw = material.get("key_file")
     if not raw:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, "probe material lacks the key file")
     try:
-        info = json.loads(raw)
-        credentials = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
+        # A copy of the parsed key file: a credential never refreshed, so no token is reused.
+        credentials = _parsed(raw).with_scopes(SCOPES)
     except (ValueError, KeyError) as exc:
         return ProbeAttempt(ProbeOutcome.INCONCLUSIVE, f"unusable key file: {type(exc).__name__}")
     request = _Timed(session, timeout_s)

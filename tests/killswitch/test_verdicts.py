@@ -139,6 +139,54 @@ def test_an_acceptance_after_a_rejection_is_reported_and_restarts_the_window(
     assert verdict.elapsed_s >= restarted - 0.05 + 0.4  # (the evidence rounds to 0.1 s)
 
 
+def _events(report: ContainmentReport, name: str) -> list[tuple[str, str]]:
+    """What the stand-in saw of one token of the report's agent, in order."""
+    token = f"{report.agent.id}-{name}"
+    return [(kind, answer) for kind, t, answer in stand_in.EVENTS if t == token]
+
+
+def _order(report: ContainmentReport) -> list[tuple[str, str, str]]:
+    """What the stand-in saw of all the report's tokens, in order."""
+    tokens = {c.credential.ref for c in report.credentials}
+    return [e for e in stand_in.EVENTS if e[1] in tokens]
+
+
+def test_a_credential_is_proven_while_another_credentials_revocation_is_under_way(
+    acme: None, tmp_path: Path
+) -> None:
+    """The settle window starts at the first rejection seen after the credential's *own*
+    revocation: a slow revocation of another credential of the provider holds it back no
+    longer."""
+    report, verdicts = contain(tmp_path, {"quick": {}, "slow": {"revoke_s": 1.5}}, settle_s=0.2)
+    assert report.ok and {v.status for v in verdicts.values()} == {VerdictStatus.DEAD}
+    order = _order(report)
+    slow_revoked = order.index(("revoked", f"{report.agent.id}-slow", ""))
+    quick_revoked = order.index(("revoked", f"{report.agent.id}-quick", ""))
+    after = [i for i, e in enumerate(order) if i > quick_revoked and e[1].endswith("-quick")]
+    # Every probe of the quick token that proved it (each answer after its revocation) was
+    # answered before the slow token's revocation came back.
+    assert after and all(order[i][2] == "401 token_revoked" for i in after)
+    assert max(after) < slow_revoked
+    assert len(after) == verdicts["quick"].attempts
+    assert "over the 0.2s settle window" in verdicts["quick"].evidence
+
+
+def test_no_credential_is_probed_before_its_own_revocation_is_back(
+    acme: None, tmp_path: Path
+) -> None:
+    report, verdicts = contain(tmp_path, {"quick": {}, "slow": {"revoke_s": 1.0}}, settle_s=0.2)
+    assert report.ok and verdicts["slow"].status is VerdictStatus.DEAD
+    for name in ("quick", "slow"):
+        events = _events(report, name)
+        revoked = events.index(("revoked", ""))
+        # The baseline, then the revocation, then only rejections: not one probe slipped in
+        # between (it would have been accepted) and none ran before the revocation.
+        assert events[:revoked] == [("answer", "200 ok")], events
+        assert events[revoked + 1 :] and all(
+            e == ("answer", "401 token_revoked") for e in events[revoked + 1 :]
+        ), events
+
+
 def test_a_settle_window_that_cannot_complete_in_the_deadline_is_unknown(
     acme: None, tmp_path: Path
 ) -> None:

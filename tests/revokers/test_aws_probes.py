@@ -105,3 +105,37 @@ def test_aws_alternative_probe_is_get_caller_identity(
                 admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
         attempt = aws.identity(admin, sts, AWS_KEY)
     assert attempt.outcome is outcome and "sts:GetCallerIdentity" in attempt.evidence
+
+
+@pytest.mark.parametrize(
+    ("quarantined", "outcome", "said"),
+    [
+        (True, REJECTED, f"deny-all {QUARANTINE_POLICY} read back on the principal"),
+        # An implicit deny (no quarantine read back) proves nothing, read ahead or not.
+        (False, INCONCLUSIVE, "no quarantine deny is in place"),
+    ],
+)
+def test_the_deny_is_read_back_alongside_the_probe_and_judges_its_access_denied(
+    quarantined: bool, outcome: ProbeOutcome, said: str
+) -> None:
+    admin, client = _aws("iam"), _aws("iam")
+    read_backs = aws.ReadBacks(workers=1)
+    with Stubber(admin) as admin_stub, Stubber(client) as stub:
+        stub.add_client_error("get_user", "AccessDenied", "explicit deny", 403)
+        if quarantined:
+            admin_stub.add_response(
+                "get_user_policy",
+                {
+                    "UserName": "agent-7",
+                    "PolicyName": QUARANTINE_POLICY,
+                    "PolicyDocument": json.dumps(DENY_ALL),
+                },
+            )
+        else:
+            admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
+            admin_stub.add_response("get_user", USER)  # the principal still exists
+        attempt = aws.probe(admin, client, AWS_KEY, read_backs)
+        admin_stub.assert_no_pending_responses()
+    read_backs.close()
+    assert attempt.outcome is outcome and said in attempt.evidence
+    assert read_backs.fresh(AWS_KEY.principal) is quarantined  # kept for the user's other keys

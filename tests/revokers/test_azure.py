@@ -409,3 +409,26 @@ def test_group_memberships_can_be_left_alone_and_are_reported(
     reported = {(g.kind, g.ref.lower()) for g in report.plan.grants}
     assert ("azure.group-role-assignment", shared.lower()) in reported
     assert ("azure.group-membership", f"groups/{team}/members/{agent}") in reported
+
+
+def test_each_probe_is_a_token_request_of_its_own_answered_by_entra(
+    azure: azure_fleet.Azure,
+) -> None:
+    """The probes' token requests share one tenant's token endpoint (read once from its
+    OpenID configuration), never an answer: a refused secret and a live one, in turns, each
+    get the stand-in's own answer."""
+    from revokers.azure.probes import TokenRequests
+
+    info = azure.info
+    tokens = TokenRequests(info["authority"], info["ca_cert"], 10.0)
+    scope = "https://management.azure.com/.default"
+    try:
+        for _ in range(2):
+            live = tokens.probe(info["tenant_id"], info["client_id"], info["client_secret"], scope)
+            assert live.outcome.value == "accepted", live.evidence
+            wrong = tokens.probe(info["tenant_id"], info["client_id"], "not-the-secret", scope)
+            assert wrong.outcome.value == "rejected" and wrong.code == "AADSTS7000215"
+            assert "invalid client secret" in wrong.evidence
+        assert list(tokens._endpoints) == [info["tenant_id"]]  # noqa: SLF001  (read once)
+    finally:
+        tokens.close()

@@ -85,7 +85,7 @@ class AcmeRevoker(Revoker):
         return Discovery(credentials, (), actions, protected_skipped=skipped)
 
     def perform(self, action: Action, materials: Sequence[Material] = ()) -> ActionResult:
-        before = stand_in.set_status(action.target, "revoked")
+        before = stand_in.revoke(action.target)
         if before == "revoked":
             return ActionResult(action, Outcome.ALREADY, "revoked already")
         return ActionResult(action, Outcome.DONE, "revoked", {"status": before})

@@ -5,8 +5,10 @@ Besides the plain case, it can be as awkward as a real provider: revocation that
 the token once more after its first rejection (`flap`), a probe that is refused before
 anything is revoked (`refused`: the token may not call the probe's endpoint), a provider
 that answers nothing useful until the token is revoked (`down`), and a revoked token's
-answer that is not on the allow-list (`revoked_answer`), and one that is slow to answer
-until the token is revoked (`slow_s`).
+answer that is not on the allow-list (`revoked_answer`), one that is slow to answer
+until the token is revoked (`slow_s`), and a revocation that takes `revoke_s` to return
+(it takes effect when it returns). `EVENTS` keeps every revocation and every answer, in
+order, for tests about what happens before what.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ QUIRKS: dict[str, dict[str, object]] = {}
 _REVOKED_AT: dict[str, float] = {}
 _FLAPPED: set[str] = set()
 _REJECTED: set[str] = set()
+# ("revoked", token id, "") when a revocation takes effect; ("answer", token id, answer).
+EVENTS: list[tuple[str, str, str]] = []
 
 
 def mint(agent_id: str, token_id: str, secret: str, **quirks: object) -> None:
@@ -39,7 +43,16 @@ def set_status(token_id: str, status: str) -> str:
         before, token["status"] = token["status"], status
         if status == "revoked" and before != "revoked":
             _REVOKED_AT[token_id] = time.monotonic()
+            EVENTS.append(("revoked", token_id, ""))
         return before
+
+
+def revoke(token_id: str) -> str:
+    """Revoke a token (after its `revoke_s`); the status it had."""
+    with LOCK:
+        delay_s = float(str(QUIRKS.get(token_id, {}).get("revoke_s", 0)))
+    time.sleep(delay_s)
+    return set_status(token_id, "revoked")
 
 
 def _answer(token_id: str, token: dict[str, str], *, endpoint: str) -> str:
@@ -71,5 +84,7 @@ def authenticate(secret: str, endpoint: str = "me") -> str:
     with LOCK:
         for token_id, token in TOKENS.items():
             if token["secret"] == secret:
-                return _answer(token_id, token, endpoint=endpoint)
+                answer = _answer(token_id, token, endpoint=endpoint)
+                EVENTS.append(("answer", token_id, answer))
+                return answer
     return "401 invalid_token"
