@@ -132,11 +132,12 @@ def _limits(profile: Path) -> dict[str, int]:
 
 def _link(home: Path, target: Path) -> str | None:
     """Point `$KILLSWITCH_HOME/profile.json` at the stack's profile unless it is an operator's
-    own file; the link it replaced (to restore at `down`)."""
+    own file; the link it replaced, as an absolute path (to restore at `down`, and to read as
+    the profile the stack was made from: the sandbox links its own relatively)."""
     link = home / "profile.json"
     if link.exists() and not link.is_symlink():
         return None
-    previous = os.readlink(link) if link.is_symlink() else ""
+    previous = str(link.parent / os.readlink(link)) if link.is_symlink() else ""
     if previous == str(target):
         return previous
     tmp = link.with_suffix(".json.tmp")
