@@ -103,7 +103,12 @@ class SlotPool:
         self._idle: list[tuple[UUID, float]] = []  # (lease, idle since)
         self._renewed: dict[UUID, float] = {}  # every lease held here, lent or idle
         self._cond = threading.Condition()
-        self._client: Any = None
+        # Made here, in the settings of the thread that makes the pool (a pool's own threads
+        # and the calls' threads need not carry Prefect's settings context).
+        from prefect.client.orchestration import get_client
+
+        self._client: Any = get_client(sync_client=True)
+        self._client.__enter__()
         self._keeper: threading.Thread | None = None
         # The keeper sleeps on its own event, not on `_cond`: a slot given back must wake a
         # call waiting for one, not the keeper (which would leave the call waiting out the
@@ -180,13 +185,7 @@ class SlotPool:
         return granted.lease_id, 0.0
 
     def _prefect(self) -> Any:
-        with self._cond:
-            if self._client is None:
-                from prefect.client.orchestration import get_client
-
-                self._client = get_client(sync_client=True)
-                self._client.__enter__()
-            return self._client
+        return self._client
 
     def _keep(self) -> None:
         """Give back what stayed idle past LINGER_S; renew what is held before it lapses."""
@@ -240,6 +239,12 @@ class SlotPool:
             self._cond.notify_all()
         for lease in leases:
             self._release(lease)
+        if self._keeper is not None:
+            self._keeper.join(timeout=5)
+        try:
+            self._client.__exit__(None, None, None)
+        except Exception:  # noqa: S110  (closing at exit: nothing left to tell)
+            pass
 
 
 _pools: dict[str, SlotPool] = {}

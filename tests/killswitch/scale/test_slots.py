@@ -14,9 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from killswitch.orchestrator import prefect_environment
 from killswitch.scale.slots import LEASE_S, LINGER_S, MissingLimitError, SlotPool
-from killswitch.settings import Settings
 from tests.conftest import prefect_headers
 
 pytestmark = pytest.mark.integration
@@ -24,15 +22,23 @@ LIMIT = 2
 
 
 @pytest.fixture
-def limit(sandbox: dict[str, Any], settings: Settings) -> Iterator[tuple[str, httpx.Client]]:
-    """A fresh global concurrency limit of LIMIT slots on the sandbox's server."""
-    prefect_environment(settings)
+def limit(sandbox: dict[str, Any]) -> Iterator[tuple[str, httpx.Client]]:
+    """A fresh global concurrency limit of LIMIT slots on the sandbox's server, which the
+    pools made inside the test reach (Prefect's settings of this process are read once: the
+    environment alone would not move an earlier test's)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    updates = {
+        PREFECT_API_URL: str(sandbox["prefect"]["api_url"]),
+        PREFECT_API_AUTH_STRING: str(sandbox["prefect"]["auth_string"]),
+    }
     api = httpx.Client(
         base_url=str(sandbox["prefect"]["api_url"]) + "/", headers=prefect_headers(sandbox)
     )
     name = f"killswitch-test-{uuid.uuid4().hex[:8]}"
     assert api.post("v2/concurrency_limits/", json={"name": name, "limit": LIMIT}).is_success
-    yield name, api
+    with temporary_settings(updates=updates):
+        yield name, api
     api.delete(f"v2/concurrency_limits/{name}")
     api.close()
 
