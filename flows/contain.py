@@ -85,14 +85,17 @@ def run_in_flow(
             len(plan.actions),
             ", ".join(plan.providers),
         )
-        with (
-            handover.handing(run_id, handover.Handed(runtime, request, plan)),
-            handover.untagged(),
-        ):
-            futures = [
-                contain_provider.submit(run_id, p) for p in engine.providers_of(runtime, plan)
-            ]
-            outcomes = [f.result() for f in futures]
+        if handover.in_lane():
+            outcomes = engine.threads(runtime, request, plan)
+        else:
+            with (
+                handover.handing(run_id, handover.Handed(runtime, request, plan)),
+                handover.untagged(),
+            ):
+                futures = [
+                    contain_provider.submit(run_id, p) for p in engine.providers_of(runtime, plan)
+                ]
+                outcomes = [f.result() for f in futures]
         late = engine.appeared_since(runtime, plan, age_s)
         untouched = engine.check_untouched(runtime, agent_id) if check_untouched else []
         report = assemble(

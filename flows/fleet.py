@@ -301,7 +301,10 @@ def fleet_lane(
                 ended[run_id] = _contain_one(runtime, kept[run_id][1])
 
         threads = max(1, min(runtime.settings.scale.agents_per_lane, len(waiting)))
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lane") as pool:
+        with (
+            handover.lane(),
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lane") as pool,
+        ):
             for future in [pool.submit(copy_context().run, work) for _ in range(threads)]:
                 future.result()
         ran = sum(v != "taken" for v in ended.values())

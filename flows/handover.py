@@ -23,6 +23,8 @@ from killswitch.settings import load_settings
 
 # A context variable, not a global: the warm service runs flows on several threads at once.
 _current: ContextVar[Runtime | None] = ContextVar("killswitch_runtime", default=None)
+# Inside a fleet's lane: many agents' runs in one process (see `in_lane`).
+_lane: ContextVar[bool] = ContextVar("killswitch_lane", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,23 @@ def using(runtime: Runtime) -> Iterator[Runtime]:
         yield runtime
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def lane() -> Iterator[None]:
+    """Runs started inside this block are one agent among many of a fleet's lane: their
+    providers run on threads of the agent's own flow run rather than as a task each (a
+    lane's Prefect bookkeeping then grows with its agents, not agents × providers: eight
+    task runs an agent were most of the Prefect server's work in a fleet)."""
+    token = _lane.set(True)
+    try:
+        yield
+    finally:
+        _lane.reset(token)
+
+
+def in_lane() -> bool:
+    return _lane.get()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from contextvars import copy_context
 from datetime import UTC, datetime
 
 from killswitch import carried, progress
@@ -149,12 +150,16 @@ def providers_of(runtime: Runtime, plan: Plan) -> list[str]:
 
 
 def threads(runtime: Runtime, request: Request, plan: Plan) -> list[ProviderOutcome]:
-    """Break-glass: every provider in parallel on plain threads, no orchestrator."""
+    """Every provider in parallel on plain threads: break-glass, or an agent of a fleet's
+    lane (each thread in the caller's context: the flow run its provider slots belong to)."""
     providers = providers_of(runtime, plan)
     if not providers:
         return []
+    contexts = [(copy_context(), p) for p in providers]
     with ThreadPoolExecutor(max_workers=runtime.provider_workers(len(providers))) as pool:
-        return list(pool.map(lambda p: execute(runtime, request, plan, p), providers))
+        return list(
+            pool.map(lambda cp: cp[0].run(execute, runtime, request, plan, cp[1]), contexts)
+        )
 
 
 def check_untouched(runtime: Runtime, exclude: str, *, per_agent: int = 4) -> list[UntouchedCheck]:
