@@ -54,7 +54,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest $(PYTEST_WORKERS) $(LONG_SUITES)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(LONG_SUITES) --durations=20
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -26,7 +26,7 @@ from killswitch.models import Agent, ContainmentReport, Plan, VerdictStatus
 from killswitch.recorder import refuse
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
-from killswitch.slack_app import blocks
+from killswitch.slack_app import blocks, status
 from killswitch.slack_app.access import Access
 from killswitch.slack_app.command import (
     MUTATING,
@@ -135,7 +135,7 @@ class SlackCommands:
             ack(text=USAGE)
             return
         if parsed.subcommand == "status":
-            ack(text=self.status(parsed.agent_id))
+            ack(text=status.said(self.runtime, parsed.agent_id))
             return
         request = self.request(parsed, user, channel)
         try:
@@ -381,26 +381,3 @@ class SlackCommands:
         Thread(self.client, channel).whisper(
             user, "dry run: nothing was changed", blocks.plan(plan)
         )
-
-    def status(self, agent_id: str) -> str:
-        """Current state, the last runs and the last verdicts, from inventory and ledger."""
-        agent = self.runtime.inventory.get_agent(agent_id)
-        if agent is None:
-            return f":grey_question: `{agent_id}` is not in the inventory"
-        runs, verdicts = [], {}
-        for row in self.runtime.ledger.rows(agent=agent_id):
-            if (
-                row["action"] in ("contain", "restore", "decommission")
-                and row["outcome"] != "started"
-            ):
-                runs.append(f"{row['ts'][:19]} {row['action']} {row['outcome']} by {row['actor']}")
-            elif row["action"] == "probe":
-                verdicts[f"{row['provider']} {row['credential']}"] = row["outcome"]
-        lines = [f"*{agent.id}* — owner {agent.owner}, status *{agent.status.value}*"]
-        lines += [f"• {line}" for line in runs[-5:]] or ["• no runs yet"]
-        if verdicts:
-            tally: dict[str, int] = {}
-            for outcome in verdicts.values():
-                tally[outcome] = tally.get(outcome, 0) + 1
-            lines.append("last verdicts: " + ", ".join(f"{n} {o}" for o, n in tally.items()))
-        return "\n".join(lines)

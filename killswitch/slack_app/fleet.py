@@ -5,8 +5,6 @@ and narrate it per agent in the thread as each finishes."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -20,27 +18,23 @@ from killswitch.orchestrator import NoWorkersError, OrchestratorUnreachableError
 from killswitch.request import Mode, Request
 from killswitch.slack_app import blocks
 from killswitch.slack_app.command import Parsed
-from killswitch.slack_app.thread import Thread
+from killswitch.slack_app.thread import LiveReply, Thread
 
 if TYPE_CHECKING:
     from killswitch.slack_app.app import SlackCommands
 
 
-class FleetBoard:
+class FleetBoard(LiveReply):
     """One thread reply, updated in place as agents start and finish (throttled)."""
 
     def __init__(
         self, thread: Thread, fleet_id: str, plans: Sequence[Plan], interval_s: float = 0.5
     ) -> None:
-        self.thread = thread
+        super().__init__(thread, interval_s)
         self.fleet_id = fleet_id
         self.agents = {p.run_id: p.agent.id for p in plans}
         self.states = dict.fromkeys(self.agents.values(), "waiting")
         self.headline = f"containing {len(plans)} agents"
-        self.interval_s = interval_s
-        self._lock = threading.Lock()
-        self._ts: str | None = None
-        self._pushed = 0.0
 
     def __call__(self, event: progress.Event) -> None:
         run_id = event.data.get("run_id")
@@ -55,22 +49,12 @@ class FleetBoard:
                 self.states[agent] = "running" if state == "running" else said
             else:
                 return
-            if self._ts is None or time.monotonic() - self._pushed >= self.interval_s:
-                self._push()
+            self._push(now=False)
 
-    def _push(self) -> None:
+    def shown(self) -> tuple[str, blocks.Blocks]:
         done = sum(s not in ("waiting", "running") for s in self.states.values())
         text = f"progress: {done}/{len(self.states)} agents done"
-        board = blocks.fleet_board(self.headline, self.states, len(self.states))
-        if self._ts is None:
-            self._ts = self.thread.reply(text, board)
-        else:
-            self.thread.update(self._ts, text, board)
-        self._pushed = time.monotonic()
-
-    def close(self) -> None:
-        with self._lock:
-            self._push()
+        return text, blocks.fleet_board(self.headline, self.states, len(self.states))
 
 
 class FleetCommands:

@@ -60,18 +60,45 @@ class Thread:
             log.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
 
 
-class Board:
-    """A run's progress as one thread reply, updated as providers move on (throttled)."""
+class LiveReply:
+    """One thread reply, posted once and then updated in place, at most every `interval_s`
+    (Slack rate-limits updates) but always at `close`; subclasses say what it shows."""
 
-    def __init__(self, thread: Thread, run_id: str, interval_s: float = 0.4) -> None:
+    def __init__(self, thread: Thread, interval_s: float) -> None:
         self.thread = thread
-        self.run_id = run_id
         self.interval_s = interval_s
-        self.states: dict[str, dict[str, Any]] = {}
-        self.headline = "planning…"
         self._lock = threading.Lock()
         self._ts: str | None = None
         self._pushed = 0.0
+
+    def shown(self) -> tuple[str, blocks.Blocks]:
+        """The reply's text (for notifications) and blocks."""
+        raise NotImplementedError
+
+    def _push(self, *, now: bool = True) -> None:
+        """Post or update (under `_lock`); `now=False`: only if the interval has passed."""
+        if not now and self._ts is not None and time.monotonic() - self._pushed < self.interval_s:
+            return
+        text, shown = self.shown()
+        if self._ts is None:
+            self._ts = self.thread.reply(text, shown)
+        else:
+            self.thread.update(self._ts, text, shown)
+        self._pushed = time.monotonic()
+
+    def close(self) -> None:
+        with self._lock:
+            self._push()
+
+
+class Board(LiveReply):
+    """A run's progress as one thread reply, updated as providers move on (throttled)."""
+
+    def __init__(self, thread: Thread, run_id: str, interval_s: float = 0.4) -> None:
+        super().__init__(thread, interval_s)
+        self.run_id = run_id
+        self.states: dict[str, dict[str, Any]] = {}
+        self.headline = "planning…"
 
     def __call__(self, event: progress.Event) -> None:
         if event.data.get("run_id") != self.run_id:
@@ -84,18 +111,8 @@ class Board:
                 self._push()
             elif event.kind == "provider":
                 self.states[event.provider] = dict(event.data)
-                if time.monotonic() - self._pushed >= self.interval_s:
-                    self._push()
+                self._push(now=False)
 
-    def _push(self) -> None:
+    def shown(self) -> tuple[str, blocks.Blocks]:
         text = "progress: " + ", ".join(f"{p} {s.get('phase')}" for p, s in self.states.items())
-        board = blocks.board(self.headline, self.states)
-        if self._ts is None:
-            self._ts = self.thread.reply(text, board)
-        else:
-            self.thread.update(self._ts, text, board)
-        self._pushed = time.monotonic()
-
-    def close(self) -> None:
-        with self._lock:
-            self._push()
+        return text, blocks.board(self.headline, self.states)
