@@ -96,10 +96,19 @@ class SlotPool:
     """This process's slots of one limit, leased one at a time from the Prefect server when a
     call finds none idle here; renewed while held, given back after LINGER_S idle."""
 
-    def __init__(self, name: str, *, linger_s: float = LINGER_S, lease_s: float = LEASE_S):
+    def __init__(
+        self,
+        name: str,
+        *,
+        linger_s: float = LINGER_S,
+        lease_s: float = LEASE_S,
+        renew_s: float | None = None,
+    ) -> None:
+        """`renew_s`: how often a held lease is renewed (a third of the lease by default)."""
         self.name = name
         self.linger_s = linger_s
         self.lease_s = lease_s
+        self.renew_s = renew_s if renew_s is not None else lease_s / 3
         self._idle: list[tuple[UUID, float]] = []  # (lease, idle since)
         self._renewed: dict[UUID, float] = {}  # every lease held here, lent or idle
         self._cond = threading.Condition()
@@ -198,7 +207,7 @@ class SlotPool:
                 self._idle = [(lease, s) for lease, s in self._idle if lease not in stale]
                 for lease in stale:
                     self._renewed.pop(lease, None)
-                due = [lease for lease, at in self._renewed.items() if now - at > self.lease_s / 3]
+                due = [lease for lease, at in self._renewed.items() if now - at > self.renew_s]
             for lease in stale:
                 self._release(lease)
             for lease in due:
