@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,16 +36,88 @@ def _disable_account(c: Clients, a: Action) -> Done:
 # (INVALID_ARGUMENT) for a get or a set once any binding has a condition, and a version-1
 # read-modify-write would lose the conditions (google/iam/v1/policy.proto, `version`).
 POLICY_VERSION = 3
-# One read-modify-write of a project's policy at a time in this process: a fleet's agents
-# share the project, and concurrent edits answer ABORTED to all but one (then retried with
-# backoff). Other processes still race; their ABORTED is transient.
-_POLICY_LOCKS: dict[str, threading.Lock] = {}
-_LOCKS_LOCK = threading.Lock()
 
 
-def _editing(project: str) -> threading.Lock:
-    with _LOCKS_LOCK:
-        return _POLICY_LOCKS.setdefault(project, threading.Lock())
+class _Edit:
+    """One caller's change to a project's policy: `apply` edits the policy in place and
+    says what it did (falsy: nothing changed); the writer fills in the outcome."""
+
+    def __init__(self, apply: Callable[[policy_pb2.Policy], Any]) -> None:
+        self.apply = apply
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise _own(self.error)
+        return self.result
+
+
+def _own(error: BaseException) -> BaseException:
+    """A copy of a batch's error for one caller to raise (a traceback is the raiser's own:
+    one exception object raised in several threads at once would share it)."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception that cannot be copied is raised as it is
+        return error
+
+
+class _Policies:
+    """The read-modify-writes of one project's policy in this process, coalesced. Every
+    caller queues its edit and waits for the writer's turn; whoever takes the turn reads the
+    policy once, applies every queued edit (its own and those of the callers behind it),
+    and writes once. A fleet's agents share the project: one edit at a time would be one
+    etag-guarded round trip pair each, and N processes editing at once answer ABORTED to
+    all but one of them. A failed write fails each edit of its batch (ABORTED is transient:
+    each caller's retry queues it again). Other processes still race; their ABORTED is
+    transient and each write carries a whole batch. The writer uses its own caller's clients:
+    every revoker of a project edits it as the kill switch's one identity there."""
+
+    def __init__(self) -> None:
+        self._queued: list[_Edit] = []
+        self._queue_lock = threading.Lock()
+        self._turn = threading.Lock()
+
+    def edit(self, c: Clients, project: str, apply: Callable[[policy_pb2.Policy], Any]) -> Any:
+        mine = _Edit(apply)
+        with self._queue_lock:
+            self._queued.append(mine)
+        with self._turn:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queued = self._queued, []
+                self._write_batch(c, project, batch)
+        return mine.outcome()
+
+    @staticmethod
+    def _write_batch(c: Clients, project: str, batch: list[_Edit]) -> None:
+        try:
+            policy = read_policy(c, project)
+            changed = False
+            for edit in batch:
+                try:
+                    edit.result = edit.apply(policy)
+                except Exception as error:  # this edit alone fails (the others still apply)
+                    edit.error = error
+                changed = changed or (edit.error is None and bool(edit.result))
+            if changed:
+                _write(c, project, policy)
+        except Exception as error:  # the read or the write failed: every edit with it
+            for edit in batch:
+                edit.error = error
+        finally:
+            for edit in batch:
+                edit.done = True
+
+
+_POLICIES: dict[str, _Policies] = {}
+_POLICIES_LOCK = threading.Lock()
+
+
+def _policies(project: str) -> _Policies:
+    with _POLICIES_LOCK:
+        return _POLICIES.setdefault(project, _Policies())
 
 
 def read_policy(c: Clients, project: str, timeout_s: float | None = None) -> policy_pb2.Policy:
@@ -57,10 +130,6 @@ def read_policy(c: Clients, project: str, timeout_s: float | None = None) -> pol
     if timeout_s is None:
         return c.projects.get_iam_policy(request=request)
     return c.projects.get_iam_policy(request=request, timeout=timeout_s)
-
-
-def _policy(c: Clients, project: str) -> policy_pb2.Policy:
-    return read_policy(c, project)
 
 
 Condition = dict[str, str] | None  # a binding's IAM condition (None: unconditional)
@@ -83,22 +152,23 @@ def _write(c: Clients, project: str, policy: policy_pb2.Policy) -> None:
 def _unbind(c: Clients, project: str, role: str, member: str) -> list[Condition]:
     """Remove the member from every binding of the role, conditional ones included (a
     conditional binding still grants); the conditions it was removed under, for undo."""
-    with _editing(project):
-        policy = _policy(c, project)
+
+    def unbind(policy: policy_pb2.Policy) -> list[Condition]:
         removed: list[Condition] = []
         for binding in policy.bindings:
             if binding.role == role and member in binding.members:
                 binding.members.remove(member)
                 removed.append(_condition(binding))
-        if removed:
-            _write(c, project, policy)
+        return removed
+
+    removed: list[Condition] = _policies(project).edit(c, project, unbind)
     return removed
 
 
 def _rebind(c: Clients, project: str, role: str, member: str, conditions: list[Condition]) -> bool:
     """Put the member back in the role under each recorded condition; True if it changed."""
-    with _editing(project):
-        policy = _policy(c, project)
+
+    def rebind(policy: policy_pb2.Policy) -> bool:
         changed = False
         for condition in conditions:
             binding = next(
@@ -114,9 +184,9 @@ def _rebind(c: Clients, project: str, role: str, member: str, conditions: list[C
             if member not in binding.members:
                 binding.members.append(member)
                 changed = True
-        if changed:
-            _write(c, project, policy)
-    return changed
+        return changed
+
+    return bool(_policies(project).edit(c, project, rebind))
 
 
 def perform(clients: Clients, project: str, action: Action) -> ActionResult:

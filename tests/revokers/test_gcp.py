@@ -4,14 +4,18 @@ stand-in: contain, prove, restore, bindings; and the stand-in's own fidelity."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import googleapiclient
 import pytest
 from google.api_core import exceptions as gexc
 
 from killswitch import pipeline, restoration
-from killswitch.models import Credential, Outcome, VerdictStatus
+from killswitch.errors import OwnIdentityError
+from killswitch.models import Action, ActionResult, Credential, Outcome, Verb, VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.sandbox.gcp import fleet as gcp_fleet
 from killswitch.sandbox.gcp.state import PROJECT
@@ -19,6 +23,7 @@ from killswitch.sandbox.gcp.token import set_clock_skew
 from killswitch.secrets import KeyringFile, Material, Secret, Stores
 from killswitch.settings import Settings
 from revokers.base import ProbeOutcome
+from revokers.gcp import operations
 from revokers.gcp.client import Clients
 from revokers.gcp.operations import read_policy
 from revokers.gcp.revoker import GcpRevoker
@@ -320,3 +325,91 @@ def test_a_clock_skew_invalid_grant_is_never_dead(
     finally:
         for email in emails:
             set_clock_skew(http_url, email, on=False)
+
+
+class CountingProjects:
+    """Google's Projects client, its SetIamPolicy calls counted (Google's client, not ours)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.lock = threading.Lock()
+
+    def get_iam_policy(self, **kwargs: Any) -> Any:
+        return self.inner.get_iam_policy(**kwargs)
+
+    def set_iam_policy(self, **kwargs: Any) -> Any:
+        with self.lock:
+            self.writes += 1
+        return self.inner.set_iam_policy(**kwargs)
+
+
+def remove_binding(member: str) -> Action:
+    return Action(
+        "gcp",
+        Verb.DETACH,
+        "remove-binding",
+        member,
+        TEMPORARY_ROLE,
+        True,
+        params={"role": TEMPORARY_ROLE, "member": member},
+    )
+
+
+def test_concurrent_binding_removals_share_one_read_modify_write(gcp: gcp_fleet.Gcp) -> None:
+    """A fleet's agents unbound at once in one process: every removal done, none ABORTED
+    (none retried: `perform` does not retry), in fewer policy writes than removals."""
+    clients = gcp.clients()
+    members = [f"serviceAccount:fleet-{n}@{PROJECT}.iam.gserviceaccount.com" for n in range(16)]
+    for member in members:
+        gcp_fleet.bind(clients, TEMPORARY_ROLE, member)
+    counting = CountingProjects(clients.projects)
+    shared = Clients(clients.iam, cast(Any, counting), clients.channel)
+    start = threading.Barrier(len(members))
+
+    def unbind(member: str) -> ActionResult:
+        start.wait()
+        return operations.perform(shared, PROJECT, remove_binding(member))
+
+    try:
+        with ThreadPoolExecutor(len(members)) as pool:
+            results = list(pool.map(unbind, members))
+        assert [r.outcome for r in results] == [Outcome.DONE] * len(members), [
+            r.detail for r in results
+        ]
+        assert all(r.undo == {"role": TEMPORARY_ROLE, "conditions": [None]} for r in results)
+        assert not set(members) & bindings(clients).get(TEMPORARY_ROLE, set())
+        assert counting.writes < len(members) / 2, counting.writes
+        # Again: nothing left to remove, so nothing written.
+        again = operations.perform(shared, PROJECT, remove_binding(members[0]))
+        assert (again.outcome, again.detail) == (Outcome.ALREADY, "not bound already")
+        assert counting.writes < len(members) / 2
+    finally:
+        clients.close()
+
+
+def test_a_failed_policy_read_fails_every_edit_of_its_batch_each_with_its_own_error(
+    gcp: gcp_fleet.Gcp,
+) -> None:
+    """The project cannot be read (denied, as Google answers for one that may not exist):
+    every caller of the batch is told so, with an error of its own to raise."""
+    clients = gcp.clients()
+    start = threading.Barrier(4)
+
+    def unbind(n: int) -> BaseException | None:
+        start.wait()
+        try:
+            operations.perform(clients, "no-such-project", remove_binding(f"user:{n}@x.io"))
+        except OwnIdentityError as error:
+            return error
+        return None
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            errors = list(pool.map(unbind, range(4)))
+        assert all(isinstance(e, OwnIdentityError) for e in errors), errors
+        assert all("PERMISSION_DENIED" in str(e) for e in errors)
+        causes = {id(e.__cause__) for e in errors if e is not None}
+        assert len(causes) == 4  # each caller raised a copy, never one object in four threads
+    finally:
+        clients.close()
