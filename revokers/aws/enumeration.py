@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from killswitch.errors import KillSwitchError, NotFoundError
 from killswitch.models import Nhi
-from revokers.aws.discovery import AccessKey, Principal, list_keys
+from revokers.aws.discovery import GAAD_PAGE_SIZE, AccessKey, Principal, list_keys
 from revokers.aws.errors import translate
 from revokers.aws.policies import QUARANTINE_POLICY, is_allow_all
 
@@ -35,7 +35,7 @@ def enumerate_account(
     """Users' keys and roles of the whole account, one GAAD page at a time."""
     try:
         pages = iam.get_paginator("get_account_authorization_details").paginate(
-            Filter=["User", "Role"]
+            Filter=["User", "Role"], PaginationConfig={"PageSize": GAAD_PAGE_SIZE}
         )
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for page in pages:

@@ -95,3 +95,32 @@ def test_decommission_removes_every_way_in_and_the_user_is_gone(
     assert stripped and "codecommit.amazonaws.com credential" in stripped[0]
     assert "bedrock.amazonaws.com credential" in stripped[0]
     assert "MFA device" in stripped[0] and "signing certificate" in stripped[0]
+
+
+def test_account_authorization_details_are_paged_as_iam_pages_them(admin: fleet.Admin) -> None:
+    """The stand-in pages GetAccountAuthorizationDetails (moto answers it whole): a marker
+    followed to the end gives every principal once; MaxItems above 1,000 is refused."""
+    iam = admin.iam()
+    whole = iam.get_account_authorization_details(Filter=["User", "Role"], MaxItems=1000)
+    assert not whole["IsTruncated"]
+    every = [u["UserName"] for u in whole["UserDetailList"]] + [
+        r["RoleName"] for r in whole["RoleDetailList"]
+    ]
+    assert len(every) > 3
+    paged: list[str] = []
+    marker: dict[str, str] = {}
+    pages = 0
+    while True:
+        page = iam.get_account_authorization_details(Filter=["User", "Role"], MaxItems=2, **marker)
+        pages += 1
+        names = [u["UserName"] for u in page["UserDetailList"]]
+        names += [r["RoleName"] for r in page["RoleDetailList"]]
+        assert len(names) <= 2
+        paged += names
+        if not page["IsTruncated"]:
+            break
+        marker = {"Marker": page["Marker"]}
+    assert paged == every and pages == -(-len(every) // 2)
+    with pytest.raises(ClientError, match="maxItems") as caught:  # botocore refuses 0 itself
+        iam.get_account_authorization_details(MaxItems=1001)
+    assert caught.value.response["Error"]["Code"] == "ValidationError"

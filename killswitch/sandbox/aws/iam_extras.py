@@ -7,7 +7,12 @@ only while policies are attached; real IAM answers `DeleteConflict` while the us
 of a password, access keys, signing certificates, SSH keys, service-specific credentials, MFA
 devices, inline or attached policies, or group memberships (IAM API reference, DeleteUser).
 
-Both are added to moto's own response class and backend, so moto's SigV4 authentication and
+moto's `GetAccountAuthorizationDetails` answers the whole account in one page and ignores
+`MaxItems`; IAM pages it, 100 items by default and at most 1,000 a page (`IsTruncated`,
+`Marker`): paged here as IAM does, so that a caller that does not follow the marker misses
+principals in the sandbox as it would in a large account.
+
+All are added to moto's own response class and backend, so moto's SigV4 authentication and
 policy evaluation (`iam:<Action>`) apply to them as to every other call.
 """
 
@@ -22,6 +27,7 @@ from typing import Any
 # IAM's documented service names for service-specific credentials.
 SERVICES = ("codecommit.amazonaws.com", "cassandra.amazonaws.com", "bedrock.amazonaws.com")
 LIMIT_PER_SERVICE = 2  # IAM: at most two per user and service
+GAAD_PAGE, GAAD_MAX = 100, 1000  # GetAccountAuthorizationDetails: MaxItems default, most
 
 
 @dataclass
@@ -91,6 +97,7 @@ def install() -> None:
         IAMException,
         LimitExceededException,
         NotFoundException,
+        ValidationError,
     )
     from moto.iam.models import IAMBackend
     from moto.iam.responses import IamResponse
@@ -158,8 +165,43 @@ def install() -> None:
         del _credentials(self.backend.get_user(credential.user))[credential.id]
         return EmptyResult()
 
+    def get_account_authorization_details(self: Any) -> Any:
+        """moto's answer, one page of it: MaxItems (1..1000, 100 by default) items over the
+        users, groups, roles and policies in that order, the marker an offset (opaque at
+        IAM: never parsed by a caller)."""
+        max_items = self._get_int_param("MaxItems", GAAD_PAGE)
+        if not 1 <= max_items <= GAAD_MAX:
+            raise ValidationError(
+                f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to "
+                f"satisfy constraint: Member must have value "
+                + (
+                    "greater than or equal to 1"
+                    if max_items < 1
+                    else f"less than or equal to {GAAD_MAX}"
+                )
+            )
+        marker = self._get_param("Marker")
+        if marker is not None and not str(marker).isdigit():
+            raise ValidationError("Invalid Marker")
+        start = int(marker or 0)
+        details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+        lists = (
+            ("UserDetailList", details["users"]),
+            ("GroupDetailList", details["groups"]),
+            ("RoleDetailList", details["roles"]),
+            ("Policies", details["managed_policies"]),
+        )
+        every = [(name, item) for name, items in lists for item in items]
+        page = every[start : start + max_items]
+        result: dict[str, Any] = {name: [i for n, i in page if n == name] for name, _ in lists}
+        result["IsTruncated"] = start + max_items < len(every)
+        if result["IsTruncated"]:
+            result["Marker"] = str(start + max_items)
+        return ActionResult(result)
+
     IAMBackend.delete_user = delete_user  # type: ignore[method-assign]
     for handler in (
+        get_account_authorization_details,
         create_service_specific_credential,
         list_service_specific_credentials,
         update_service_specific_credential,
