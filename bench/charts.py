@@ -116,7 +116,7 @@ def draw_fleet(runs: Sequence[Mapping[str, Any]]) -> None:
     if not runs:
         return
     workers = [str(r["workers"]) for r in runs]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.8))
     left.bar(workers, [r["credentials_per_s"] for r in runs], color="#2563eb", label="proven/s")
     left.plot(
         workers,
@@ -144,7 +144,7 @@ def draw_fleet(runs: Sequence[Mapping[str, Any]]) -> None:
     left.set_xlabel("workers")
     left.set_ylabel("credentials proven dead per second")
     left.set_title(f"{runs[0]['credentials']} credentials, {runs[0]['latency_ms']:.0f} ms a call")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     parts = list(runs[0].get("cpu_s", {}))
     bottom = [0.0] * len(runs)
     for i, part in enumerate(parts):
@@ -156,7 +156,7 @@ def draw_fleet(runs: Sequence[Mapping[str, Any]]) -> None:
     right.set_xlabel("workers")
     right.set_ylabel("cores busy (CPU seconds / wall second)")
     right.set_title("where the CPU went")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     fig.tight_layout()
     fig.savefig(RESULTS / "fleet_workers.png", dpi=110)
     plt.close(fig)
