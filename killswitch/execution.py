@@ -212,13 +212,14 @@ def run_provider(
             )
         on_baselines(controls)  # in the ledger before anything changes: a re-run may need it
 
-        def perform_one(action: Action) -> ActionResult:
+        def perform_one(action: Action, *, started: bool = False) -> ActionResult:
             # Some providers revoke *with* the secret (Slack auth.revoke, GitHub's revoke
             # API): the revoker says which operations, the engine hands the material over.
             credential = by_ref.get(action.target)
             needed = action.operation in revoker.material_operations and credential is not None
             given = materials[credential.key].result() if needed and credential else ()
-            on_start(action)  # recorded before the change is made (a kill mid-way is undoable)
+            if not started:
+                on_start(action)  # recorded before the change (a kill mid-way is undoable)
             return perform(revoker, action, timing.action_deadline_s, given, slot)
 
         def run(
@@ -230,8 +231,13 @@ def run_provider(
             together = ThreadPoolExecutor(
                 max_workers=max(1, min(len(batched), MAX_BATCHED)), thread_name_prefix="batched"
             )
+            # Their intents first, all of them: recorded one by one as each was sent, forty
+            # commits outlasted the revoker's gathering window (GitHub's 0.2 s) on a busy
+            # machine and the run's revocations went in two calls.
+            for action in batched:
+                on_start(action)
             with together:
-                futures = [together.submit(perform_one, a) for a in batched]
+                futures = [together.submit(perform_one, a, started=True) for a in batched]
                 alone = [a for a in actions if a.operation not in revoker.batched_operations]
                 futures += [pool.submit(perform_one, a) for a in alone]
                 for future in as_completed(futures):
