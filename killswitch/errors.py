@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 
 class KillSwitchError(Exception):
     """Base of every error the kill switch raises on purpose."""
@@ -150,3 +152,24 @@ class SilentProviderError(TransientError):
         "The provider did not answer within the deadline: check its status and the network "
         "path to it, then run the command again."
     )
+
+
+def own_copy(error: BaseException) -> BaseException:
+    """A copy of an error that several threads learned of together (a group commit's, a
+    coalesced write's) for one of them to raise: a traceback is the raiser's own, and one
+    exception object raised in several threads at once would have them write over it. The
+    copy keeps the original's cause, context and traceback (where it failed); an error that
+    cannot be copied is given as it is."""
+    try:
+        clone = copy.copy(error)
+    except Exception:  # keyword-only arguments (ours): its args and attributes, as they are
+        try:
+            clone = type(error).__new__(type(error), *error.args)
+            clone.__dict__.update(error.__dict__)
+        except Exception:
+            return error
+    if type(clone) is not type(error) or clone.args != error.args:
+        return error
+    clone.__cause__, clone.__context__ = error.__cause__, error.__context__
+    clone.__suppress_context__ = error.__suppress_context__
+    return clone.with_traceback(error.__traceback__)

@@ -43,6 +43,7 @@ from killswitch.anchors import (
     judge,
     seal_payload,
 )
+from killswitch.errors import own_copy
 from killswitch.ledger_key import LedgerKeyError, LedgerMissingError, create_key, load_key
 from killswitch.ledger_key import ledger_key_from as ledger_key_from  # (where it was)
 from killswitch.ledger_store import FIELDS, LedgerStore, SqliteStore, StoreUnreadable
@@ -223,7 +224,7 @@ class Ledger:
                     batch, self._queue = self._queue, []
                 self._commit(batch)
         if mine.error is not None:
-            raise mine.error
+            raise own_copy(mine.error)  # each caller its own (they raise it at once)
         return mine.seqs
 
     def _commit(self, batch: list[_Queued]) -> None:

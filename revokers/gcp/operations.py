@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from google.iam.v1 import policy_pb2
 
-from killswitch.errors import ProviderError
+from killswitch.errors import ProviderError, own_copy
 from killswitch.models import Action, ActionResult
 from revokers.base import Done, dispatch
 from revokers.gcp.client import Clients
@@ -50,17 +49,8 @@ class _Edit:
 
     def outcome(self) -> Any:
         if self.error is not None:
-            raise _own(self.error)
+            raise own_copy(self.error)
         return self.result
-
-
-def _own(error: BaseException) -> BaseException:
-    """A copy of a batch's error for one caller to raise (a traceback is the raiser's own:
-    one exception object raised in several threads at once would share it)."""
-    try:
-        return copy.copy(error)
-    except Exception:  # an exception that cannot be copied is raised as it is
-        return error
 
 
 class _Policies:
