@@ -71,8 +71,7 @@ sandbox-down: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
 
-# The scaled-out fleet test (PostgreSQL + Prefect server + two workers) and the tests
-# marked `long`: minutes each on two cores, so outside `make test` until they are faster.
+# The tests marked `long` (minutes each on two cores), outside `make test`. The scaled-out
+# fleet test (PostgreSQL + a Prefect server + two workers) is in `make test` (~1.5 min).
 test-long: $(STAMP) $(CHAOS_STAMP)
-	$(PY) -m pytest tests/flows/test_fleet.py
 	$(PY) -m pytest -m long
