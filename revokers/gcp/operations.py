@@ -93,9 +93,11 @@ class _Policies:
                 changed = changed or (edit.error is None and bool(edit.result))
             if changed:
                 _write(c, project, policy)
-        except Exception as error:  # the read or the write failed: every edit with it
+        except BaseException as error:  # the read or the write failed: every edit with it
             for edit in batch:
                 edit.error = error
+            if not isinstance(error, Exception):
+                raise  # an interrupt: the waiting callers raise it too, none is told "done"
         finally:
             for edit in batch:
                 edit.done = True
