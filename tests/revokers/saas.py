@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
 from killswitch import pipeline
 from killswitch.models import ContainmentReport, VerdictStatus
 from killswitch.request import Mode, Request
@@ -20,6 +22,18 @@ def provider_runtime(settings: Settings, provider: str, **overrides: object) -> 
         yield runtime
     finally:
         runtime.close()
+
+
+def runtime_of(provider: str, *, name: str = "runtime") -> object:
+    """A test module's fixture `name`: a runtime for `provider` alone, closed afterwards
+    (`runtime = runtime_of("aws")` at a module's top level)."""
+
+    @pytest.fixture(name=name)
+    def fixture(settings: Settings) -> Iterator[Runtime]:
+        with provider_runtime(settings, provider) as opened:
+            yield opened
+
+    return fixture
 
 
 def contain(runtime: Runtime, agent_id: str) -> ContainmentReport:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,21 +19,17 @@ from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox.aws import fleet
 from killswitch.secrets import KeyringFile, MappingSource
-from killswitch.settings import Settings
 from killswitch.verdicts import check_alive
 from revokers.aws.probes import probe
 from revokers.base import ProbeOutcome
 from tests.conftest import SeedAgent
+from tests.revokers.saas import runtime_of
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    """AWS alone: these tests count and compare AWS state only."""
-    opened = Runtime.open(settings, providers=["aws"])
-    yield opened
-    opened.close()
+# AWS alone: these tests count and compare AWS state only.
+runtime = runtime_of("aws")
 
 
 def contain(runtime: Runtime, agent_id: str, **kw: Any) -> ContainmentReport:

@@ -3,7 +3,6 @@ IAM's real DeleteConflict rule and its service-specific credentials (Git credent
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,13 @@ from killswitch.models import VerdictStatus
 from killswitch.request import Mode, Request, Workflow
 from killswitch.runtime import Runtime
 from killswitch.sandbox.aws import fleet
-from killswitch.settings import Settings
 from tests.conftest import SeedAgent
+from tests.revokers.saas import runtime_of
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    opened = Runtime.open(settings, providers=["aws"])
-    yield opened
-    opened.close()
+runtime = runtime_of("aws")
 
 
 def held_by(iam: Any, user: str) -> dict[str, int]:

@@ -4,7 +4,6 @@ made outside a probe is signed by no one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,19 +13,15 @@ from killswitch import pipeline
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 from killswitch.secrets import Material
-from killswitch.settings import Settings
 from revokers.aws.revoker import AwsRevoker
 from revokers.base import ProbeOutcome
 from tests.conftest import SeedAgent
+from tests.revokers.saas import runtime_of
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    opened = Runtime.open(settings, providers=["aws"])
-    yield opened
-    opened.close()
+runtime = runtime_of("aws")
 
 
 def test_probes_of_many_keys_at_once_are_each_signed_with_their_own_key(

@@ -72,6 +72,21 @@ def test_aws_baseline_calls_an_implicit_deny_a_rejection(
         assert "implicit deny" in attempt.evidence
 
 
+def read_back(admin_stub: Stubber, quarantined: bool) -> None:
+    """IAM's answer to the deny read-back: the quarantine deny-all, or no such policy."""
+    if quarantined:
+        admin_stub.add_response(
+            "get_user_policy",
+            {
+                "UserName": "agent-7",
+                "PolicyName": QUARANTINE_POLICY,
+                "PolicyDocument": json.dumps(DENY_ALL),
+            },
+        )
+    else:
+        admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
+
+
 @pytest.mark.parametrize(
     ("error", "quarantined", "outcome"),
     [
@@ -92,17 +107,7 @@ def test_aws_alternative_probe_is_get_caller_identity(
                 "get_caller_identity",
                 {"UserId": "AIDA1", "Account": "123456789012", "Arn": AWS_KEY.principal},
             )
-            if quarantined:
-                admin_stub.add_response(
-                    "get_user_policy",
-                    {
-                        "UserName": "agent-7",
-                        "PolicyName": QUARANTINE_POLICY,
-                        "PolicyDocument": json.dumps(DENY_ALL),
-                    },
-                )
-            else:
-                admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
+            read_back(admin_stub, quarantined)
         attempt = aws.identity(admin, sts, AWS_KEY)
     assert attempt.outcome is outcome and "sts:GetCallerIdentity" in attempt.evidence
 
@@ -122,17 +127,8 @@ def test_the_deny_is_read_back_alongside_the_probe_and_judges_its_access_denied(
     read_backs = aws.ReadBacks(workers=1)
     with Stubber(admin) as admin_stub, Stubber(client) as stub:
         stub.add_client_error("get_user", "AccessDenied", "explicit deny", 403)
-        if quarantined:
-            admin_stub.add_response(
-                "get_user_policy",
-                {
-                    "UserName": "agent-7",
-                    "PolicyName": QUARANTINE_POLICY,
-                    "PolicyDocument": json.dumps(DENY_ALL),
-                },
-            )
-        else:
-            admin_stub.add_client_error("get_user_policy", "NoSuchEntity", "none", 404)
+        read_back(admin_stub, quarantined)
+        if not quarantined:
             admin_stub.add_response("get_user", USER)  # the principal still exists
         attempt = aws.probe(admin, client, AWS_KEY, read_backs)
         admin_stub.assert_no_pending_responses()

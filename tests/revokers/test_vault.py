@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import hvac
 import pytest
 from hvac import exceptions as hv
@@ -19,15 +17,12 @@ from revokers.vault.policies import policy_hcl
 from revokers.vault.revoker import VaultRevoker
 from revokers.vault.settings import VaultSettings
 from tests.conftest import SeedAgent, keyring_material
+from tests.revokers.saas import runtime_of
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def vault_runtime(settings: Settings) -> Iterator[Runtime]:
-    opened = Runtime.open(settings, providers=["vault"])
-    yield opened
-    opened.close()
+vault_runtime = runtime_of("vault", name="vault_runtime")
 
 
 def contain(runtime: Runtime, agent_id: str) -> ContainmentReport:
