@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import ceilings, charts
 from bench.harness import Bench, cli, machine, summary, write
-from killswitch import pipeline
+from killswitch import pipeline, service
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
 
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="killswitch-bench-"))
     bench = Bench.start(home)
     warm = Runtime.open(bench.settings)
+    service.warm(warm.settings)  # as `killswitch serve` does before its first request
     try:
         print(f"bench home {home}; measuring the stand-ins' ceilings", flush=True)
         ceiling = ceilings.measure(bench)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import ceilings
 from bench.harness import Bench, machine, write
-from killswitch import pipeline
+from killswitch import pipeline, service
 from killswitch.models import ContainmentReport, VerdictStatus
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="killswitch-fleet-"))
     bench = Bench.start(home, pin=False)
     runtime = Runtime.open(bench.settings)
+    service.warm(runtime.settings)  # as `killswitch serve` does before its first request
     try:
         ceiling = ceilings.measure(bench)
         print(f"seeding {args.agents} agents x ~{args.per_agent} credentials", flush=True)

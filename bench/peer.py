@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, Bench, machine, summary, write
-from killswitch import pipeline
+from killswitch import pipeline, service
 from killswitch.models import VerdictStatus
 from killswitch.request import Mode, Request
 from killswitch.runtime import Runtime
@@ -186,13 +186,13 @@ def c7n_shows(bench: Bench, agent_id: str, keys: list[tuple[str, str]]) -> dict[
     moto = str(bench.status["stand_ins"]["moto"]["url"])
     signed_with = (material["access_key_id"], material["secret_access_key"])
     accepted: dict[str, str] = {}
-    for service, call in (("sts", "get_caller_identity"), ("iam", "get_user")):
-        client = aws_fleet.client(service, moto, *signed_with)
+    for api, call in (("sts", "get_caller_identity"), ("iam", "get_user")):
+        client = aws_fleet.client(api, moto, *signed_with)
         try:
             getattr(client, call)()
-            accepted[f"{service}:{call}"] = "accepted"
+            accepted[f"{api}:{call}"] = "accepted"
         except Exception as exc:  # noqa: BLE001  (what the provider said is the result)
-            accepted[f"{service}:{call}"] = f"rejected: {type(exc).__name__}"
+            accepted[f"{api}:{call}"] = f"rejected: {type(exc).__name__}"
     return {
         "keys_inactive": sum(1 for s in statuses.values() if s == "Inactive"),
         "keys": len(statuses),
@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="killswitch-peer-"))
     bench = Bench.start(home)
     warm = Runtime.open(bench.settings, providers=["aws"])
+    service.warm(warm.settings)  # as `killswitch serve` does before its first request
     try:
         warm_agent, _ = seed(bench)
         pipeline.contain(warm, Request(warm_agent, "warm-up", "bench", mode=Mode.FLOW))

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
-from killswitch import engine, planning, restoration
+from killswitch import engine, heap, planning, restoration
 from killswitch import sweep as sweeping
 from killswitch.assembly import assemble
 from killswitch.fleet.report import FleetReport
@@ -61,6 +61,21 @@ def run(
     """Run the plan kept under `run_id`, exactly: as the `contain` (or `decommission`) flow
     in this process (its flow run tagged `tags`), or break-glass (`mode`, else the mode it
     was planned with)."""
+    try:
+        return _run(runtime, run_id, mode, check_untouched, verbose, plan_s, tags)
+    finally:
+        heap.ran()
+
+
+def _run(
+    runtime: Runtime,
+    run_id: str,
+    mode: Mode | None,
+    check_untouched: bool,
+    verbose: bool,
+    plan_s: float,
+    tags: Sequence[str],
+) -> ContainmentReport:
     request, kept, state = Plans(runtime.inventory).load(run_id)
     if state is not PlanState.PLANNED:
         raise PlanNotRunnableError(f"plan {run_id[:12]} cannot run: it is {state}")

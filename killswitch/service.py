@@ -21,6 +21,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from killswitch import heap
 from killswitch.errors import ConfigurationError, KillSwitchError
 from killswitch.recorder import refuse
 from killswitch.request import Request
@@ -202,12 +203,9 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     """Run until interrupted."""
     import uvicorn
 
-    from killswitch.orchestrator import prefect_environment
-
     app = build(runtime)  # refuses to start on an invalid playbook or nothing to serve
     try:
-        prefect_environment(runtime.settings)
-        warm()
+        warm(runtime.settings)
     except KillSwitchError as exc:  # runs fall back to break-glass and say so in the thread
         log.warning("%s — Slack runs will go break-glass until it answers", exc.message)
         log.warning("the scheduled sweep needs Prefect: not scheduled")
@@ -216,10 +214,19 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def warm() -> None:
-    """Import the flows (and Prefect) now: the first alert or command must not pay for it."""
-    import flows.contain  # noqa: F401
-    import flows.restore  # noqa: F401
+def warm(settings: Settings) -> None:
+    """Before the first request: Prefect pointed at its API and the flows imported (the first
+    alert or command must not pay for it), and what is loaded now kept out of the garbage
+    collector's full scans (killswitch/heap.py) — that even when Prefect does not answer
+    (KillSwitchError: runs go break-glass)."""
+    from killswitch.orchestrator import prefect_environment
+
+    try:
+        prefect_environment(settings)
+        import flows.contain  # noqa: F401
+        import flows.restore  # noqa: F401
+    finally:
+        heap.keep_warm()
 
 
 def schedule_sweep(settings: Settings) -> threading.Thread | None:

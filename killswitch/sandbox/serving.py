@@ -67,11 +67,9 @@ def service_on_a_port(runtime: Runtime, *, desks: list[AlertDesk] | None = None)
     """`killswitch serve`'s app in this process until the block ends; yields its port (the
     demos drive it as a sender would; `desks` receives the alert desk when alerts are on)."""
     from killswitch import service
-    from killswitch.orchestrator import prefect_environment
 
     try:
-        prefect_environment(runtime.settings)
-        service.warm()
+        service.warm(runtime.settings)
     except KillSwitchError:  # runs go break-glass and say so
         pass
     server = ThreadedServer("killswitch-serve")

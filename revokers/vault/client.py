@@ -1,12 +1,20 @@
 """hvac clients with the kill switch's own identity: one per thread (requests sessions are not
-shared across threads), logged in once, re-used for the life of the revoker."""
+shared across threads), logged in once, re-used for the life of the revoker.
+
+Every client a thread makes — its own, and the throw-away ones of probes with an agent's
+token or login — sends through that thread's one `requests.Session`, so a probe re-uses a
+kept-alive connection instead of opening (and TLS-handshaking) one of its own. A token
+travels in each request's `X-Vault-Token` header, never in the session; the session keeps
+no cookies."""
 
 from __future__ import annotations
 
 import threading
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import hvac
+import requests
 from hvac.adapters import JSONAdapter
 from requests import exceptions as rq
 from tenacity import retry_if_exception
@@ -117,6 +125,17 @@ class Clients:
     def with_token(self, token: str) -> hvac.Client:
         return self._make(token)
 
+    def _session(self) -> requests.Session:
+        """This thread's one session (its connection pool), for every client it makes."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            # hvac takes TLS verification from a session it is given, not from `verify=`.
+            session.verify = self.config.verify
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            self._local.session = session
+        return session
+
     def _make(self, token: str | None, adapter: type[JSONAdapter] = JSONAdapter) -> hvac.Client:
         return hvac.Client(
             url=self.config.addr,
@@ -125,4 +144,5 @@ class Clients:
             verify=self.config.verify,
             timeout=int(self.config.timeout_s),
             adapter=adapter,
+            session=self._session(),
         )
