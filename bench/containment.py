@@ -13,6 +13,9 @@ Modes, each on a fresh agent per run (containment is destructive):
     python -m bench.containment [--ks 11,60,240] [--ls 0,50] [--runs 3] [--quick]
                                 [--modes flow_warm,parallel]
 
+Each measured agent's IAM users and role are deleted after its run (untimed, `Bench.retire`):
+every row scans an account of the same size (~30 principals), whatever ran before it.
+
 Writes bench/results/containment.json and bench/results/*.png; bench/README.md quotes them.
 With --modes (a subset), it prints its figures and writes nothing: the results stay whole.
 """
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         agent_id, actual = bench.seed(k)
                         bench.reset_calls()
                         seconds, whole, ok, run_id = run_once(mode, bench, agent_id, warm)
+                        bench.retire(agent_id)  # every run scans an account of one size
                         samples.append(seconds)
                         returned.append(whole)
                         proven = proven and ok
