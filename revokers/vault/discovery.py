@@ -6,14 +6,14 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from killswitch.errors import NotFoundError
+from killswitch.errors import NotFoundError, TransientError, own_copy
 from killswitch.models import Action, Credential, CredentialRef, Grant, Verb
 from revokers.vault.client import Clients
 from revokers.vault.errors import translate
@@ -130,7 +130,12 @@ class AccessorIndex:
     lookup each — thousands of round trips in a busy Vault. What a lookup says of a token
     (its entity, name, issue time) never changes, so it is kept: for the revoker's life, and
     in a cache file across processes (a cold `killswitch contain` looks up only the tokens
-    minted since). Accessors no longer listed (revoked) are dropped."""
+    minted since). Accessors no longer listed (revoked) are dropped.
+
+    Scans at once (a fleet's agents, discovered side by side) each list the accessors
+    themselves — a scan sees every token minted before it began — but an accessor another
+    scan is already looking up is waited for, not looked up again: a cold fleet of 50
+    agents used to look every accessor up once per agent."""
 
     KEPT = ("entity_id", "display_name", "issue_time", "path")
 
@@ -140,6 +145,7 @@ class AccessorIndex:
         self.cache = cache
         self._lock = threading.Lock()
         self._known: dict[str, dict[str, Any]] = self._load()
+        self._looking: dict[str, Future[dict[str, Any] | None]] = {}
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self.cache is None:
@@ -159,6 +165,7 @@ class AccessorIndex:
         os.replace(tmp, self.cache)
 
     def scan(self) -> dict[str, dict[str, Any]]:
+        """accessor → what its lookup said, for every accessor listed now."""
         try:
             keys = [
                 str(k)
@@ -166,27 +173,78 @@ class AccessorIndex:
             ]
         except Exception as exc:
             raise translate(exc, doing="list token accessors") from exc
+        listed = set(keys)
         with self._lock:
-            self._known = {k: v for k, v in self._known.items() if k in set(keys)}
-            unknown = [k for k in keys if k not in self._known]
-        if unknown:
-            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(unknown)))) as pool:
-                contexts = [copy_context() for _ in unknown]  # the deadline goes with each
-                looked = dict(
-                    zip(
-                        unknown,
-                        pool.map(lambda c, k: c.run(self._lookup, k), contexts, unknown),
-                        strict=True,
-                    )
-                )
-            with self._lock:
-                self._known.update({k: v for k, v in looked.items() if v is not None})
-                known = dict(self._known)
-            self._save(known)
+            self._known = {k: v for k, v in self._known.items() if k in listed}
+            found = {k: self._known[k] for k in keys if k in self._known}
+            unknown = [k for k in keys if k not in found]
+            theirs = {k: self._looking[k] for k in unknown if k in self._looking}
+            mine = [k for k in unknown if k not in theirs]
+            for k in mine:
+                self._looking[k] = Future()
+        if mine:
+            found.update(self._look_up(mine))
+        for k, looking in theirs.items():
+            try:
+                answer = looking.result()
+            except BaseException as exc:
+                raise own_copy(exc) from None
+            if answer is not None:
+                found[k] = answer
+        return found
+
+    def _look_up(self, accessors: list[str]) -> dict[str, dict[str, Any]]:
+        """Look up the accessors this scan took on, telling every scan that waits for one."""
+        answers: dict[str, dict[str, Any] | None] = {}
+        failed: BaseException | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(accessors)))) as pool:
+                contexts = [copy_context() for _ in accessors]  # the deadline goes with each
+                futures = [
+                    pool.submit(c.run, self._lookup, k)
+                    for c, k in zip(contexts, accessors, strict=True)
+                ]
+                for k, future in zip(accessors, futures, strict=True):
+                    try:
+                        answers[k] = future.result()
+                    except Exception as exc:
+                        failed = failed or exc
+                        self._settle(k, error=exc)
+                    else:
+                        self._settle(k, answer=answers[k])
+        finally:  # interrupted: whoever waits learns it, and the next scan looks them up
+            for k in accessors:
+                if k not in answers:
+                    self._settle(k, error=failed or _interrupted())
+        looked = {k: v for k, v in answers.items() if v is not None}
         with self._lock:
-            return dict(self._known)
+            self._known.update(looked)
+            known = dict(self._known)
+        self._save(known)
+        if failed is not None:
+            raise failed
+        return looked
+
+    def _settle(
+        self,
+        accessor: str,
+        *,
+        answer: dict[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            looking = self._looking.pop(accessor, None)
+            if answer is not None:
+                self._known[accessor] = answer
+        if looking is None or looking.done():
+            return
+        if error is not None:
+            looking.set_exception(error)
+        else:
+            looking.set_result(answer)
 
     def _lookup(self, accessor: str) -> dict[str, Any] | None:
+        """`auth/token/lookup-accessor`: None when the token is gone since the listing."""
         try:
             data = _data(self.clients.reading().auth.token.lookup_accessor(accessor))
             return {k: data.get(k) for k in self.KEPT}
@@ -197,6 +255,13 @@ class AccessorIndex:
             ):
                 return None  # revoked since the list was taken
             raise error from exc
+
+
+def _interrupted() -> TransientError:
+    """What a scan waiting on another's lookup learns when that scan was cut short."""
+    return TransientError(
+        "lookup-accessor interrupted in a concurrent scan", provider="vault", provider_code=""
+    )
 
 
 def secret_id_accessors(
