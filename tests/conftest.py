@@ -116,9 +116,12 @@ def prefect_headers(sandbox: Mapping[str, Any]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def prefect_http(sandbox: dict[str, Any]) -> Iterator[httpx.Client]:
-    """An httpx client of the sandbox's Prefect API, authenticated."""
+    """An httpx client of the sandbox's Prefect API, authenticated; a connection per request
+    (a kept-alive one the server closed while idle was reset under a test's next call)."""
     with httpx.Client(
-        base_url=str(sandbox["prefect"]["api_url"]) + "/", headers=prefect_headers(sandbox)
+        base_url=str(sandbox["prefect"]["api_url"]) + "/",
+        headers=prefect_headers(sandbox),
+        limits=httpx.Limits(max_keepalive_connections=0),
     ) as client:
         yield client
 

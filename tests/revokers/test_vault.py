@@ -238,7 +238,11 @@ def test_vault_down_is_unknown_not_dead(settings: Settings, seed_agent: SeedAgen
     finally:
         runtime.close()
     assert not report.ok
-    assert any(e.startswith("vault: discovery failed: transient") for e in report.errors)
+    # Transient (the retries ran out inside the deadline) or silent (the deadline came first,
+    # as on a busy machine): either way Vault did not answer, and nothing is called dead.
+    said = ("vault: discovery failed: transient", "vault: discovery failed: provider-silent")
+    assert any(e.startswith(said) for e in report.errors), report.errors
+    assert not report.count(VerdictStatus.DEAD)
 
 
 def test_decommission_destroys_everything_and_leaves_no_lease(
