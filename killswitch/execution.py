@@ -236,8 +236,20 @@ def run_provider(
             # machine and the run's revocations went in two calls.
             for action in batched:
                 on_start(action)
+            # And their threads all started before the first is let go: started one by one
+            # as each was submitted, forty threads on a busy machine (each waiting its turn
+            # for the interpreter) also outlasted the window.
+            go = threading.Event()
+
+            def released(action: Action) -> ActionResult:
+                go.wait()
+                return perform_one(action, started=True)
+
             with together:
-                futures = [together.submit(perform_one, a, started=True) for a in batched]
+                try:
+                    futures = [together.submit(released, a) for a in batched]
+                finally:
+                    go.set()
                 alone = [a for a in actions if a.operation not in revoker.batched_operations]
                 futures += [pool.submit(perform_one, a) for a in alone]
                 for future in as_completed(futures):
