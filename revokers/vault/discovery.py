@@ -216,14 +216,12 @@ class AccessorIndex:
             for k in accessors:
                 if k not in answers:
                     self._settle(k, error=failed or _interrupted())
-        looked = {k: v for k, v in answers.items() if v is not None}
-        with self._lock:
-            self._known.update(looked)
+        with self._lock:  # each answer is in it already (`_settle`)
             known = dict(self._known)
         self._save(known)
         if failed is not None:
             raise failed
-        return looked
+        return {k: v for k, v in answers.items() if v is not None}
 
     def _settle(
         self,
